@@ -1,0 +1,62 @@
+"""``wavenet-edge`` command line: a thin shell over the libraries.
+
+Sub-commands are plug-ins (entry-point group ``wavenet_edge.commands``): each entry point is a
+function ``register(subparsers)`` that adds one sub-parser and sets ``func=handler(args) -> int``.
+This keeps the dependency arrow one way: the runtime never imports the host toolchain, yet one
+``wavenet-edge`` command reaches all of it.  Handlers import their heavy modules lazily so that
+``--help`` stays fast.  User errors (:class:`WaveNetEdgeError`) become one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import WaveNetEdgeError
+
+__all__ = ["main", "build_parser"]
+
+_ORDER = ["quickstart", "train", "convert", "info", "generate", "score", "verify", "simulate",
+          "export-c", "explain"]
+
+
+def _entry_points():
+    from importlib.metadata import entry_points
+    eps = entry_points(group="wavenet_edge.commands")
+    order = {n: i for i, n in enumerate(_ORDER)}
+    return sorted(eps, key=lambda ep: (order.get(ep.name, len(order)), ep.name))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wavenet-edge",
+        description="Train or import a WaveNet, quantize it to an int8 .tflite, and run it "
+                    "bit-exact on the edge.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"wavenet-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for ep in _entry_points():
+        ep.load()(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except WaveNetEdgeError as e:
+        print(f"wavenet-edge {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"wavenet-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""mu-law companding and the class-index conventions of the popular WaveNet implementations.
+
+Our own convention (``"wavenet-edge"``) follows librosa: ``mu_compress`` maps ``x`` in [-1, 1] to
+``F(x) = sign(x)·ln(1 + mu·|x|)/ln(1 + mu)`` and, with ``quantize=True``, to signed integer codes
+``-128 … 127`` (for mu = 255) by ``floor((F(x) + 1)/2 · (mu + 1)) - (mu + 1)/2``, clipped to the top
+code; ``mu_expand`` inverts it (codes map back to the centre of their bin).  The softmax of the model
+predicts the *class index* ``code + 128`` in ``0 … 255``.
+
+Other implementations quantize differently, and a model is only correct with its own convention:
+
+============================ ===============================================================
+convention                   encode ``x`` → class index ``q`` in ``0 … mu``
+============================ ===============================================================
+``wavenet-edge`` (librosa)   ``floor((F(x)+1)/2·(mu+1))`` clipped to ``mu``
+``tensorflow-wavenet``       ``int((F(x)+1)/2·mu + 0.5)``   (ibab, ``mu_law_encode``)
+``wavenet_vocoder``          ``int((F(x)+1)/2·mu + 0.5)``   (r9y9, ``mulaw_quantize``)
+``pytorch-wavenet``          ``digitize(F(x), linspace(-1, 1, mu+1)) - 1``  (vincentherrmann)
+============================ ===============================================================
+
+Decoding back to audio: ``wavenet-edge`` uses bin centres ``(2q + 1)/(mu+1) - 1``;
+tensorflow-wavenet and wavenet_vocoder use ``2q/mu - 1``; pytorch-wavenet uses the bin's lower
+edge ``linspace(-1, 1, mu+1)[q]``.  The rounding and digitize conventions disagree by one step on
+many samples, which is why the convention travels with the model (config and ``.tflite`` metadata).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import AudioError, ConfigError
+
+__all__ = [
+    "CONVENTIONS",
+    "mu_compress",
+    "mu_expand",
+    "encode_classes",
+    "decode_classes",
+]
+
+CONVENTIONS = ("wavenet-edge", "tensorflow-wavenet", "wavenet_vocoder", "pytorch-wavenet")
+
+
+def _check_mu(mu):
+    if not (isinstance(mu, (int, np.integer)) and mu > 0) and not (float(mu) > 0):
+        raise ConfigError(f"mu must be positive, got {mu!r}")
+
+
+def _check_range(x, what="x"):
+    x = np.asarray(x)
+    if x.size and not np.all(np.isfinite(x)):
+        raise AudioError(f"{what} contains NaN or Inf")
+    if x.size and (np.max(x) > 1.0 or np.min(x) < -1.0):
+        raise AudioError(f"{what} must lie in [-1, 1] (found {np.min(x):.4g} … {np.max(x):.4g})")
+    return x
+
+
+def _companding(x, mu):
+    return np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+
+
+def mu_compress(x, *, mu=255, quantize=True):
+    """mu-law compress ``x`` (librosa semantics).
+
+    Parameters
+    ----------
+    x : array_like of float in [-1, 1]
+    mu : positive number; ``mu + 1`` levels when ``quantize``
+    quantize : bool
+        ``True``: signed integer codes ``-(mu+1)/2 … (mu+1)/2 - 1`` (``-128 … 127`` for mu = 255),
+        dtype int64.  ``False``: the continuous value ``F(x)`` in [-1, 1], float.
+
+    Raises :class:`AudioError` for values outside [-1, 1] (never silently clipped).
+    """
+    _check_mu(mu)
+    x = _check_range(np.asarray(x, dtype=np.float64))
+    y = _companding(x, mu)
+    if not quantize:
+        return y
+    levels = int(mu) + 1
+    q = np.floor((y + 1.0) / 2.0 * levels).astype(np.int64)
+    q = np.minimum(q, levels - 1)
+    return q - levels // 2
+
+
+def mu_expand(y, *, mu=255, quantize=True):
+    """Inverse of :func:`mu_compress`.
+
+    ``quantize=True``: ``y`` are signed integer codes (``-128 … 127`` for mu = 255), decoded to the
+    centre of their bin; ``quantize=False``: ``y`` is continuous in [-1, 1].  Returns float64 in [-1, 1].
+    """
+    _check_mu(mu)
+    y = np.asarray(y)
+    if quantize:
+        levels = int(mu) + 1
+        yi = y.astype(np.int64)
+        if yi.size and (yi.min() < -(levels // 2) or yi.max() > levels - levels // 2 - 1):
+            raise AudioError(f"mu-law codes must lie in [{-(levels // 2)}, {levels - levels // 2 - 1}]")
+        y = (2.0 * (yi + levels // 2) + 1.0) / levels - 1.0
+    else:
+        y = _check_range(np.asarray(y, dtype=np.float64), "y")
+    return np.sign(y) * ((1.0 + mu) ** np.abs(y) - 1.0) / mu
+
+
+def encode_classes(x, *, mu=255, convention="wavenet-edge"):
+    """Audio ``x`` in [-1, 1] → class indices ``0 … mu`` (int64) in the given convention."""
+    if convention not in CONVENTIONS:
+        raise ConfigError(f"unknown mu-law convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    x = _check_range(np.asarray(x, dtype=np.float64))
+    if convention == "wavenet-edge":
+        return mu_compress(x, mu=mu) + (int(mu) + 1) // 2
+    f = _companding(x, mu)
+    if convention in ("tensorflow-wavenet", "wavenet_vocoder"):
+        return ((f + 1.0) / 2.0 * mu + 0.5).astype(np.int64)
+    # pytorch-wavenet: np.digitize(F(x), linspace(-1, 1, mu+1)) - 1, clipped like its loader
+    bins = np.linspace(-1.0, 1.0, int(mu) + 1)
+    return np.clip(np.digitize(f, bins) - 1, 0, int(mu))
+
+
+def decode_classes(q, *, mu=255, convention="wavenet-edge"):
+    """Class indices ``0 … mu`` → audio in [-1, 1] (float64), inverse of :func:`encode_classes`."""
+    if convention not in CONVENTIONS:
+        raise ConfigError(f"unknown mu-law convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    q = np.asarray(q).astype(np.int64)
+    if q.size and (q.min() < 0 or q.max() > int(mu)):
+        raise AudioError(f"class indices must lie in [0, {int(mu)}]")
+    if convention == "wavenet-edge":
+        return mu_expand(q - (int(mu) + 1) // 2, mu=mu)
+    if convention in ("tensorflow-wavenet", "wavenet_vocoder"):
+        f = 2.0 * q / mu - 1.0
+    else:
+        f = np.linspace(-1.0, 1.0, int(mu) + 1)[q]
+    return np.sign(f) * ((1.0 + mu) ** np.abs(f) - 1.0) / mu
