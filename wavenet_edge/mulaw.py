@@ -1,25 +1,26 @@
 """mu-law companding and the class-index conventions of the popular WaveNet implementations.
 
-Our own convention (``"wavenet-edge"``) follows librosa: ``mu_compress`` maps ``x`` in [-1, 1] to
-``F(x) = sign(x)·ln(1 + mu·|x|)/ln(1 + mu)`` and, with ``quantize=True``, to signed integer codes
-``-128 … 127`` (for mu = 255) by ``floor((F(x) + 1)/2 · (mu + 1)) - (mu + 1)/2``, clipped to the top
-code; ``mu_expand`` inverts it (codes map back to the centre of their bin).  The softmax of the model
-predicts the *class index* ``code + 128`` in ``0 … 255``.
+Our own convention (``"wavenet-edge"``) is librosa's, to the bit: ``mu_compress`` maps ``x`` in
+[-1, 1] to ``F(x) = sign(x)·ln(1 + mu·|x|)/ln(1 + mu)`` and, with ``quantize=True``, to signed
+integer codes ``digitize(F(x), linspace(-1, 1, mu+1), right=True) - (mu+1)//2`` (``-128 … 127`` for
+mu = 255); ``mu_expand`` of a code ``c`` is ``F⁻¹(2c/(mu+1))``.  The softmax of the model predicts
+the *class index* ``c + 128`` in ``0 … 255``.
 
 Other implementations quantize differently, and a model is only correct with its own convention:
 
 ============================ ===============================================================
 convention                   encode ``x`` → class index ``q`` in ``0 … mu``
 ============================ ===============================================================
-``wavenet-edge`` (librosa)   ``floor((F(x)+1)/2·(mu+1))`` clipped to ``mu``
+``wavenet-edge`` (librosa)   ``digitize(F(x), linspace(-1, 1, mu+1), right=True)``
 ``tensorflow-wavenet``       ``int((F(x)+1)/2·mu + 0.5)``   (ibab, ``mu_law_encode``)
 ``wavenet_vocoder``          ``int((F(x)+1)/2·mu + 0.5)``   (r9y9, ``mulaw_quantize``)
 ``pytorch-wavenet``          ``digitize(F(x), linspace(-1, 1, mu+1)) - 1``  (vincentherrmann)
 ============================ ===============================================================
 
-Decoding back to audio: ``wavenet-edge`` uses bin centres ``(2q + 1)/(mu+1) - 1``;
-tensorflow-wavenet and wavenet_vocoder use ``2q/mu - 1``; pytorch-wavenet uses the bin's lower
-edge ``linspace(-1, 1, mu+1)[q]``.  The rounding and digitize conventions disagree by one step on
+Decoding back to audio, ``F⁻¹`` of: ``wavenet-edge`` ``2q/(mu+1) - 1`` (librosa);
+tensorflow-wavenet and wavenet_vocoder ``2q/mu - 1``; pytorch-wavenet ``2q/(mu+1) - 1`` (its
+``generate``: ``x / classes · 2 - 1``), which is not the inverse of its own digitize encoder: a
+decoded class re-encodes one lower.  The rounding and digitize conventions disagree by one step on
 many samples, which is why the convention travels with the model (config and ``.tflite`` metadata).
 """
 
@@ -76,17 +77,16 @@ def mu_compress(x, *, mu=255, quantize=True):
     y = _companding(x, mu)
     if not quantize:
         return y
-    levels = int(mu) + 1
-    q = np.floor((y + 1.0) / 2.0 * levels).astype(np.int64)
-    q = np.minimum(q, levels - 1)
-    return q - levels // 2
+    bins = np.linspace(-1.0, 1.0, num=int(1 + mu), endpoint=True)
+    return np.digitize(y, bins, right=True).astype(np.int64) - int(mu + 1) // 2
 
 
 def mu_expand(y, *, mu=255, quantize=True):
     """Inverse of :func:`mu_compress`.
 
-    ``quantize=True``: ``y`` are signed integer codes (``-128 … 127`` for mu = 255), decoded to the
-    centre of their bin; ``quantize=False``: ``y`` is continuous in [-1, 1].  Returns float64 in [-1, 1].
+    ``quantize=True``: ``y`` are signed integer codes (``-128 … 127`` for mu = 255), scaled by
+    ``2/(mu+1)`` as librosa does; ``quantize=False``: ``y`` is continuous in [-1, 1].  Returns
+    float64 in [-1, 1].
     """
     _check_mu(mu)
     y = np.asarray(y)
@@ -95,7 +95,7 @@ def mu_expand(y, *, mu=255, quantize=True):
         yi = y.astype(np.int64)
         if yi.size and (yi.min() < -(levels // 2) or yi.max() > levels - levels // 2 - 1):
             raise AudioError(f"mu-law codes must lie in [{-(levels // 2)}, {levels - levels // 2 - 1}]")
-        y = (2.0 * (yi + levels // 2) + 1.0) / levels - 1.0
+        y = yi * 2.0 / levels
     else:
         y = _check_range(np.asarray(y, dtype=np.float64), "y")
     return np.sign(y) * ((1.0 + mu) ** np.abs(y) - 1.0) / mu
@@ -128,5 +128,5 @@ def decode_classes(q, *, mu=255, convention="wavenet-edge"):
     if convention in ("tensorflow-wavenet", "wavenet_vocoder"):
         f = 2.0 * q / mu - 1.0
     else:
-        f = np.linspace(-1.0, 1.0, int(mu) + 1)[q]
+        f = 2.0 * q / (int(mu) + 1) - 1.0
     return np.sign(f) * ((1.0 + mu) ** np.abs(f) - 1.0) / mu
