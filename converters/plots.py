@@ -1,0 +1,96 @@
+"""PNG pictures people would rather look at than read (matplotlib is an optional extra)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from wavenet_edge._fileio import atomic_write
+from wavenet_edge.errors import WaveNetEdgeError
+
+__all__ = ["require_matplotlib", "plot_layer_response", "plot_audio", "spectrogram_db"]
+
+
+def require_matplotlib():
+    """Import matplotlib with the Agg backend, or explain how to get it."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise WaveNetEdgeError("plots need matplotlib: pip install 'wavenet-edge[plot]'") from None
+    return plt
+
+
+def _save(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
+
+
+def spectrogram_db(y, *, n_fft: int = 512, hop: int = 128):
+    """Magnitude spectrogram in dB, shape (n_fft//2 + 1, frames), Hann window (numpy only)."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.shape[0] < n_fft:
+        y = np.pad(y, (0, n_fft - y.shape[0]))
+    win = np.hanning(n_fft)
+    frames = 1 + (y.shape[0] - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    S = np.abs(np.fft.rfft(y[idx] * win, axis=1)).T
+    return 20 * np.log10(S + 1e-6)
+
+
+def plot_layer_response(result: dict, path, *, title: str = "") -> None:
+    """Heat maps layer × frequency: measured gated-output RMS next to analytic filter responses."""
+    plt = require_matplotlib()
+    freqs, d = result["freqs"], result["dilations"]
+    L = d.shape[0]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.28 * L + 2.5), sharey=True)
+    for ax, key, name in ((axes[0], "measured", "measured: RMS of gated output (sine sweep)"),
+                          (axes[1], "analytic", "analytic: ‖Σ_j W_j e^{-jω(k-1-j)d}‖")):
+        M = result[key]
+        M = 20 * np.log10(np.maximum(M, 1e-12) / np.maximum(M.max(axis=1, keepdims=True), 1e-12))
+        lf = np.log(freqs)
+        mid = (lf[1:] + lf[:-1]) / 2
+        edges = np.exp(np.concatenate([[2 * lf[0] - mid[0]], mid, [2 * lf[-1] - mid[-1]]]))
+        mesh = ax.pcolormesh(edges, np.arange(L + 1), M, shading="flat", cmap="magma",
+                             vmin=-20, vmax=0)
+        ax.set_xscale("log")
+        ax.plot(result["octave_hz"], np.arange(L) + 0.5, "c.", ms=5, label="fs/(2d)")
+        ax.set_xlabel("frequency (Hz)")
+        ax.set_title(name, fontsize=9)
+    axes[0].set_yticks(np.arange(L) + 0.5)
+    axes[0].set_yticklabels([f"{l} (d={int(x)})" for l, x in enumerate(d)], fontsize=7)
+    axes[0].set_ylabel("layer (dilation)")
+    axes[0].invert_yaxis()
+    axes[0].legend(loc="lower left", fontsize=7)
+    fig.colorbar(mesh, ax=axes, label="dB re. row maximum", shrink=0.6)
+    fig.suptitle(title or "What each dilated layer responds to")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_audio(generated, sr: int, path, *, reference=None, title: str = "") -> None:
+    """Waveform and spectrogram of ``generated`` (and of ``reference`` beside it, if given)."""
+    plt = require_matplotlib()
+    cols = [("generated", np.asarray(generated))]
+    if reference is not None:
+        cols.append(("held-out reference", np.asarray(reference)))
+    fig, axes = plt.subplots(2, len(cols), figsize=(6 * len(cols), 6), squeeze=False)
+    for c, (name, y) in enumerate(cols):
+        t = np.arange(y.shape[0]) / sr
+        axes[0, c].plot(t, y, lw=0.5)
+        axes[0, c].set_ylim(-1, 1)
+        axes[0, c].set_title(name)
+        axes[0, c].set_xlabel("time (s)")
+        S = spectrogram_db(y)
+        axes[1, c].imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=S.max() - 80,
+                          extent=(0, y.shape[0] / sr, 0, sr / 2))
+        axes[1, c].set_xlabel("time (s)")
+        axes[1, c].set_ylabel("Hz")
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+    plt.close(fig)
