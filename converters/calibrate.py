@@ -1,0 +1,233 @@
+"""Calibration: per-tensor statistics of every activation of the step graph, and range choice.
+
+The canonical float model (:mod:`converters.canonical`) is run teacher-forced on calibration audio;
+every activation tensor of the int8 graph (``docs/step-graph.md``) gets an exact min/max and a
+histogram.  Keys are the graph's tensor names (``layer03/filter``), except two pooled keys whose
+tensors share one quantization: ``gated`` (all ``layer{l}/gated``) and ``initial/contrib`` (all
+``initial/contrib{j}``, only when ``initial_filter_width > 1``).
+
+Range methods (:func:`choose_range`), all returning ``(lo, hi)`` with ``lo ≤ 0 ≤ hi`` in real units:
+
+``minmax``      the observed extremes;
+``percentile``  the ``(100 - p)``-th and ``p``-th percentiles (two-sided clipping of outliers);
+``mse``         the clipping range minimising the int8 quantization MSE on the histogram
+                (rounding noise Δ²/12 inside the range plus squared clipping error outside).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wavenet_edge.errors import ConfigError, ConversionError
+from wavenet_edge.float_model import FloatWaveNet, _delayed, _sigmoid
+
+__all__ = [
+    "METHODS",
+    "TensorStats",
+    "activation_tensors",
+    "float_activations",
+    "collect_statistics",
+    "choose_range",
+    "choose_ranges",
+    "min_calibration_samples",
+]
+
+METHODS = ("minmax", "percentile", "mse")
+N_BINS = 2048
+PERCENTILE = 99.99
+
+
+def min_calibration_samples(config) -> int:
+    """Fewest calibration samples accepted: the receptive field plus 2048 samples."""
+    return int(config.receptive_field) + 2048
+
+
+def activation_tensors(config) -> list:
+    """Statistics keys for ``config`` in graph order (see module docstring)."""
+    keys = []
+    if config.initial_filter_width > 1:
+        keys.append("initial/contrib")
+    for l in range(config.n_layers):
+        p = f"layer{l:02d}/"
+        keys += [p + "input", p + "filter", p + "gate"]
+        if l < config.n_layers - 1:
+            keys.append(p + "residual")
+    keys += ["gated", "skip/relu", "end/hidden", "logits"]
+    return keys
+
+
+def float_activations(model: FloatWaveNet, codes, *, speaker=None):
+    """Teacher-forced float64 forward of a canonical model, yielding ``(key, array)`` as it goes.
+
+    ``codes``: (n,) class indices.  Arrays are (n, channels) float64; memory stays O(n · width)
+    because each layer's tensors are yielded and dropped before the next layer is computed.  The
+    last item is ``("logits", (n, 256))``, equal to ``model.logits(codes, speaker=speaker)``.
+    """
+    cfg, W = model.config, model.weights
+    if cfg.residual_scale != 1.0 or cfg.skip_scale != 1.0:
+        raise ConfigError("float_activations needs the canonical model (see converters.canonical)")
+    codes = model._check_codes(codes)
+    e = model._speaker_vector(speaker)
+    n = codes.shape[0]
+    w = cfg.initial_filter_width
+    table = W["initial/table"]
+    h = np.tile(W["initial/bias"], (n, 1))
+    if w > 1:
+        yield "initial/contrib", np.concatenate([table[j][codes] for j in range(w)], axis=0)
+    for j in range(w):
+        h += _delayed(table[j][codes], w - 1 - j)
+    s = np.zeros((n, cfg.skip_channels))
+    k, L = cfg.kernel_size, cfg.n_layers
+    for l, d in enumerate(cfg.dilations):
+        p = f"layers/{l}/"
+        q = f"layer{l:02d}/"
+        yield q + "input", h
+        zf = np.tile(W[p + "filter/b"], (n, 1))
+        zg = np.tile(W[p + "gate/b"], (n, 1))
+        for j in range(k):
+            hd = _delayed(h, (k - 1 - j) * d)
+            zf += hd @ W[p + "filter/w"][j]
+            zg += hd @ W[p + "gate/w"][j]
+        if e is not None:
+            zf += e @ W[p + "gc_filter/w"]
+            zg += e @ W[p + "gc_gate/w"]
+        yield q + "filter", zf
+        yield q + "gate", zg
+        a = np.tanh(zf) * _sigmoid(zg)
+        del zf, zg
+        yield "gated", a
+        s += a @ W[p + "skip/w"] + W[p + "skip/b"]
+        if l < L - 1:
+            res = a @ W[p + "residual/w"] + W[p + "residual/b"]
+            yield q + "residual", res
+            h = h + res
+    s = np.maximum(s, 0.0)
+    yield "skip/relu", s
+    u = np.maximum(s @ W["end1/w"] + W["end1/b"], 0.0)
+    yield "end/hidden", u
+    yield "logits", u @ W["end2/w"] + W["end2/b"]
+
+
+class TensorStats:
+    """Exact min/max, count, and a histogram over ``[min(lo, 0), max(hi, 0)]`` of one tensor."""
+
+    def __init__(self, lo: float, hi: float, n_bins: int = N_BINS):
+        self.lo = min(float(lo), 0.0)
+        self.hi = max(float(hi), 0.0)
+        if self.hi <= self.lo:          # an all-zero tensor: any non-empty range will do
+            self.hi = self.lo + 1e-8
+        self.min = np.inf
+        self.max = -np.inf
+        self.count = 0
+        self.hist = np.zeros(n_bins, dtype=np.int64)
+        self.edges = np.linspace(self.lo, self.hi, n_bins + 1)
+
+    def update(self, x):
+        x = np.asarray(x, dtype=np.float64).ravel()
+        if x.size == 0:
+            return
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        self.count += x.size
+        h, _ = np.histogram(x, bins=self.edges)
+        self.hist += h
+
+    @property
+    def centers(self):
+        return 0.5 * (self.edges[:-1] + self.edges[1:])
+
+    def to_dict(self) -> dict:
+        return {"min": self.min, "max": self.max, "count": self.count}
+
+
+def collect_statistics(model: FloatWaveNet, clips, *, speakers=None, progress=True) -> dict:
+    """Statistics of every activation key over ``clips`` (list of (n,) class-index arrays).
+
+    ``speakers``: per clip speaker id (global conditioning) or None.  Two passes: exact ranges,
+    then histograms over those ranges.  Returns ``{key: TensorStats}``.
+    """
+    from tqdm.auto import tqdm
+
+    if speakers is None:
+        speakers = [None] * len(clips)
+    lo, hi = {}, {}
+    total = 2 * len(clips)
+    with tqdm(total=total, desc="calibrating", unit="clip", disable=not progress, leave=False) as bar:
+        for codes, spk in zip(clips, speakers):
+            for key, x in float_activations(model, codes, speaker=spk):
+                lo[key] = min(lo.get(key, np.inf), float(x.min()))
+                hi[key] = max(hi.get(key, -np.inf), float(x.max()))
+            bar.update()
+        stats = {key: TensorStats(lo[key], hi[key]) for key in lo}
+        for codes, spk in zip(clips, speakers):
+            for key, x in float_activations(model, codes, speaker=spk):
+                stats[key].update(x)
+            bar.update()
+    for key, st in stats.items():
+        if not (np.isfinite(st.min) and np.isfinite(st.max)):
+            raise ConversionError(f"activation {key} is not finite on the calibration audio")
+    return stats
+
+
+# -- range choice ----------------------------------------------------------------------------------
+
+def _percentile_range(st: TensorStats, p: float):
+    # lower edge of the bin where the CDF first reaches (100-p)%, upper edge where it reaches p%
+    cdf = np.cumsum(st.hist) / max(st.count, 1)
+    i_lo = int(np.searchsorted(cdf, (100.0 - p) / 100.0, side="left"))
+    i_hi = int(np.searchsorted(cdf, p / 100.0, side="left"))
+    lo = float(st.edges[min(i_lo, len(st.hist) - 1)])
+    hi = float(st.edges[min(i_hi, len(st.hist) - 1) + 1])
+    return max(lo, st.min), min(hi, st.max)
+
+
+def _int8_mse(st: TensorStats, lo: np.ndarray, hi: np.ndarray):
+    """Expected squared error of int8 quantization of the histogram for each candidate range."""
+    v = st.centers[None, :]
+    c = st.hist[None, :].astype(np.float64)
+    lo = lo[:, None]
+    hi = hi[:, None]
+    step = (hi - lo) / 255.0
+    below = v < lo
+    above = v > hi
+    inside = ~(below | above)
+    err = np.where(below, (v - lo) ** 2, 0.0) + np.where(above, (v - hi) ** 2, 0.0)
+    err = err + np.where(inside, step ** 2 / 12.0, 0.0)
+    return (err * c).sum(axis=1)
+
+
+def _mse_range(st: TensorStats):
+    lo, hi = min(st.min, 0.0), max(st.max, 0.0)
+    fr = np.linspace(0.02, 1.0, 99)
+    best_lo, best_hi = lo, hi
+    for _ in range(3):      # coordinate descent: the two ends interact only through the step
+        if hi > 0:
+            cand = hi * fr
+            e = _int8_mse(st, np.full_like(cand, best_lo), cand)
+            best_hi = float(cand[int(np.argmin(e))])
+        if lo < 0:
+            cand = lo * fr
+            e = _int8_mse(st, cand, np.full_like(cand, best_hi))
+            best_lo = float(cand[int(np.argmin(e))])
+    return best_lo, best_hi
+
+
+def choose_range(st: TensorStats, method: str, *, percentile: float = PERCENTILE):
+    """``(lo, hi)`` (real units, ``lo ≤ 0 ≤ hi``, ``hi > lo``) for one tensor by ``method``."""
+    if method == "minmax":
+        lo, hi = st.min, st.max
+    elif method == "percentile":
+        lo, hi = _percentile_range(st, percentile)
+    elif method == "mse":
+        lo, hi = _mse_range(st)
+    else:
+        raise ConfigError(f"unknown calibration method {method!r}; known: {', '.join(METHODS)}")
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    return lo, hi
+
+
+def choose_ranges(stats: dict, method: str, **kw) -> dict:
+    """``{key: (lo, hi)}`` for every key of ``stats``."""
+    return {key: choose_range(st, method, **kw) for key, st in stats.items()}
