@@ -1,0 +1,257 @@
+"""The .tflite layer: GraphBuilder -> bytes -> read_tflite round trip, corrupt-file handling, and
+single-operator int8 models run by the real interpreters (LiteRT builtin / reference / default
+resolver and tflite-micro)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from converters.tflite_writer import ACCEPTED_VERSIONS, OPERATOR_VERSIONS, GraphBuilder, write_tflite
+from wavenet_edge.errors import ConversionError, ModelFileError
+from wavenet_edge.tflite_file import read_tflite
+
+
+def _fc_graph(rng, *, relu=True, metadata=True):
+    b = GraphBuilder()
+    x = b.add_tensor("x", (1, 8), np.int8, scale=0.05, zero_point=3)
+    ws = np.array([0.01, 0.02, 0.03, 0.04], np.float32)
+    w = b.add_tensor("fc/weights", (4, 8), np.int8, data=rng.integers(-127, 128, (4, 8)),
+                     scale=ws, zero_point=0)
+    bias = b.add_tensor("fc/bias", (4,), np.int32, data=rng.integers(-500, 500, 4),
+                        scale=np.float32(0.05) * ws)
+    y = b.add_tensor("y", (1, 4), np.int8, scale=0.1, zero_point=-5)
+    b.add_operator("FULLY_CONNECTED", [x, w, bias], [y],
+                   fused_activation_function="RELU" if relu else "NONE")
+    b.set_inputs([x])
+    b.set_outputs([y])
+    if metadata:
+        b.add_metadata("wavenet_edge", json.dumps({"format_version": 1}).encode())
+    return b
+
+
+@pytest.fixture(scope="module")
+def fc_bytes():
+    return _fc_graph(np.random.default_rng(0)).build(description="fc test")
+
+
+# ---------------------------------------------------------------------------------------------
+# round trip
+# ---------------------------------------------------------------------------------------------
+def test_round_trip_fields(fc_bytes):
+    m = read_tflite(fc_bytes)
+    assert m.version == 3 and m.description == "fc test"
+    assert m.size_bytes == len(fc_bytes)
+    assert [t.name for t in m.tensors] == ["x", "fc/weights", "fc/bias", "y"]
+    x, w, bias, y = m.tensors
+    assert x.shape == (1, 8) and x.dtype == np.int8 and x.data is None
+    assert x.scale.dtype == np.float32 and x.scale.tolist() == [np.float32(0.05)]
+    assert x.zero_point.dtype == np.int64 and x.zero_point.tolist() == [3]
+    assert w.data.shape == (4, 8) and w.data.dtype == np.int8 and not w.data.flags.writeable
+    assert w.scale.size == 4 and w.quantized_dimension == 0 and w.zero_point.tolist() == [0] * 4
+    assert bias.dtype == np.int32 and bias.data.shape == (4,)
+    assert m.tensor("y") is y and m.tensor("y").zero_point.tolist() == [-5]
+    with pytest.raises(ModelFileError, match="no tensor named"):
+        m.tensor("nope")
+    (op,) = m.operators
+    assert op.opcode == "FULLY_CONNECTED" and op.inputs == (0, 1, 2) and op.outputs == (3,)
+    assert op.options["fused_activation_function"] == "RELU"
+    assert op.options["keep_num_dims"] is False
+    assert op.version == OPERATOR_VERSIONS["FULLY_CONNECTED"]
+    assert m.inputs == [0] and m.outputs == [3]
+    assert json.loads(m.metadata["wavenet_edge"]) == {"format_version": 1}
+
+
+def test_round_trip_data_exact_and_aligned():
+    rng = np.random.default_rng(1)
+    b = GraphBuilder()
+    arrays = {
+        "i8": rng.integers(-128, 128, (3, 5)).astype(np.int8),
+        "i32": rng.integers(-2**31, 2**31, (7,)).astype(np.int32),
+        "f32": rng.standard_normal((2, 3, 4)).astype(np.float32),
+        "i16": rng.integers(-2**15, 2**15, (9,)).astype(np.int16),
+        "u8": rng.integers(0, 256, (1, 1)).astype(np.uint8),
+        "i64": rng.integers(-2**62, 2**62, (3,)).astype(np.int64),
+    }
+    for name, a in arrays.items():
+        b.add_tensor(name, a.shape, a.dtype, data=a)
+    data = b.build()
+    m = read_tflite(data)
+    base = np.frombuffer(data, np.uint8).ctypes.data
+    for name, a in arrays.items():
+        t = m.tensor(name)
+        assert t.dtype == a.dtype and t.shape == a.shape
+        np.testing.assert_array_equal(t.data, a)
+        assert (t.data.ctypes.data - base) % 16 == 0  # constant buffers 16-byte aligned
+        assert t.scale.size == 0 and t.zero_point.size == 0
+
+
+def test_round_trip_options():
+    b = GraphBuilder()
+    a = b.add_tensor("a", (1, 4), np.int8, scale=0.1, zero_point=0)
+    c = b.add_tensor("c", (1, 4), np.int8, scale=0.1, zero_point=0)
+    tab = b.add_tensor("tab", (10, 4), np.int8, data=np.zeros((10, 4)), scale=0.1, zero_point=0)
+    ix = b.add_tensor("ix", (1,), np.int32)
+    outs = [b.add_tensor(f"o{i}", (1, 4), np.int8, scale=0.1, zero_point=0) for i in range(10)]
+    cat = b.add_tensor("cat", (1, 8), np.int8, scale=0.1, zero_point=0)
+    r = b.add_tensor("r", (4,), np.int8, scale=0.1, zero_point=0)
+    b.add_operator("SOFTMAX", [a], [outs[0]], beta=0.5)
+    b.add_operator("CONCATENATION", [a, c], [cat], axis=1, fused_activation_function="RELU6")
+    b.add_operator("ADD", [a, c], [outs[1]], fused_activation_function="RELU")
+    b.add_operator("MUL", [a, c], [outs[2]])
+    b.add_operator("TANH", [a], [outs[3]])
+    b.add_operator("LOGISTIC", [a], [outs[4]])
+    b.add_operator("GATHER", [tab, ix], [outs[5]], axis=0, batch_dims=0)
+    b.add_operator("RESHAPE", [a], [r], new_shape=[4])
+    b.add_operator("RELU", [a], [outs[6]])
+    b.add_operator("SUB", [a, c], [outs[7]])  # no option decoder: name only
+    b.add_operator("FULLY_CONNECTED", [a, tab, -1], [outs[8]], keep_num_dims=True)
+    m = read_tflite(b.build())
+    got = [(o.opcode, o.options) for o in m.operators]
+    assert got == [
+        ("SOFTMAX", {"beta": 0.5}),
+        ("CONCATENATION", {"axis": 1, "fused_activation_function": "RELU6"}),
+        ("ADD", {"fused_activation_function": "RELU", "pot_scale_int16": True}),
+        ("MUL", {"fused_activation_function": "NONE"}),
+        ("TANH", {}), ("LOGISTIC", {}),
+        ("GATHER", {"axis": 0, "batch_dims": 0}),
+        ("RESHAPE", {"new_shape": (4,)}),
+        ("RELU", {}), ("SUB", {}),
+        ("FULLY_CONNECTED", {"fused_activation_function": "NONE", "weights_format": "DEFAULT",
+                             "keep_num_dims": True, "asymmetric_quantize_inputs": False}),
+    ]
+    assert m.operators[-1].inputs == (0, 2, -1)
+
+
+def test_writer_rejects_bad_input():
+    b = GraphBuilder()
+    b.add_tensor("a", (2,), np.int8)
+    with pytest.raises(ConversionError, match="duplicate"):
+        b.add_tensor("a", (2,), np.int8)
+    with pytest.raises(ConversionError, match="data shape"):
+        b.add_tensor("b", (3,), np.int8, data=np.zeros(2))
+    with pytest.raises(ConversionError, match="out of range"):
+        b.add_tensor("c", (1,), np.int8, data=np.array([300]))
+    with pytest.raises(ConversionError, match="scales do not match"):
+        b.add_tensor("d", (2, 3), np.int8, scale=[1.0, 2.0, 3.0], quantized_dimension=0)
+    with pytest.raises(ConversionError, match="unknown builtin"):
+        b.add_operator("NOT_AN_OP", [0], [0])
+    with pytest.raises(ConversionError, match="index"):
+        b.add_operator("TANH", [0], [5])
+    b.add_operator("TANH", [0], [0], beta=1.0)
+    with pytest.raises(ConversionError, match="unsupported options"):
+        b.build()
+
+
+def test_write_tflite_atomic(tmp_path, fc_bytes):
+    p = tmp_path / "m.tflite"
+    write_tflite(p, fc_bytes)
+    assert p.read_bytes() == fc_bytes
+    assert read_tflite(p).tensor("x").shape == (1, 8)
+    assert os.listdir(tmp_path) == ["m.tflite"]
+
+
+def test_parse_speed():
+    rng = np.random.default_rng(2)
+    b = GraphBuilder()
+    prev = b.add_tensor("x", (1, 256), np.int8, scale=0.05, zero_point=3)
+    for layer in range(30):
+        w = b.add_tensor(f"l{layer}/w", (256, 256), np.int8,
+                         data=rng.integers(-127, 128, (256, 256)), scale=np.full(256, 0.01))
+        bias = b.add_tensor(f"l{layer}/b", (256,), np.int32, data=np.zeros(256),
+                            scale=np.full(256, 5e-4))
+        y = b.add_tensor(f"l{layer}/y", (1, 256), np.int8, scale=0.1, zero_point=-5)
+        b.add_operator("FULLY_CONNECTED", [prev, w, bias], [y])
+        prev = y
+    b.set_inputs([0])
+    b.set_outputs([prev])
+    data = b.build()
+    assert len(data) > 1_900_000
+    best = min(_timed(read_tflite, data) for _ in range(5))
+    assert best < 0.1, f"parsing a {len(data)} byte model took {best * 1e3:.1f} ms"
+
+
+def _timed(f, *a):
+    t = time.perf_counter()
+    f(*a)
+    return time.perf_counter() - t
+
+
+# ---------------------------------------------------------------------------------------------
+# corrupt files
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("content, match", [
+    (b"", "empty"),
+    (b"\x00\x01", "too short"),
+    (b"GIF89a" + bytes(100), "not a .tflite"),
+    (b"\x10\x00\x00\x00TFL3", "out of bounds"),
+])
+def test_garbage_files_name_the_path(tmp_path, content, match):
+    p = tmp_path / "broken.tflite"
+    p.write_bytes(content)
+    with pytest.raises(ModelFileError, match=match) as e:
+        read_tflite(p)
+    assert str(p) in str(e.value)
+
+
+def test_missing_file_and_bytes_name(tmp_path):
+    with pytest.raises(ModelFileError, match="cannot read") as e:
+        read_tflite(tmp_path / "absent.tflite")
+    assert "absent.tflite" in str(e.value)
+    with pytest.raises(ModelFileError, match="mine.tflite"):
+        read_tflite(b"1234TFL3", name="mine.tflite")
+
+
+def test_truncated_file_names_the_path(tmp_path, fc_bytes):
+    p = tmp_path / "cut.tflite"
+    p.write_bytes(fc_bytes[: len(fc_bytes) // 2])
+    with pytest.raises(ModelFileError) as e:
+        read_tflite(p)
+    assert str(p) in str(e.value)
+
+
+def test_two_subgraphs_rejected():
+    # Re-pointing the Model's subgraph vector length to 2 must be reported, not crash.
+    data = bytearray(_fc_graph(np.random.default_rng(0)).build())
+    m = read_tflite(bytes(data))
+    assert len(m.tensors) == 4
+    import struct
+    root = struct.unpack_from("<I", data, 0)[0]
+    vt = root - struct.unpack_from("<i", data, root)[0]
+    fo = struct.unpack_from("<H", data, vt + 4 + 2 * 2)[0]  # Model.subgraphs
+    vec = root + fo + struct.unpack_from("<I", data, root + fo)[0]
+    struct.pack_into("<I", data, vec, 2)
+    with pytest.raises(ModelFileError):
+        read_tflite(bytes(data))
+
+
+@settings(deadline=None, max_examples=300, derandomize=True)
+@given(st.data())
+def test_random_truncation_and_bit_flips_only_raise_model_file_error(data):
+    base = _CORRUPTION_BASE
+    kind = data.draw(st.sampled_from(["truncate", "flip", "bytes"]))
+    b = bytearray(base)
+    if kind == "truncate":
+        b = b[: data.draw(st.integers(0, len(base) - 1))]
+    elif kind == "flip":
+        for _ in range(data.draw(st.integers(1, 8))):
+            pos = data.draw(st.integers(0, len(b) - 1))
+            b[pos] ^= 1 << data.draw(st.integers(0, 7))
+    else:
+        pos = data.draw(st.integers(0, len(b) - 4))
+        b[pos:pos + 4] = data.draw(st.binary(min_size=4, max_size=4))
+    try:
+        m = read_tflite(bytes(b), name="fuzz.tflite")
+    except ModelFileError as e:
+        assert "fuzz.tflite" in str(e)
+    else:
+        assert len(m.operators) <= 1
+
+
+_CORRUPTION_BASE = _fc_graph(np.random.default_rng(3)).build(description="fuzz")
