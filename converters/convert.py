@@ -1,0 +1,197 @@
+"""Front door of the converter: float WaveNet → calibrated int8 step graph (``.tflite``).
+
+``convert(model)`` canonicalizes the float model (folds residual/skip scales), runs it
+teacher-forced on calibration audio to collect statistics of every activation tensor, chooses
+activation ranges by a method, quantizes weights/biases/activations, emits the one step graph
+(``docs/step-graph.md``) and measures int8-vs-float quality on held-out audio.  With
+``method="auto"`` every range method is tried and the one with the lowest int8 cross-entropy on the
+held-out audio wins (chosen by measurement, not by proxy).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wavenet_edge.errors import AudioError, ConfigError, ConversionError
+from wavenet_edge.float_model import FloatWaveNet
+from wavenet_edge.mulaw import encode_classes
+
+from . import calibrate
+from .canonical import canonicalize
+from .export import build_step_graph
+from .quantize import activation_plan
+from .report import evaluate, format_table, model_facts, write_report
+
+__all__ = ["convert", "ConversionResult", "METHODS"]
+
+METHODS = ("auto",) + calibrate.METHODS
+
+
+@dataclass
+class ConversionResult:
+    """Outcome of :func:`convert`.
+
+    tflite : the step graph (bytes)
+    path : where it was written (None without ``out``)
+    method : the calibration method used for ``tflite``
+    report : JSON-able dict (model facts, calibration, per-method quality)
+    plan : ``{tensor name: QParams}`` of every int8 activation
+    model : the canonical float model that was quantized
+    """
+
+    tflite: bytes
+    path: str | None
+    method: str
+    report: dict
+    plan: dict = field(repr=False)
+    model: FloatWaveNet = field(repr=False)
+
+    @property
+    def quality(self) -> dict | None:
+        """The chosen method's held-out quality (None when not evaluated)."""
+        return (self.report.get("methods") or {}).get(self.method)
+
+    def table(self) -> str:
+        """The printed report."""
+        return format_table(self.report)
+
+
+def _load_model(model) -> FloatWaveNet:
+    if isinstance(model, FloatWaveNet):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        try:
+            from .checkpoints import load_checkpoint
+        except ImportError:     # checkpoint importers not installed: our own .npz format only
+            return FloatWaveNet.load(model)
+        return load_checkpoint(model)
+    raise ConfigError(f"model must be a FloatWaveNet or a checkpoint path, got {type(model).__name__}")
+
+
+def _audio_clips(source, sr: int, *, split: str, what: str):
+    """``(list of float audio (n,), description)`` from None (built-in split), paths or arrays."""
+    if source is None:
+        from .signals import builtin_signals
+        clips = [np.asarray(c, np.float64) for c in builtin_signals(split=split, sr=sr)]
+        return clips, f"builtin:{split} ({len(clips)} clips)"
+    if isinstance(source, (str, os.PathLike, np.ndarray)):
+        source = [source]
+    from wavenet_edge.audio import load_wav
+    clips, names = [], []
+    for item in source:
+        if isinstance(item, (str, os.PathLike)):
+            paths = ([os.path.join(item, f) for f in sorted(os.listdir(item))
+                      if f.lower().endswith(".wav")] if os.path.isdir(item) else [item])
+            if not paths:
+                raise AudioError(f"no .wav files in {what} directory", path=item)
+            for p in paths:
+                y, _ = load_wav(p, sr=sr)
+                clips.append(np.asarray(y, np.float64))
+                names.append(os.path.basename(os.fspath(p)))
+        else:
+            y = np.asarray(item, np.float64)
+            if y.ndim != 1:
+                raise AudioError(f"{what} audio arrays must be 1-D, got shape {y.shape}")
+            clips.append(y)
+            names.append(f"array[{y.shape[0]}]")
+    if not clips:
+        raise ConversionError(f"no {what} audio given")
+    desc = ", ".join(names[:4]) + (f", … ({len(names)} files)" if len(names) > 4 else "")
+    return clips, desc
+
+
+def _speaker_plan(n_clips: int, cardinality: int):
+    """(clip index, speaker) pairs covering every clip and every speaker at least once."""
+    if cardinality == 0:
+        return [(i, None) for i in range(n_clips)]
+    pairs = [(i, i % cardinality) for i in range(n_clips)]
+    pairs += [(s % n_clips, s) for s in range(n_clips, cardinality)]
+    return pairs
+
+
+def convert(model, *, calibration=None, out=None, method: str = "auto", report=None,
+            progress: bool = True, heldout=None, eval_steps: int = 4000, runner=None,
+            evaluate_quality: bool = True) -> ConversionResult:
+    """Quantize a float WaveNet to the int8 step graph.
+
+    model : :class:`FloatWaveNet` or a checkpoint path (loaded by ``converters.checkpoints``)
+    calibration : None (the built-in calibration split), WAV path(s)/directories (read at the
+        model's rate), or 1-D float arrays in [-1, 1] at the model's rate
+    out : ``.tflite`` path to write atomically (its directory must exist), or None
+    method : ``"auto"`` (try every method, keep the best held-out int8 bits/sample), ``"minmax"``,
+        ``"percentile"`` or ``"mse"``
+    report : path of a JSON report to write, or None
+    heldout : held-out audio like ``calibration`` (default: the built-in held-out split)
+    eval_steps : steps of the int8 graph run for the quality report (spread over ≥ 2 clips)
+    runner : ``runner(tflite_bytes, codes, speaker) -> int8 logits (n, 256)``; default LiteRT
+        (builtin kernels) through ``firmware_sim.host.ContractHost``
+    evaluate_quality : measure quality (always done for ``method="auto"``)
+    """
+    if method not in METHODS:
+        raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    for p, what in ((out, "output"), (report, "report")):
+        if p is not None:
+            d = os.path.dirname(os.path.abspath(os.fspath(p)))
+            if not os.path.isdir(d):
+                raise ConversionError(f"{what} directory {d} does not exist", path=p)
+    float_model = _load_model(model)
+    cfg = float_model.config
+    canon = canonicalize(float_model)
+
+    # calibration audio → class indices in the model's own mu-law convention
+    audio, cal_desc = _audio_clips(calibration, cfg.sample_rate, split="calibration",
+                                   what="calibration")
+    codes = [encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw) for y in audio]
+    total = sum(c.shape[0] for c in codes)
+    need = calibrate.min_calibration_samples(cfg)
+    if total < need:
+        raise ConversionError(
+            f"calibration audio too short: {total} samples, need at least {need} "
+            f"(receptive field {cfg.receptive_field} + 2048)")
+    pairs = _speaker_plan(len(codes), cfg.gc_cardinality)
+    stats = calibrate.collect_statistics(canon, [codes[i] for i, _ in pairs],
+                                         speakers=[s for _, s in pairs], progress=progress)
+
+    # held-out clips for the measurement
+    candidates = list(calibrate.METHODS) if method == "auto" else [method]
+    measure = evaluate_quality or method == "auto"
+    eval_clips, eval_spk, held_desc = [], [], None
+    if measure:
+        h_audio, held_desc = _audio_clips(heldout, cfg.sample_rate, split="heldout", what="held-out")
+        n_use = max(2, min(len(h_audio), 4))
+        per = max(2, int(eval_steps) // min(n_use, len(h_audio)))
+        for i, y in enumerate(h_audio[:n_use]):
+            eval_clips.append(encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw)[:per])
+            eval_spk.append(i % cfg.gc_cardinality if cfg.has_gc else None)
+
+    from tqdm.auto import tqdm
+    built, qualities = {}, {}
+    for m in tqdm(candidates, desc="quantizing", unit="method", disable=not progress, leave=False):
+        ranges = calibrate.choose_ranges(stats, m)
+        plan = activation_plan(cfg, ranges)
+        data = build_step_graph(canon, plan, calibration={"method": m, "audio": cal_desc})
+        built[m] = (data, plan)
+        if measure:
+            qualities[m] = evaluate(float_model, data, eval_clips, logits_qparams=plan["logits"],
+                                    runner=runner, speakers=eval_spk)
+    chosen = (min(candidates, key=lambda m: (qualities[m]["int8_bits"], qualities[m]["kl_bits"]))
+              if method == "auto" else method)
+    data, plan = built[chosen]
+
+    rep = {
+        "model": {"config": cfg.to_dict(), **model_facts(cfg, data)},
+        "method": chosen,
+        "calibration": {"audio": cal_desc, "samples": int(total), "method_requested": method},
+        "heldout": held_desc,
+        "methods": qualities,
+    }
+    if out is not None:
+        from .tflite_writer import write_tflite
+        write_tflite(out, data)
+    if report is not None:
+        write_report(report, rep)
+    return ConversionResult(tflite=data, path=None if out is None else os.fspath(out),
+                            method=chosen, report=rep, plan=plan, model=canon)

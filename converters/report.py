@@ -1,0 +1,198 @@
+"""Conversion report: model facts and int8-vs-float quality on held-out audio.
+
+Quality compares, teacher-forced on the same class-index sequences, the float model's logits with
+the int8 graph's ``logits`` output (dequantized with the tensor's scale/zero point; softmax in
+float64):
+
+* ``float_bits`` / ``int8_bits``: cross-entropy of the next sample in bits/sample;
+* ``delta_bits``: ``int8_bits - float_bits``;
+* ``top1_agreement``: fraction of steps whose arg-max class agrees;
+* ``kl_bits``: mean KL(float ‖ int8) in bits/sample;
+* ``logit_snr_db``: ``10·log10(Σ float² / Σ (float - int8)²)`` over all logits.
+
+The int8 graph is executed by a *runner*: ``runner(tflite_bytes, codes, speaker) -> int8 logits
+(n, 256)``.  The default runs the real LiteRT builtin interpreter through
+:class:`firmware_sim.host.ContractHost`, i.e. driven only by the file's metadata contract; any
+other engine with the same signature (the Numba engine) can be passed instead.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+__all__ = ["contract_host_runner", "litert_runner", "default_runner", "quality", "evaluate", "model_facts", "format_table",
+           "write_report"]
+
+
+def contract_host_runner(runtime: str = "litert"):
+    """A runner executing the graph with ``firmware_sim.host.ContractHost(…, runtime=runtime)``."""
+    def run(data: bytes, codes, speaker=None) -> np.ndarray:
+        from firmware_sim.host import ContractHost
+        host = ContractHost(data, runtime=runtime)
+        out = host.run(np.asarray(codes), speaker=speaker, outputs=("logits",))
+        lg = out["logits"] if isinstance(out, dict) else out
+        return np.asarray(lg).reshape(len(codes), -1)
+    run.__name__ = f"ContractHost[{runtime}]"
+    return run
+
+
+def litert_runner(*, reference: bool = False):
+    """A runner driving LiteRT directly from the metadata contract (no ContractHost needed).
+
+    ``reference=True`` selects the reference kernels (``BUILTIN_REF``), else the builtin ones.
+    """
+    def run(data: bytes, codes, speaker=None) -> np.ndarray:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        from wavenet_edge.tflite_file import read_tflite
+        meta = json.loads(read_tflite(data).metadata["wavenet_edge"].decode("utf-8"))
+        kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        it = Interpreter(model_content=data, experimental_op_resolver_type=kind)
+        it.allocate_tensors()
+        ins = {d["name"]: d for d in it.get_input_details()}
+        outs = {d["name"]: d for d in it.get_output_details()}
+        lines = meta["delay_lines"]
+        writes = list(dict.fromkeys(dl["write"] for dl in lines))
+        # one ring per write, long enough for its longest delay; starts at the zero point
+        depth = {w: max(dl["delay"] for dl in lines if dl["write"] == w) for w in writes}
+        ring = {w: np.full((depth[w],) + tuple(outs[w]["shape"]), outs[w]["quantization"][1],
+                           np.int8) for w in writes}
+        codes = np.asarray(codes)
+        res = np.empty((codes.shape[0], int(np.prod(outs["logits"]["shape"]))), np.int8)
+        for t, c in enumerate(codes):
+            it.set_tensor(ins["sample"]["index"], np.array([c], np.int32))
+            if meta["speaker_input"] is not None:
+                it.set_tensor(ins["speaker"]["index"], np.array([speaker or 0], np.int32))
+            for dl in lines:
+                it.set_tensor(ins[dl["read"]]["index"],
+                              ring[dl["write"]][(t - dl["delay"]) % depth[dl["write"]]])
+            it.invoke()
+            res[t] = it.get_tensor(outs["logits"]["index"]).reshape(-1)
+            for w in writes:
+                ring[w][t % depth[w]] = it.get_tensor(outs[w]["index"])
+        return res
+    run.__name__ = "LiteRT[reference]" if reference else "LiteRT[builtin]"
+    return run
+
+
+def _log_softmax(lg):
+    m = lg.max(axis=1, keepdims=True)
+    return lg - (m + np.log(np.exp(lg - m).sum(axis=1, keepdims=True)))
+
+
+def default_runner():
+    """LiteRT (builtin kernels) through ContractHost when available, else driven directly."""
+    try:
+        import firmware_sim.host  # noqa: F401
+    except ImportError:
+        return litert_runner()
+    return contract_host_runner("litert")
+
+
+def quality(float_logits, int8_logits, codes) -> dict:
+    """Quality numbers (module docstring) for logits rows predicting ``codes[1:]``.
+
+    ``float_logits``, ``int8_logits``: (n, 256) real values (int8 already dequantized);
+    ``codes``: (n,) class indices; row t is scored against ``codes[t+1]`` (n - 1 scored rows).
+    """
+    lf = np.asarray(float_logits, np.float64)[:-1]
+    lq = np.asarray(int8_logits, np.float64)[:-1]
+    tgt = np.asarray(codes, np.int64)[1:]
+    ln2 = np.log(2.0)
+    pf, pq = _log_softmax(lf), _log_softmax(lq)
+    rows = np.arange(tgt.shape[0])
+    noise = ((lf - lq) ** 2).sum()
+    return {
+        "steps": int(tgt.shape[0]),
+        "float_bits": float(-pf[rows, tgt].mean() / ln2),
+        "int8_bits": float(-pq[rows, tgt].mean() / ln2),
+        "delta_bits": float((pf[rows, tgt] - pq[rows, tgt]).mean() / ln2),
+        "top1_agreement": float((lf.argmax(axis=1) == lq.argmax(axis=1)).mean()),
+        "kl_bits": float((np.exp(pf) * (pf - pq)).sum(axis=1).mean() / ln2),
+        "logit_snr_db": float(10.0 * np.log10((lf ** 2).sum() / noise)) if noise > 0 else float("inf"),
+    }
+
+
+def evaluate(model, data: bytes, clips, *, logits_qparams, runner=None, speakers=None) -> dict:
+    """Quality of the int8 graph ``data`` against float ``model`` over ``clips`` (class indices).
+
+    Each clip starts from silence (fresh delay lines).  ``logits_qparams``: the ``logits``
+    tensor's :class:`converters.quantize.QParams`.  ``runner`` defaults to LiteRT via ContractHost.
+    """
+    from .quantize import dequantize
+    runner = runner or default_runner()
+    if speakers is None:
+        speakers = [None] * len(clips)
+    lf, lq, cs = [], [], []
+    for codes, spk in zip(clips, speakers):
+        codes = np.asarray(codes, np.int64)
+        if codes.shape[0] < 2:
+            continue
+        lf.append(model.logits(codes, speaker=spk))
+        lq.append(dequantize(runner(data, codes, spk), logits_qparams))
+        cs.append(codes)
+    # score clip by clip (row t of a clip predicts that clip's t+1), then pool by steps
+    parts = [quality(a, b, c) for a, b, c in zip(lf, lq, cs)]
+    total = sum(p["steps"] for p in parts)
+    out = {"steps": total}
+    for key in ("float_bits", "int8_bits", "delta_bits", "top1_agreement", "kl_bits"):
+        out[key] = float(sum(p[key] * p["steps"] for p in parts) / total)
+    f = np.concatenate([a[:-1] for a in lf])
+    q = np.concatenate([b[:-1] for b in lq])
+    noise = ((f - q) ** 2).sum()
+    out["logit_snr_db"] = float(10.0 * np.log10((f ** 2).sum() / noise)) if noise > 0 else float("inf")
+    out["runner"] = getattr(runner, "__name__", type(runner).__name__)
+    return out
+
+
+def model_facts(config, data: bytes) -> dict:
+    """Size and cost of the converted model: parameters, file bytes, MACs/sample, receptive field
+    (samples), delay-line SRAM (bytes)."""
+    return {
+        "parameters": int(config.parameter_count()),
+        "file_bytes": len(data),
+        "macs_per_sample": int(config.macs_per_sample()),
+        "receptive_field": int(config.receptive_field),
+        "receptive_field_ms": 1000.0 * config.receptive_field / config.sample_rate,
+        "delay_line_bytes": int(config.delay_line_bytes()),
+    }
+
+
+def format_table(report: dict) -> str:
+    """Human-readable table of a conversion report (the dict built by ``convert``)."""
+    f = report["model"]
+    lines = [
+        f"{'parameters':<26}{f['parameters']:>14,}",
+        f"{'file size':<26}{f['file_bytes']:>14,} bytes",
+        f"{'MACs per sample':<26}{f['macs_per_sample']:>14,}",
+        f"{'receptive field':<26}{f['receptive_field']:>14,} samples ({f['receptive_field_ms']:.1f} ms)",
+        f"{'delay lines (int8 SRAM)':<26}{f['delay_line_bytes']:>14,} bytes",
+        f"{'calibration':<26}{report['calibration']['audio']}",
+    ]
+    methods = report.get("methods") or {}
+    if methods:
+        lines.append("")
+        lines.append(f"held-out quality ({next(iter(methods.values()))['steps']} steps, "
+                     f"{next(iter(methods.values())).get('runner', '')})")
+        hdr = (f"{'method':<12}{'float b/s':>10}{'int8 b/s':>10}{'Δ b/s':>9}{'top-1':>8}"
+               f"{'KL b/s':>9}{'SNR dB':>8}")
+        lines.append(hdr)
+        for name, q in methods.items():
+            mark = " *" if name == report["method"] else ""
+            lines.append(f"{name:<12}{q['float_bits']:>10.4f}{q['int8_bits']:>10.4f}"
+                         f"{q['delta_bits']:>+9.4f}{q['top1_agreement']:>8.3f}{q['kl_bits']:>9.4f}"
+                         f"{q['logit_snr_db']:>8.1f}{mark}")
+        lines.append(f"(* chosen: {report['method']})")
+    else:
+        lines.append(f"{'method':<26}{report['method']}")
+    return "\n".join(lines)
+
+
+def write_report(path, report: dict) -> None:
+    """Write ``report`` as JSON, atomically."""
+    from wavenet_edge._fileio import atomic_write
+    with atomic_write(path, "w") as f:
+        json.dump(report, f, indent=2, sort_keys=False, default=float)
+        f.write("\n")
