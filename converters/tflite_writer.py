@@ -6,18 +6,21 @@ Layout facts both LiteRT 2.3 and tflite-micro accept (measured, see ``tests/test
 aligned, operator codes carrying both ``deprecated_builtin_code`` (= min(code, 127)) and
 ``builtin_code``.
 
-Operator versions (:data:`OPERATOR_VERSIONS`) are those TFLite's converter assigns to the int8
-graphs we emit (``lite/tools/versioning/op_version.cc``): LiteRT's builtin resolver refuses a
-version it has no kernel registration for, tflite-micro ignores the number.  Both runtimes were
-run over versions 1..16 of each operator with int8 (per-channel for FULLY_CONNECTED) tensors:
-the accepted ranges are recorded in :data:`ACCEPTED_VERSIONS`.
+Operator versions (:data:`OPERATOR_VERSIONS`) are the ones TFLite's converter assigns to the
+int8 graphs we emit (``lite/tools/versioning/op_version.cc``): FULLY_CONNECTED 4 (int8 with bias,
+per-channel weights do not change it; 12 is per-channel *hybrid*), GATHER 2 (int8 params), MUL 2
+or 3 (3 when ``s_a * s_b / s_out >= 1``, chosen at build time), every other op 2 (RESHAPE 1).
+Measured on this machine by sweeping versions 1..16 over single-op int8 models
+(``tests/test_tflite_file.py`` keeps the boundary checks): LiteRT's builtin and reference resolvers
+refuse a version above their registration (``Didn't find op for builtin opcode ... version``) but
+accept every version from 1 up, whatever the tensor types; tflite-micro ignores the number.
+:data:`ACCEPTED_VERSIONS` records the highest version both LiteRT resolvers load.
 """
 
 from __future__ import annotations
 
-import os
-
 import importlib
+import os
 
 import flatbuffers
 import numpy as np
@@ -26,6 +29,7 @@ import tflite
 from wavenet_edge._fileio import atomic_write
 from wavenet_edge.errors import ConversionError
 from wavenet_edge.tflite_file import ACTIVATIONS, BUILTIN_OPERATORS, TENSOR_TYPES
+
 
 def _schema(table: str):
     """The ``tflite.<table>`` module (the package re-exports the classes under the same names)."""
@@ -37,29 +41,31 @@ __all__ = ["GraphBuilder", "write_tflite", "OPERATOR_VERSIONS", "ACCEPTED_VERSIO
 SCHEMA_VERSION = 3
 
 #: Version written for each operator (int8 kernels); override per call with ``version=``.
+#: MUL is computed from its scales at build time (2 or 3), see the module docstring.
 OPERATOR_VERSIONS = {
-    "FULLY_CONNECTED": 4,  # int8 with bias, keep_num_dims False
+    "FULLY_CONNECTED": 4,
     "SOFTMAX": 2,
     "CONCATENATION": 2,
     "ADD": 2,
     "MUL": 2,
     "TANH": 2,
     "LOGISTIC": 2,
-    "GATHER": 1,  # int8 params, int32 indices: version 1 (int8 params need >= 1 in LiteRT)
+    "GATHER": 2,
     "RESHAPE": 1,
     "RELU": 2,
 }
 
-#: Inclusive (min, max) operator versions LiteRT 2.3's builtin resolver loaded for our int8 ops.
+#: Inclusive (lowest, highest) version that both LiteRT 2.3 resolvers (builtin and reference) load
+#: for our int8 operators; tflite-micro accepts any version.
 ACCEPTED_VERSIONS = {
-    "FULLY_CONNECTED": (1, 13),
-    "SOFTMAX": (1, 3),
-    "CONCATENATION": (1, 4),
-    "ADD": (1, 5),
-    "MUL": (1, 7),
+    "FULLY_CONNECTED": (1, 14),
+    "SOFTMAX": (1, 3),  # builtin 4, reference 3
+    "CONCATENATION": (1, 7),
+    "ADD": (1, 5),  # builtin 6, reference 5
+    "MUL": (1, 7),  # builtin 8, reference 7
     "TANH": (1, 3),
     "LOGISTIC": (1, 3),
-    "GATHER": (1, 7),
+    "GATHER": (1, 8),
     "RESHAPE": (1, 1),
     "RELU": (1, 3),
 }
@@ -240,9 +246,22 @@ class GraphBuilder:
         for i in outs:
             if not 0 <= i < n:
                 raise ConversionError(f"{opcode}: output tensor index {i} out of range")
-        ver = int(version if version is not None else OPERATOR_VERSIONS.get(opcode, 1))
+        if version is not None:
+            ver = int(version)
+        elif opcode == "MUL" and len(ins) == 2 and len(outs) == 1:
+            ver = self._mul_version(ins, outs[0])
+        else:
+            ver = OPERATOR_VERSIONS.get(opcode, 1)
         self._ops.append((opcode, ver, ins, outs, dict(options)))
         return len(self._ops) - 1
+
+    def _mul_version(self, ins, out) -> int:
+        """op_version.cc: int8 MUL is version 3 when the rescale s_a*s_b/s_out is >= 1."""
+        sc = [self._tensors[i]["scale"] if i >= 0 else None for i in (*ins, out)]
+        if all(s is not None and s.size == 1 for s in sc):
+            if float(sc[0][0]) * float(sc[1][0]) / float(sc[2][0]) >= 1.0:
+                return 3
+        return OPERATOR_VERSIONS["MUL"]
 
     def _check_indices(self, idx, what):
         idx = [int(i) for i in idx]

@@ -1,0 +1,277 @@
+"""One interface over the real interpreters that serve as bit-exactness oracles.
+
+``make_runner(model_bytes, runtime)`` with ``runtime`` one of :data:`RUNTIMES`:
+
+* ``"tflm"``: tflite-micro's Python interpreter (the reference kernels that run on the MCU); the
+  tensor arena is ``arena_size`` bytes, or, when not given, the smallest arena that allocates
+  (:func:`find_arena_size`, a bisection run in forked children because TFLM can crash the process
+  on a far-too-small arena).
+* ``"litert"``: ai-edge-litert with ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (the
+  builtin optimized kernels, no XNNPACK).
+* ``"litert-ref"``: ``OpResolverType.BUILTIN_REF`` (the reference kernels).
+* ``"litert-default"``: the default resolver, i.e. with the XNNPACK delegate applied.
+
+All runners share the API of :class:`Runner`: tensors are addressed by their names in the model,
+mapped once to the interpreter's own input/output positions, so a step costs one set per input,
+one invoke and one copy per output read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+
+import numpy as np
+
+from wavenet_edge.errors import ModelFileError, WaveNetEdgeError
+from wavenet_edge.tflite_file import read_tflite
+
+__all__ = ["RUNTIMES", "Runner", "make_runner", "find_arena_size"]
+
+RUNTIMES = ("tflm", "litert", "litert-ref", "litert-default")
+
+_ARENA_CACHE: dict = {}
+
+
+def _litert():
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise WaveNetEdgeError(f"LiteRT runtimes need the ai-edge-litert package "
+                               f"(pip install ai-edge-litert): {e}") from None
+    return Interpreter, OpResolverType
+
+
+def _tflm():
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise WaveNetEdgeError(f"runtime 'tflm' needs the tflite-micro package "
+                               f"(pip install tflite-micro): {e}") from None
+    return runtime
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """Silence C-level stdout/stderr (TFLM's MicroPrintf) for the duration."""
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
+def _tflm_allocates(model_bytes: bytes, arena_size: int) -> bool:
+    """Whether TFLM allocates the model in ``arena_size`` bytes (tried in a forked child)."""
+    runtime = _tflm()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 1
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            runtime.Interpreter.from_bytes(model_bytes, arena_size=int(arena_size))
+            code = 0
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def find_arena_size(model_bytes: bytes, *, granularity: int = 16) -> int:
+    """Smallest TFLM tensor-arena size (bytes, multiple of ``granularity``) that allocates the model.
+
+    Bisection between 0 and a generous bound; each probe runs in a forked child so that a crash
+    on a tiny arena cannot take the caller down. Cached per model content.
+    """
+    key = (hashlib.sha1(model_bytes).hexdigest(), granularity)
+    if key in _ARENA_CACHE:
+        return _ARENA_CACHE[key]
+    if not hasattr(os, "fork"):  # pragma: no cover - non-POSIX
+        raise WaveNetEdgeError("finding the TFLM arena size needs os.fork; pass arena_size")
+    hi = max(64 * 1024, 2 * len(model_bytes))
+    while not _tflm_allocates(model_bytes, hi):
+        hi *= 2
+        if hi > 1 << 31:
+            raise ModelFileError("tflite-micro cannot allocate the model in a 2 GiB arena")
+    lo = 0  # invariant: lo fails (or is 0), hi allocates
+    while hi - lo > granularity:
+        mid = (lo + hi) // 2 // granularity * granularity
+        if mid <= lo:
+            break
+        if _tflm_allocates(model_bytes, mid):
+            hi = mid
+        else:
+            lo = mid
+    _ARENA_CACHE[key] = hi
+    return hi
+
+
+class Runner:
+    """A loaded interpreter. ``input_names``/``output_names`` are in the model's graph order.
+
+    ``set_input(name, array)`` casts to the tensor's dtype/shape if needed; ``get_output(name)``
+    returns a fresh copy (int8/int32 as stored, shapes as in the model).
+    """
+
+    runtime: str
+    input_names: tuple
+    output_names: tuple
+    arena_size: int | None = None
+
+    def __init__(self, runtime, model, in_specs, out_names):
+        self.runtime = runtime
+        self.input_names = tuple(n for n, _, _, _ in in_specs)
+        self.output_names = tuple(out_names)
+        self._in = {n: (i, shape, dtype) for n, i, shape, dtype in in_specs}
+        self._out = {n: i for i, n in enumerate(out_names)}
+        self.model = model
+
+    def input_spec(self, name):
+        """(shape, dtype) of input ``name``."""
+        _, shape, dtype = self._lookup_in(name)
+        return shape, dtype
+
+    def _lookup_in(self, name):
+        try:
+            return self._in[name]
+        except KeyError:
+            raise WaveNetEdgeError(f"{self.runtime}: the model has no input {name!r}") from None
+
+    def _lookup_out(self, name):
+        try:
+            return self._out[name]
+        except KeyError:
+            raise WaveNetEdgeError(f"{self.runtime}: the model has no output {name!r}") from None
+
+    @staticmethod
+    def _coerce(array, shape, dtype):
+        a = np.asarray(array)
+        if a.dtype != dtype:
+            a = a.astype(dtype)
+        if a.shape != shape:
+            a = a.reshape(shape)
+        return a
+
+    def set_input(self, name, array):
+        raise NotImplementedError
+
+    def invoke(self):
+        raise NotImplementedError
+
+    def get_output(self, name) -> np.ndarray:
+        raise NotImplementedError
+
+    def reset(self):
+        raise NotImplementedError
+
+
+class _LiteRTRunner(Runner):
+    def __init__(self, model_bytes, runtime, model):
+        Interpreter, OpResolverType = _litert()
+        kw = {}
+        if runtime == "litert":
+            kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        elif runtime == "litert-ref":
+            kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_REF
+        try:
+            it = Interpreter(model_content=bytes(model_bytes), num_threads=1, **kw)
+            it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelFileError(f"{runtime} cannot load the model: {str(e).splitlines()[0]}",
+                                 path=model.name) from None
+        ins = [(d["name"], int(d["index"]), tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]))
+               for d in it.get_input_details()]
+        outs = it.get_output_details()
+        super().__init__(runtime, model, ins, [d["name"] for d in outs])
+        self._out_idx = {d["name"]: int(d["index"]) for d in outs}
+        self._it = it
+        self._set = it.set_tensor
+        self._get = it.get_tensor
+        self._invoke = it.invoke
+
+    def set_input(self, name, array):
+        idx, shape, dtype = self._lookup_in(name)
+        self._set(idx, self._coerce(array, shape, dtype))
+
+    def invoke(self):
+        self._invoke()
+
+    def get_output(self, name):
+        self._lookup_out(name)
+        return self._get(self._out_idx[name])  # get_tensor copies
+
+    def reset(self):
+        self._it.reset_all_variables()
+
+
+class _TFLMRunner(Runner):
+    def __init__(self, model_bytes, model, arena_size):
+        runtime = _tflm()
+        if arena_size is None:
+            arena_size = find_arena_size(model_bytes)
+        arena_size = int(arena_size)
+        try:
+            with _quiet_fds():
+                it = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
+        except (ValueError, RuntimeError) as e:
+            raise ModelFileError(f"tflm cannot load the model with a {arena_size} byte arena: "
+                                 f"{str(e).splitlines()[0]}", path=model.name) from None
+        names = [model.tensors[i].name for i in model.inputs]
+        ins = []
+        for k, name in enumerate(names):
+            d = it.get_input_details(k)
+            ins.append((name, k, tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"])))
+        super().__init__("tflm", model, ins, [model.tensors[i].name for i in model.outputs])
+        self.arena_size = arena_size
+        self._it = it
+        self._set = it._interpreter.SetInputTensor
+        self._get = it._interpreter.GetOutputTensor
+        self._invoke = it._interpreter.Invoke
+
+    def set_input(self, name, array):
+        idx, shape, dtype = self._lookup_in(name)
+        self._set(self._coerce(array, shape, dtype), idx)
+
+    def invoke(self):
+        self._invoke()
+
+    def get_output(self, name):
+        return self._get(self._lookup_out(name))  # the wrapper returns a new array
+
+    def reset(self):
+        self._it.reset()
+
+
+def make_runner(model_bytes, runtime: str = "tflm", *, arena_size: int | None = None,
+                name: str | None = None) -> Runner:
+    """Load ``model_bytes`` (a ``.tflite`` file's content, or a path) into ``runtime``.
+
+    Raises ModelFileError if the file is malformed or the runtime refuses it, WaveNetEdgeError if
+    the runtime's package is missing or ``runtime`` is unknown.
+    """
+    if runtime not in RUNTIMES:
+        raise WaveNetEdgeError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+    if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
+        path = os.fspath(model_bytes)
+        name = name or path
+        try:
+            with open(path, "rb") as f:
+                model_bytes = f.read()
+        except OSError as e:
+            raise ModelFileError(f"cannot read model: {e.strerror or e}", path=path) from None
+    model_bytes = bytes(model_bytes)
+    model = read_tflite(model_bytes, name=name)
+    if runtime == "tflm":
+        return _TFLMRunner(model_bytes, model, arena_size)
+    return _LiteRTRunner(model_bytes, runtime, model)
