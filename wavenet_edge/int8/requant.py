@@ -1,0 +1,170 @@
+"""FULLY_CONNECTED requantization, per runtime *profile*.
+
+Profiles (``PROFILES[name]`` is the small int passed to jitted code):
+
+===============  ==  =========================================================================
+``tflm``          0  TFLM reference kernels (CMSIS-NN claims the same): gemmlowp double rounding
+                     ``RoundingDivideByPOT(SRDHM(acc << max(shift,0), M), max(-shift,0))``
+                     (the last step rounds ties away from zero).
+``litert``        1  LiteRT builtin optimized kernels (ruy): same ``SRDHM`` but the final right
+                     shift rounds ties up: ``(v + 2**(r-1)) >> r``.
+``litert-ref``    2  LiteRT ``BUILTIN_REF``: ``round_half_away(double(acc) * fmul)`` with
+                     ``fmul = double(in) * double(w[c]) / double(out)``.
+``xnnpack``       3  LiteRT default XNNPACK delegate: ``rint(f32(acc) * fmul)`` (ties to even)
+                     with ``fmul = f32(f32(in * w[c]) / out)``.
+===============  ==  =========================================================================
+
+How ``M, shift`` are derived (all profiles that use them): per-channel weights (more than one
+scale) use ``double(in) * double(w[c]) / double(out)``; per-tensor weights (one scale) use
+``double(f32(in * w)) / double(out)`` (``GetQuantizedConvolutionMultipler`` multiplies the two
+float32 scales in float32 first).
+
+Shapes/dtypes: ``acc`` is the int32 accumulator ``sum_k w[c,k] * (x[k] - in_zp) + bias[c]``
+(int64 in jitted code, always within int32); the requantized value is returned *before* adding the
+output zero point; :func:`requantize_int8` adds it and clamps to ``[act_min, act_max]``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._jit import kernel
+from ..errors import ConversionError
+from .fixedpoint import rdbpot, rshift_half_up, srdhm, wrap32
+from .multiplier import activation_range, f32, quantize_multiplier
+
+__all__ = ["PROFILES", "PROFILE_NAMES", "TFLM", "LITERT", "LITERT_REF", "XNNPACK", "profile_id",
+           "FCParams", "fc_params", "requantize", "requantize_int8", "round_half_away_f64",
+           "rint_f32_product"]
+
+PROFILES = {"tflm": 0, "litert": 1, "litert-ref": 2, "xnnpack": 3}
+PROFILE_NAMES = {v: k for k, v in PROFILES.items()}
+TFLM, LITERT, LITERT_REF, XNNPACK = 0, 1, 2, 3
+
+
+def profile_id(profile) -> int:
+    """Accept a profile name or id; return the id. Raises ConversionError on anything else."""
+    if isinstance(profile, str):
+        if profile in PROFILES:
+            return PROFILES[profile]
+    elif int(profile) in PROFILE_NAMES:
+        return int(profile)
+    raise ConversionError(f"unknown int8 profile {profile!r} (expected one of {sorted(PROFILES)})")
+
+
+class FCParams(NamedTuple):
+    """Per-output-channel requantization parameters of one FULLY_CONNECTED op.
+
+    multiplier : int32[C]  quantized multiplier ``M`` (Q0.31, in [2**30, 2**31) or 0)
+    shift      : int32[C]  exponent (> 0 = left shift)
+    fmul       : float64[C]  real multiplier of the float profiles (litert-ref: float64 product;
+                 xnnpack: a float32 value stored exactly in a float64; tflm/litert: the float64
+                 product too, informative only)
+    in_zp, out_zp, act_min, act_max : int  (act_* already include the fused activation)
+    profile    : int  profile id
+    """
+
+    multiplier: np.ndarray
+    shift: np.ndarray
+    fmul: np.ndarray
+    in_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    profile: int
+
+
+def fc_params(in_scale, in_zp, w_scales, out_scale, out_zp, fused="NONE", profile="tflm", *,
+              n_out=None) -> FCParams:
+    """Build :class:`FCParams` from the float32 scales stored in the model.
+
+    ``w_scales``: float32[C] per-channel scales, or one scale (per-tensor; broadcast to ``n_out``
+    channels if given).  ``fused``: ``"NONE"`` or ``"RELU"``.
+    """
+    pid = profile_id(profile)
+    in_s = np.float32(in_scale)
+    out_s = np.float32(out_scale)
+    ws = np.atleast_1d(np.asarray(w_scales, dtype=np.float32))
+    if ws.ndim != 1 or ws.size == 0:
+        raise ConversionError("fully-connected weight scales must be a non-empty 1-D array")
+    if not (in_s > 0 and out_s > 0 and np.all(ws > 0)):
+        raise ConversionError("fully-connected scales must be positive")
+    per_channel = ws.size > 1
+    n = ws.size if (per_channel or n_out is None) else int(n_out)
+    mult = np.empty(n, np.int32)
+    shift = np.empty(n, np.int32)
+    fmul = np.empty(n, np.float64)
+    for c in range(n):
+        w = ws[c] if per_channel else ws[0]
+        if per_channel:
+            real = float(in_s) * float(w) / float(out_s)
+        else:
+            real = float(np.float32(in_s * w)) / float(out_s)
+        m, s = quantize_multiplier(real)
+        mult[c], shift[c] = m, s
+        if pid == XNNPACK:
+            fmul[c] = f32(np.float32(in_s * w) / out_s)
+        else:
+            fmul[c] = float(in_s) * float(w) / float(out_s)
+    lo, hi = activation_range(out_s, out_zp, fused)
+    return FCParams(mult, shift, fmul, int(in_zp), int(out_zp), lo, hi, pid)
+
+
+@kernel
+def round_half_away_f64(x):
+    """C ``round(double)`` -> int64 (ties away from zero, exact: no ``floor(x + 0.5)`` error)."""
+    t = np.float64(np.trunc(x))
+    d = x - t  # exact for |x| < 2**52
+    if d >= 0.5:
+        t += 1.0
+    elif d <= -0.5:
+        t -= 1.0
+    return np.int64(t)
+
+
+@kernel
+def rint_f32_product(a, b):
+    """``rint(f32(f32(a) * f32(b)))`` -> int64: float32 product, round half to even."""
+    # float32 x float32 is exact in float64 (48 significant bits), so one rounding to float32
+    # reproduces the IEEE float32 multiply
+    p = np.float32(np.float64(np.float32(a)) * np.float64(np.float32(b)))
+    return np.int64(np.rint(np.float64(p)))
+
+
+@kernel
+def requantize(acc, multiplier, shift, fmul, profile):
+    """Requantize one int32 accumulator for one output channel; returns int64 (pre zero point).
+
+    ``profile`` is an int id (see module docstring); ``fmul`` is only read by litert-ref/xnnpack.
+    """
+    if profile == 2:
+        v = round_half_away_f64(np.float64(acc) * fmul)
+    elif profile == 3:
+        v = rint_f32_product(acc, fmul)
+    else:
+        left = shift if shift > 0 else 0
+        right = -shift if shift < 0 else 0
+        hm = srdhm(wrap32(np.int64(acc) << np.int64(left)), multiplier)
+        if profile == 1:
+            v = rshift_half_up(hm, right)
+        else:
+            v = rdbpot(hm, right)
+    # saturate so that int64 -> int32 casts downstream are safe; clamping to int8 comes later
+    if v > 2147483647:
+        v = np.int64(2147483647)
+    elif v < -2147483648:
+        v = np.int64(-2147483648)
+    return v
+
+
+@kernel
+def requantize_int8(acc, multiplier, shift, fmul, out_zp, act_min, act_max, profile):
+    """:func:`requantize` + output zero point + clamp to ``[act_min, act_max]``; returns int64."""
+    v = requantize(acc, multiplier, shift, fmul, profile) + np.int64(out_zp)
+    if v < act_min:
+        v = np.int64(act_min)
+    if v > act_max:
+        v = np.int64(act_max)
+    return v
