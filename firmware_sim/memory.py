@@ -1,0 +1,200 @@
+"""Flash and SRAM budget of a step graph on a target, with a verdict and what to shrink.
+
+Flash = the ``.tflite`` bytes as TFLM embeds them (a ``const`` array, padded to 16 bytes) + a
+runtime-code allowance (ASSUMPTION, :data:`RUNTIME_FLASH_BYTES`).
+SRAM = delay lines (one int8 ring per distinct ``write`` of the contract, as long as its longest
+delay: Σ max-delay × channels bytes; equals :meth:`WaveNetConfig.delay_line_bytes`) + the TFLM
+arena measured with the real interpreter (:mod:`firmware_sim.arena`) + a stack/scratch allowance
+(ASSUMPTION, :data:`STACK_SRAM_BYTES`) + the audio output FIFO (2 bytes per int16 sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wavenet_edge.config import WaveNetConfig
+
+__all__ = ["RUNTIME_FLASH_BYTES", "STACK_SRAM_BYTES", "DelayLines", "delay_lines_from_metadata",
+           "delay_line_bytes_for_config", "MemoryBudget", "memory_budget", "shrink_suggestions",
+           "ASSUMPTIONS"]
+
+#: Flash for TFLM's runtime (MicroInterpreter, allocator, flatbuffer reader ≈ 16 KB per the TFLM
+#: README's "core runtime fits in 16 KB on a Cortex-M3") + the 9 int8 kernels this graph uses with
+#: CMSIS-NN/ESP-NN (≈ 32 KB, -Os) + application glue, vector table, libc bits (≈ 16 KB).  Assumed.
+RUNTIME_FLASH_BYTES = 64 * 1024
+#: Main stack + TFLM's stack use during Invoke + application scratch.  Assumed.
+STACK_SRAM_BYTES = 8 * 1024
+#: Bytes per sample of the audio output FIFO (int16 PCM to the DAC/I2S).
+FIFO_BYTES_PER_SAMPLE = 2
+
+ASSUMPTIONS = {
+    "runtime_flash_bytes": f"{RUNTIME_FLASH_BYTES} B: TFLM core runtime ~16 KB (TFLM README: "
+                           "'core runtime just fits in 16 KB on an Arm Cortex M3') + 9 int8 kernels "
+                           "with CMSIS-NN ~32 KB + application ~16 KB (assumption)",
+    "stack_sram_bytes": f"{STACK_SRAM_BYTES} B stack/scratch outside the arena (assumption)",
+    "arena": "measured with the tflite-micro Python package (64-bit host build): activations are "
+             "exact, TFLM's persistent structures contain pointers and are smaller on a 32-bit MCU "
+             "(the figure is an upper bound for them)",
+    "model_flash": "the .tflite bytes embedded verbatim (no compression), padded to 16 bytes",
+    "fifo": f"{FIFO_BYTES_PER_SAMPLE} bytes per sample of audio output FIFO (int16 PCM)",
+}
+
+
+@dataclass(frozen=True)
+class DelayLines:
+    """``ring_bytes``: one ring per distinct write, length = its longest delay (what a host needs);
+    ``per_read_bytes``: Σ over reads of delay × channels (the naive one-queue-per-read figure)."""
+
+    ring_bytes: int
+    per_read_bytes: int
+    n_reads: int
+    n_writes: int
+
+
+def delay_lines_from_metadata(meta: dict, channels_of) -> DelayLines:
+    """Delay-line SRAM from the contract ``meta`` (``delay_lines`` list); ``channels_of(name)`` gives
+    a tensor's bytes per step (channels × 1 byte for int8)."""
+    longest = {}
+    per_read = 0
+    for dl in meta["delay_lines"]:
+        d = int(dl["delay"])
+        c = int(channels_of(dl["read"]))
+        per_read += d * c
+        w = dl["write"]
+        longest[w] = max(longest.get(w, (0, 0))[0], d), int(channels_of(w))
+    ring = sum(d * c for d, c in longest.values())
+    return DelayLines(ring_bytes=ring, per_read_bytes=per_read, n_reads=len(meta["delay_lines"]),
+                      n_writes=len(longest))
+
+
+def delay_line_bytes_for_config(config: WaveNetConfig) -> int:
+    """Delay-line SRAM (bytes) of a config's step graph: Σ_l (k-1)·d_l·R + Σ_{j<w} j·R."""
+    return int(config.delay_line_bytes())
+
+
+@dataclass
+class MemoryBudget:
+    """Bytes of one model on one target; ``fits`` when both flash and SRAM fit."""
+
+    target: str
+    model_bytes: int
+    runtime_flash_bytes: int
+    flash_bytes: int
+    flash_capacity: int
+    delay_line_bytes: int
+    arena_bytes: int
+    stack_bytes: int
+    fifo_bytes: int
+    sram_bytes: int
+    sram_capacity: int
+    notes: list = field(default_factory=list)
+
+    @property
+    def flash_headroom(self) -> int:
+        return self.flash_capacity - self.flash_bytes
+
+    @property
+    def sram_headroom(self) -> int:
+        return self.sram_capacity - self.sram_bytes
+
+    @property
+    def fits_flash(self) -> bool:
+        return self.flash_headroom >= 0
+
+    @property
+    def fits_sram(self) -> bool:
+        return self.sram_headroom >= 0
+
+    @property
+    def fits(self) -> bool:
+        return self.fits_flash and self.fits_sram
+
+    def to_dict(self) -> dict:
+        return {"model_bytes": self.model_bytes, "runtime_flash_bytes": self.runtime_flash_bytes,
+                "flash_bytes": self.flash_bytes, "flash_capacity": self.flash_capacity,
+                "flash_headroom": self.flash_headroom, "fits_flash": self.fits_flash,
+                "delay_line_bytes": self.delay_line_bytes, "arena_bytes": self.arena_bytes,
+                "stack_bytes": self.stack_bytes, "fifo_bytes": self.fifo_bytes,
+                "sram_bytes": self.sram_bytes, "sram_capacity": self.sram_capacity,
+                "sram_headroom": self.sram_headroom, "fits_sram": self.fits_sram,
+                "fits": self.fits, "notes": list(self.notes)}
+
+
+def memory_budget(target, *, model_bytes: int, delay_line_bytes: int, arena_bytes: int,
+                  fifo_samples: int = 0, runtime_flash_bytes: int = RUNTIME_FLASH_BYTES,
+                  stack_bytes: int = STACK_SRAM_BYTES) -> MemoryBudget:
+    """The budget of a model (``model_bytes`` of .tflite) on ``target`` (:class:`Target`)."""
+    embedded = -(-int(model_bytes) // 16) * 16
+    flash = embedded + int(runtime_flash_bytes)
+    fifo = int(fifo_samples) * FIFO_BYTES_PER_SAMPLE
+    sram = int(delay_line_bytes) + int(arena_bytes) + int(stack_bytes) + fifo
+    notes = []
+    if target.flash_external:
+        notes.append("flash is external (XIP); weights stream through the cache")
+    return MemoryBudget(target=target.name, model_bytes=int(model_bytes),
+                        runtime_flash_bytes=int(runtime_flash_bytes), flash_bytes=flash,
+                        flash_capacity=int(target.flash_bytes),
+                        delay_line_bytes=int(delay_line_bytes), arena_bytes=int(arena_bytes),
+                        stack_bytes=int(stack_bytes), fifo_bytes=fifo, sram_bytes=sram,
+                        sram_capacity=int(target.sram_bytes), notes=notes)
+
+
+def _blocks(dilations) -> list:
+    """Split a dilation list into blocks at every restart (d <= previous)."""
+    blocks, cur = [], []
+    for d in dilations:
+        if cur and d <= cur[-1]:
+            blocks.append(cur)
+            cur = []
+        cur.append(d)
+    if cur:
+        blocks.append(cur)
+    return blocks
+
+
+def _candidates(cfg: WaveNetConfig) -> list:
+    out = []
+    if cfg.residual_channels > 4:
+        r = cfg.residual_channels // 2
+        out.append((f"residual_channels {cfg.residual_channels} -> {r}",
+                    cfg.replace(residual_channels=r)))
+    if cfg.residual_channels > 4 and cfg.dilation_channels > 4:
+        r, g = cfg.residual_channels // 2, cfg.dilation_channels // 2
+        out.append((f"residual/dilation channels {cfg.residual_channels}/{cfg.dilation_channels} "
+                    f"-> {r}/{g}", cfg.replace(residual_channels=r, dilation_channels=g)))
+    blocks = _blocks(cfg.dilations)
+    if len(blocks) > 1:
+        dil = tuple(d for b in blocks[:-1] for d in b)
+        out.append((f"dilation blocks {len(blocks)} -> {len(blocks) - 1}", cfg.replace(dilations=dil)))
+    top = max(cfg.dilations)
+    if top > 1:
+        dil = tuple(d for d in cfg.dilations if d < top)
+        out.append((f"drop dilation {top} (max {top} -> {max(dil) if dil else 1})",
+                    cfg.replace(dilations=dil or (1,))))
+    if cfg.initial_filter_width > 1:
+        out.append((f"initial_filter_width {cfg.initial_filter_width} -> 1",
+                    cfg.replace(initial_filter_width=1)))
+    if cfg.skip_channels > 32 or cfg.end_channels > 32:
+        s, e = max(32, cfg.skip_channels // 2), max(32, cfg.end_channels // 2)
+        out.append((f"skip/end channels {cfg.skip_channels}/{cfg.end_channels} -> {s}/{e}",
+                    cfg.replace(skip_channels=s, end_channels=e)))
+    return out
+
+
+def shrink_suggestions(cfg: WaveNetConfig, budget: MemoryBudget) -> list:
+    """What to shrink when ``budget`` does not fit: each candidate config change with its estimated
+    delay-line bytes, flash and SRAM (arena kept at the measured figure — conservative for a smaller
+    model; model bytes scaled by the parameter count) and whether it would fit."""
+    out = []
+    p0 = max(1, cfg.parameter_count())
+    for what, c in _candidates(cfg):
+        dl = delay_line_bytes_for_config(c)
+        model = int(budget.model_bytes * c.parameter_count() / p0)
+        flash = -(-model // 16) * 16 + budget.runtime_flash_bytes
+        sram = dl + budget.arena_bytes + budget.stack_bytes + budget.fifo_bytes
+        out.append({"change": what, "delay_line_bytes": dl, "model_bytes_est": model,
+                    "flash_bytes_est": flash, "sram_bytes_est": sram,
+                    "macs_per_sample": c.macs_per_sample(),
+                    "receptive_field": c.receptive_field,
+                    "fits": flash <= budget.flash_capacity and sram <= budget.sram_capacity})
+    return out

@@ -1,0 +1,171 @@
+"""Operation counts of ONE invocation of a step graph (= one generated sample), read from the graph.
+
+Counted per operator, from tensor shapes only (no coefficients here, so a later cost model — e.g.
+QEMU-measured cycles per kernel — can reuse the counts):
+
+* FULLY_CONNECTED: ``macs`` = out × in of its weight matrix; ``requants`` = out (one int32 → int8
+  requantization per output); ``weight_bytes`` = weight + bias bytes read per step.
+* ADD / MUL: ``elements`` of the output (each needs its rescales; see the cost model).
+* TANH / LOGISTIC: ``elements`` ("transcendental" table/fixed-point ops).
+* SOFTMAX: ``elements``.
+* CONCATENATION / GATHER / RESHAPE and others that move data: ``copy_bytes`` of the output, one copy
+  call per input (GATHER: one row).
+* Delay-line traffic (from ``Model.metadata["wavenet_edge"]``): the host copies every ``read``
+  tensor in (channels bytes each) and pushes every distinct ``write`` (channels bytes each) per step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from wavenet_edge.errors import ModelFileError
+
+__all__ = ["OpCount", "StepCounts", "count_ops", "contract_metadata", "CATEGORIES"]
+
+#: cost category of each operator
+CATEGORIES = {
+    "FULLY_CONNECTED": "fully_connected",
+    "ADD": "add", "MUL": "mul",
+    "TANH": "transcendental", "LOGISTIC": "transcendental",
+    "SOFTMAX": "softmax",
+    "CONCATENATION": "copy", "GATHER": "copy", "RESHAPE": "copy",
+}
+
+
+@dataclass(frozen=True)
+class OpCount:
+    """Work of one operator per step (counts, no cycles)."""
+
+    index: int
+    opcode: str
+    output: str
+    category: str
+    macs: int = 0
+    requants: int = 0
+    elements: int = 0
+    copy_bytes: int = 0
+    copy_calls: int = 0
+    weight_bytes: int = 0
+
+
+@dataclass
+class StepCounts:
+    """All operators of one step plus the delay-line traffic; totals as properties."""
+
+    ops: list
+    delay_read_bytes: int
+    delay_write_bytes: int
+    delay_reads: int
+    delay_writes: int
+    constant_bytes: int
+    extra: dict = field(default_factory=dict)
+
+    def total(self, key: str) -> int:
+        return int(sum(getattr(o, key) for o in self.ops))
+
+    @property
+    def macs(self) -> int:
+        return self.total("macs")
+
+    @property
+    def n_ops(self) -> int:
+        return len(self.ops)
+
+    def by_category(self) -> dict:
+        out = {}
+        for o in self.ops:
+            c = out.setdefault(o.category, Counter())
+            c["ops"] += 1
+            for k in ("macs", "requants", "elements", "copy_bytes", "copy_calls", "weight_bytes"):
+                c[k] += getattr(o, k)
+        return {k: dict(v) for k, v in out.items()}
+
+    def opcode_histogram(self) -> dict:
+        return dict(Counter(o.opcode for o in self.ops))
+
+    def to_dict(self) -> dict:
+        return {"n_ops": self.n_ops, "macs": self.macs, "requants": self.total("requants"),
+                "weight_bytes_per_step": self.total("weight_bytes"),
+                "constant_bytes": self.constant_bytes,
+                "delay_line_read_bytes_per_step": self.delay_read_bytes,
+                "delay_line_write_bytes_per_step": self.delay_write_bytes,
+                "delay_line_reads": self.delay_reads, "delay_line_writes": self.delay_writes,
+                "by_category": self.by_category(), "opcodes": self.opcode_histogram(),
+                "ops": [asdict(o) for o in self.ops], **self.extra}
+
+
+def contract_metadata(model) -> dict:
+    """The ``wavenet_edge`` metadata (delay-line contract) of a parsed model, as a dict."""
+    raw = model.metadata.get("wavenet_edge")
+    if raw is None:
+        raise ModelFileError("not a wavenet-edge step graph (no \"wavenet_edge\" metadata)",
+                             path=model.name)
+    try:
+        meta = json.loads(bytes(raw).rstrip(b"\0").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"wavenet_edge metadata is not UTF-8 JSON ({e})",
+                             path=model.name) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("delay_lines"), list):
+        raise ModelFileError("wavenet_edge metadata has no delay_lines list", path=model.name)
+    return meta
+
+
+def _nelem(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+
+
+def count_ops(model) -> StepCounts:
+    """Counts of one step of ``model`` (a :class:`wavenet_edge.tflite_file.TFLiteModel`)."""
+    T = model.tensors
+    ops = []
+    for op in model.operators:
+        outs = [T[i] for i in op.outputs if i >= 0]
+        ins = [T[i] for i in op.inputs if i >= 0]
+        out = outs[0] if outs else None
+        n_out = _nelem(out.shape) if out is not None else 0
+        itemsize = out.dtype.itemsize if out is not None else 1
+        cat = CATEGORIES.get(op.opcode, "copy")
+        kw = {}
+        if op.opcode == "FULLY_CONNECTED":
+            w = T[op.inputs[1]]
+            if len(w.shape) != 2:
+                raise ModelFileError(f"FULLY_CONNECTED {op.index}: weights are not 2-D",
+                                     path=model.name)
+            n_rows, n_in = int(w.shape[0]), int(w.shape[1])
+            batch = max(1, n_out // max(1, n_rows))
+            wb = _nelem(w.shape) * w.dtype.itemsize
+            if len(op.inputs) > 2 and op.inputs[2] >= 0:
+                b = T[op.inputs[2]]
+                wb += _nelem(b.shape) * b.dtype.itemsize
+            kw = dict(macs=batch * n_rows * n_in, requants=n_out, weight_bytes=wb)
+        elif cat in ("add", "mul", "transcendental", "softmax"):
+            kw = dict(elements=n_out, requants=n_out if cat in ("add", "mul") else 0)
+        else:
+            calls = 1 if op.opcode == "GATHER" else max(1, len(ins))
+            kw = dict(copy_bytes=n_out * itemsize, copy_calls=calls)
+            if op.opcode == "GATHER":
+                kw["weight_bytes"] = n_out * itemsize
+        ops.append(OpCount(index=op.index, opcode=op.opcode, output=out.name if out else "",
+                           category=cat, **kw))
+    meta = contract_metadata(model)
+    reads = writes = 0
+    n_reads = 0
+    seen = set()
+    for dl in meta["delay_lines"]:
+        try:
+            r = model.tensor(dl["read"])
+            w = model.tensor(dl["write"])
+        except (KeyError, TypeError):
+            raise ModelFileError(f"delay line {dl!r} is malformed", path=model.name) from None
+        reads += _nelem(r.shape) * r.dtype.itemsize
+        n_reads += 1
+        if dl["write"] not in seen:
+            seen.add(dl["write"])
+            writes += _nelem(w.shape) * w.dtype.itemsize
+    const = sum(t.data.nbytes for t in T if t.data is not None)
+    return StepCounts(ops=ops, delay_read_bytes=reads, delay_write_bytes=writes,
+                      delay_reads=n_reads, delay_writes=len(seen), constant_bytes=int(const))
