@@ -1,0 +1,190 @@
+"""Jitted kernels of the ring-buffer engine: one step of the whole program for B streams.
+
+Layout (see :mod:`wavenet_edge.program`): ``arena`` is int8 (B·A,), stream ``b``'s activations at
+``b·A + offset``; ``ring`` is int8 (B·RS,), stream ``b``'s delay-line history at ``b·RS + offset``.
+All streams advance together, so one step counter ``t`` (samples since reset) serves them all.
+
+The FULLY_CONNECTED inner loop is a plain contiguous int8·int8 dot product into an int32
+accumulator (input zero point already folded into the bias), which LLVM vectorizes to widening
+multiply-adds (``vpmaddwd`` / ``vpdpwssd`` on AVX-512); each weight row is loaded once per step and
+reused across the B streams.  The requantization and every other op use the scalar reference
+arithmetic of :mod:`wavenet_edge.int8`, so each op's output is bit-identical to the interpreter
+the profile mirrors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import kernel
+from .int8.elementwise import add_int8, mul_int8
+from .int8.requant import requantize_int8
+from .int8.softmax import softmax_int8
+from .sampling import sample_one
+
+OP_GATHER, OP_FC, OP_ADD, OP_MUL, OP_LUT, OP_SOFTMAX, OP_COPY = 1, 2, 3, 4, 5, 6, 7
+
+
+@kernel
+def _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len):
+    """Before step ``t``: copy each read's value (its write at ``t − delay``, or its zero point)."""
+    for k in range(dl_read.shape[0]):
+        d = dl_delay[k]
+        w = dl_width[k]
+        dst = dl_read[k]
+        if t < d:
+            z = np.int8(dl_zp[k])
+            for b in range(nb):
+                base = b * A + dst
+                for i in range(w):
+                    arena[base + i] = z
+        else:
+            src = dl_ring[k] + ((t - d) % dl_len[k]) * w
+            for b in range(nb):
+                ab = b * A + dst
+                rb = b * RS + src
+                for i in range(w):
+                    arena[ab + i] = ring[rb + i]
+
+
+@kernel
+def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
+    """After step ``t``: store each distinct write into its ring slot ``t mod length``."""
+    for k in range(wr_src.shape[0]):
+        w = wr_width[k]
+        dst = wr_ring[k] + (t % wr_len[k]) * w
+        src = wr_src[k]
+        for b in range(nb):
+            ab = b * A + src
+            rb = b * RS + dst
+            for i in range(w):
+                ring[rb + i] = arena[ab + i]
+
+
+@kernel
+def _fc(arena, A, nb, xo, yo, rows, cols, wblob, wo, bblob, bo, mult, shift, fmul, qo,
+        zp, lo, hi, profile):
+    for o in range(rows):
+        wr = wo + o * cols
+        bias = bblob[bo + o]
+        m = mult[qo + o]
+        s = shift[qo + o]
+        f = fmul[qo + o]
+        for b in range(nb):
+            xb = b * A + xo
+            acc = np.int32(bias)
+            for i in range(cols):
+                acc += np.int32(wblob[wr + i]) * np.int32(arena[xb + i])
+            arena[b * A + yo + o] = np.int8(requantize_int8(acc, m, s, f, zp, lo, hi, profile))
+
+
+@kernel
+def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, fparams, sm_tables, sm_scales, profile,
+            arena, A, nb, codes, speakers):
+    """Execute every op of the program once for ``nb`` streams.
+
+    ``codes`` int32 (nb,): the class index of this step per stream; ``speakers`` int32 (nb,).
+    """
+    for k in range(ops.shape[0]):
+        code = ops[k, 0]
+        i0 = ops[k, 1]
+        i1 = ops[k, 2]
+        out = ops[k, 3]
+        n = ops[k, 4]
+        if code == OP_FC:
+            p = ops[k, 9]
+            _fc(arena, A, nb, i0, out, n, ops[k, 5], wblob, ops[k, 6], bblob, ops[k, 7],
+                mult, shift, fmul, ops[k, 8], iparams[p], iparams[p + 1], iparams[p + 2], profile)
+        elif code == OP_GATHER:
+            w0 = ops[k, 6]
+            for b in range(nb):
+                idx = codes[b] if ops[k, 10] == 0 else speakers[b]
+                src = w0 + idx * n
+                dst = b * A + out
+                for i in range(n):
+                    arena[dst + i] = wblob[src + i]
+        elif code == OP_LUT:
+            tb = ops[k, 10]
+            for b in range(nb):
+                base = b * A
+                for i in range(n):
+                    arena[base + out + i] = tables[tb, np.int32(arena[base + i0 + i]) + 128]
+        elif code == OP_ADD or code == OP_MUL:
+            ip = iparams[ops[k, 9]:]
+            fp = fparams[ops[k, 10]:]
+            blocked = (n // 16) * 16   # LiteRT rounds full SIMD blocks of 16 differently
+            for b in range(nb):
+                base = b * A
+                for i in range(n):
+                    if code == OP_ADD:
+                        v = add_int8(arena[base + i0 + i], arena[base + i1 + i], ip, fp, profile,
+                                     i < blocked)
+                    else:
+                        v = mul_int8(arena[base + i0 + i], arena[base + i1 + i], ip, fp, profile,
+                                     i < blocked)
+                    arena[base + out + i] = np.int8(v)
+        elif code == OP_SOFTMAX:
+            p = ops[k, 9]
+            st = ops[k, 10]
+            for b in range(nb):
+                base = b * A
+                softmax_int8(arena[base + i0:base + i0 + n], iparams[p], iparams[p + 1],
+                             iparams[p + 2], sm_tables[st], sm_scales[st], profile,
+                             arena[base + out:base + out + n])
+        elif code == OP_COPY:
+            for b in range(nb):
+                base = b * A
+                for i in range(n):
+                    arena[base + out + i] = arena[base + i0 + i]
+
+
+@kernel
+def step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, fparams, sm_tables, sm_scales, profile,
+         dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
+         arena, A, ring, RS, nb, t, codes, speakers):
+    """One full step (delay reads, every op, delay writes) for ``nb`` streams at time ``t``."""
+    _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len)
+    run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, fparams, sm_tables, sm_scales, profile, arena, A, nb, codes,
+            speakers)
+    _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width)
+
+
+@kernel
+def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, fparams, sm_tables, sm_scales, profile,
+            dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
+            arena, A, ring, RS, nb, t0, codes, speakers, out, out_off):
+    """Teacher-forced steps ``t0 … t0+n−1``: ``codes`` int32 (nb, n); ``out`` int8 (nb, n, 256)
+    receives the 256 bytes at arena offset ``out_off`` (probs or logits) after each step."""
+    n = codes.shape[1]
+    cur = np.empty(nb, np.int32)
+    for j in range(n):
+        for b in range(nb):
+            cur[b] = codes[b, j]
+        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, fparams, sm_tables, sm_scales, profile,
+             dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
+             arena, A, ring, RS, nb, t0 + j, cur, speakers)
+        for b in range(nb):
+            src = b * A + out_off
+            for c in range(256):
+                out[b, j, c] = arena[src + c]
+
+
+@kernel
+def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, fparams, sm_tables, sm_scales, profile,
+             dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
+             arena, A, ring, RS, nb, t0, first, speakers, out, probs_off, logits_off,
+             mode, table, rng):
+    """Free-running steps: feed ``first`` (int32 (nb,)), sample each output with
+    :func:`wavenet_edge.sampling.sample_one` into ``out`` (int32 (nb, n)) and feed it back."""
+    n = out.shape[1]
+    cur = first.copy()
+    weights = np.empty(256, np.int64)
+    for j in range(n):
+        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, fparams, sm_tables, sm_scales, profile,
+             dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
+             arena, A, ring, RS, nb, t0 + j, cur, speakers)
+        for b in range(nb):
+            c = sample_one(mode, arena, b * A + probs_off, arena, b * A + logits_off, table, rng, b,
+                           weights)
+            out[b, j] = c
+            cur[b] = c

@@ -1,0 +1,268 @@
+"""The int8 ring-buffer engine: runs a wavenet-edge ``.tflite`` step graph, bit-exact, fast.
+
+:class:`Engine` loads the file (pure numpy + numba, see :mod:`wavenet_edge.tflite_file`), checks
+the delay-line contract and that every operator is one the engine supports, and compiles the
+operator list into a flat program (:mod:`wavenet_edge.program`).  A jitted kernel then executes
+all operators for ``batch`` independent streams per step, with the delay lines kept as int8 ring
+buffers; loops over samples run inside numba too.  The int8 arithmetic comes from
+:mod:`wavenet_edge.int8` and ``profile`` chooses whose: ``"tflm"`` (TensorFlow Lite Micro
+reference kernels) or ``"litert"`` (LiteRT builtin kernels), also ``"litert-ref"``.
+
+State: the step counter and the delay lines.  ``step``/``process``/``generate`` continue from the
+current state (streaming: any split of a sequence into blocks gives the same outputs as one call);
+``reset()`` returns to silence (every delay-line read at its zero point, as the contract says).
+
+Shapes: with ``batch == 1`` codes are (n,) and outputs (n, 256); with ``batch = B`` codes are
+(B, n) and outputs (B, n, 256).  Outputs are int8: probabilities with scale 1/256 and zero point
+−128 (``(q + 128)/256``), or logits (``logits_scale·(q − logits_zero_point)``).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _engine_kernels as _k
+from . import sampling as _s
+from .config import WaveNetConfig
+from .errors import ConfigError, ModelFileError
+from .program import Program, compile_program, parse_contract
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    """Bit-exact int8 WaveNet runtime for one ``.tflite`` step graph.
+
+    Build with :meth:`from_file` / :meth:`from_bytes`.  Attributes: ``config``
+    (:class:`WaveNetConfig`), ``metadata`` (the contract dict), ``sample_rate`` (Hz), ``batch``,
+    ``profile``, ``program`` (the compiled :class:`Program`), ``t`` (samples since reset).
+    """
+
+    def __init__(self, model, *, profile: str = "tflm", batch: int = 1):
+        if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
+            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        contract = parse_contract(model)
+        self.model = model
+        self.path = model.name
+        self.metadata = {k: v for k, v in contract.items() if k != "config_obj"}
+        self.config: WaveNetConfig = contract["config_obj"]
+        self.sample_rate = int(self.metadata.get("sample_rate", self.config.sample_rate))
+        mu = self.metadata.get("mulaw") or {}
+        self.mulaw_convention = mu.get("convention", self.config.mulaw)
+        self.mu = int(mu.get("mu", 255))
+        self.profile = profile
+        self.batch = int(batch)
+        self.program: Program = compile_program(model, profile=profile, contract=contract)
+        p = self.program
+        self._A = int(p.arena_size)
+        self._RS = int(p.ring_size)
+        self._arena = np.zeros(self.batch * self._A, np.int8)
+        self._ring = np.zeros(self.batch * self._RS, np.int8)
+        self._consts = (p.ops, p.wblob, p.bblob, p.mult, p.shift, p.fmul, p.tables, p.iparams, p.fparams,
+                        p.sm_tables, p.sm_scales, np.int64(p.profile_id))
+        self._dl = (p.dl_read, p.dl_delay, p.dl_width, p.dl_zp, p.dl_ring, p.dl_len,
+                    p.wr_src, p.wr_ring, p.wr_len, p.wr_width)
+        self._speakers = np.zeros(self.batch, np.int32)
+        self.t = 0
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path, *, profile: str = "tflm", batch: int = 1) -> "Engine":
+        """Load ``path`` (a wavenet-edge ``.tflite``).  Raises :class:`ModelFileError`."""
+        from .tflite_file import read_tflite
+        return cls(read_tflite(os.fspath(path)), profile=profile, batch=batch)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, profile: str = "tflm", batch: int = 1, name="<bytes>"):
+        from .tflite_file import read_tflite
+        return cls(read_tflite(bytes(data), name=name), profile=profile, batch=batch)
+
+    # -- state ----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to silence: step counter 0, every delay line empty (reads at their zero point)."""
+        self._arena[:] = 0
+        self._ring[:] = 0
+        self.t = 0
+
+    @property
+    def speaker(self):
+        """Speaker id(s) of a globally conditioned model: int (batch 1) or int array (B,)."""
+        if not self.config.has_gc:
+            return None
+        return int(self._speakers[0]) if self.batch == 1 else self._speakers.copy()
+
+    @speaker.setter
+    def speaker(self, value):
+        if not self.config.has_gc:
+            if value is None:
+                return
+            raise ConfigError("this model has no global conditioning; speaker must be None")
+        v = np.broadcast_to(np.asarray(0 if value is None else value), (self.batch,))
+        if not np.issubdtype(v.dtype, np.integer):
+            raise ConfigError(f"speaker must be an integer, got {value!r}")
+        if v.min() < 0 or v.max() >= self.config.gc_cardinality:
+            raise ConfigError(f"speaker must lie in [0, {self.config.gc_cardinality - 1}], got {value!r}")
+        self._speakers[:] = v
+
+    # -- running ----------------------------------------------------------------------------------
+    def _codes2d(self, codes, what="codes"):
+        a = np.asarray(codes)
+        if a.dtype.kind not in "iu":
+            if a.dtype.kind == "f" and a.size and np.all(a == np.round(a)):
+                a = a.astype(np.int64)
+            else:
+                raise ConfigError(f"{what} must be integer class indices, got dtype {a.dtype}")
+        if self.batch == 1 and a.ndim == 1:
+            a = a[None, :]
+        if a.ndim != 2 or a.shape[0] != self.batch:
+            want = "(n,)" if self.batch == 1 else f"({self.batch}, n)"
+            raise ConfigError(f"{what} must have shape {want}, got {np.shape(codes)}")
+        if a.size and (a.min() < 0 or a.max() > 255):
+            raise ConfigError(f"{what} must be class indices in [0, 255]")
+        return np.ascontiguousarray(a, dtype=np.int32)
+
+    def step(self, codes):
+        """Advance one sample.  ``codes``: int (batch 1) or (B,) class indices of x[t].
+
+        Returns int8 probabilities for x[t+1]: (256,) for batch 1 given a scalar, else (B, 256).
+        """
+        scalar = np.ndim(codes) == 0
+        c = self._codes2d(np.reshape(codes, (self.batch, 1)) if not scalar or self.batch > 1
+                          else np.array([[codes]]))
+        out = np.empty((self.batch, 1, 256), np.int8)
+        self._run(c, out, self.program.probs_off)
+        return out[0, 0] if (scalar and self.batch == 1) else out[:, 0]
+
+    def process(self, codes, *, logits: bool = False, out=None):
+        """Teacher-forced run over ``codes`` ((n,) or (B, n)); returns int8 (n, 256) or (B, n, 256).
+
+        Row t is the model's output after consuming codes[t] (it predicts codes[t+1]).
+        ``logits=True`` returns the logits instead of the probabilities.  ``out``: optional
+        preallocated int8 array of the result's shape (C-contiguous).
+        """
+        c = self._codes2d(codes)
+        n = c.shape[1]
+        shape = (self.batch, n, 256)
+        if out is None:
+            buf = np.empty(shape, np.int8)
+        else:
+            want = (n, 256) if self.batch == 1 else shape
+            if (not isinstance(out, np.ndarray) or out.shape != want or out.dtype != np.int8
+                    or not out.flags.c_contiguous):
+                raise ConfigError(f"out must be a C-contiguous int8 array of shape {want}")
+            buf = out.reshape(shape)
+        self._run(c, buf, self.program.logits_off if logits else self.program.probs_off)
+        return buf[0] if self.batch == 1 else buf
+
+    def _run(self, codes, out, off):
+        if codes.shape[1] == 0:
+            return
+        _k.process(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
+                   self.batch, np.int64(self.t), codes, self._speakers, out, np.int64(off))
+        self.t += codes.shape[1]
+
+    def tensor(self, name: str) -> np.ndarray:
+        """Current int8 value of activation ``name`` after the last step: (B, size) copy."""
+        try:
+            off, size = self.program.tensor_offsets[name]
+        except KeyError:
+            raise ConfigError(f"no activation tensor named {name!r}") from None
+        a = self._arena.reshape(self.batch, self._A)
+        return a[:, off:off + size].copy()
+
+    # -- generation -------------------------------------------------------------------------------
+    def silence_code(self) -> int:
+        """The class index of 0.0 in the model's mu-law convention."""
+        from .mulaw import encode_classes
+        return int(encode_classes(np.zeros(1), mu=self.mu, convention=self.mulaw_convention)[0])
+
+    def generate(self, n: int, *, seed: int = 0, temperature: float = 1.0, prime=None,
+                 speaker=None, progress=None):
+        """Free-running generation of ``n`` class indices: (n,) int64 or (B, n).
+
+        ``prime``: class indices fed teacher-forced first ((m,) or (B, m)); the first generated
+        code is sampled from the output after the last prime code.  Without a prime the engine
+        starts (from its current state) by feeding the silence code.  ``temperature``: 1 samples
+        the model's int8 probabilities; 0 is greedy; other values use the integer temperature
+        table of :mod:`wavenet_edge.sampling` on the int8 logits.  ``seed``: PCG32 seed (stream b
+        of a batch uses sequence b).  ``progress``: optional callable(k) called with the number
+        of samples done after each chunk.  Decode with :meth:`decode`.
+        """
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise ConfigError(f"n must be a non-negative integer, got {n!r}")
+        if speaker is not None:
+            self.speaker = speaker
+        mode, table = _s.sampling_mode(temperature, self.program.logits_scale)
+        rng = _s.pcg32_seed(seed, self.batch)
+        if prime is not None:
+            pc = self._codes2d(prime, "prime")
+            if pc.shape[1] == 0:
+                prime = None
+        if prime is None:
+            pc = np.full((self.batch, 1), self.silence_code(), np.int32)
+        # feed all but the last prime code teacher-forced; the last one starts the generation
+        if pc.shape[1] > 1:
+            scratch = np.empty((self.batch, pc.shape[1] - 1, 256), np.int8)
+            self._run(np.ascontiguousarray(pc[:, :-1]), scratch, self.program.probs_off)
+        out = np.empty((self.batch, int(n)), np.int32)
+        cur = np.ascontiguousarray(pc[:, -1])
+        chunk = 4096 if progress is not None else max(int(n), 1)
+        done = 0
+        while done < n:
+            m = min(chunk, n - done)
+            view = out[:, done:done + m]
+            buf = np.empty((self.batch, m), np.int32)
+            _k.generate(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
+                        self.batch, np.int64(self.t), cur, self._speakers, buf,
+                        np.int64(self.program.probs_off), np.int64(self.program.logits_off),
+                        np.int64(mode), table, rng)
+            view[:] = buf
+            cur = np.ascontiguousarray(buf[:, -1])
+            self.t += m
+            done += m
+            if progress is not None:
+                progress(m)
+        res = out.astype(np.int64)
+        return res[0] if self.batch == 1 else res
+
+    def decode(self, codes) -> np.ndarray:
+        """Class indices → float32 audio in [-1, 1] with the model's mu-law convention."""
+        from .mulaw import decode_classes
+        return decode_classes(codes, mu=self.mu, convention=self.mulaw_convention).astype(np.float32)
+
+    def encode(self, y) -> np.ndarray:
+        """float audio in [-1, 1] → class indices (int64) with the model's mu-law convention."""
+        from .mulaw import encode_classes
+        return encode_classes(y, mu=self.mu, convention=self.mulaw_convention)
+
+    # -- scoring ------------------------------------------------------------------------------------
+    def score(self, y, *, speaker=None, reset: bool = True) -> float:
+        """Teacher-forced cross-entropy of audio ``y`` in bits/sample.
+
+        ``y``: float32 (n,) in [-1, 1] at :attr:`sample_rate`, mu-law encoded with the model's
+        convention.  The int8 logits after codes[t] are dequantized (``scale·(q − zp)``) and
+        scored against codes[t+1] with a float64 log-softmax; the mean over the n − 1
+        predictions is returned in bits.  ``reset`` (default) scores from silence.  Batch 1 only.
+        """
+        if self.batch != 1:
+            raise ConfigError("score needs an engine with batch=1")
+        codes = self.encode(np.asarray(y, dtype=np.float64).ravel())
+        if codes.shape[0] < 2:
+            raise ConfigError("need at least two samples to score")
+        if speaker is not None:
+            self.speaker = speaker
+        if reset:
+            self.reset()
+        q = self.process(codes[:-1], logits=True)
+        lg = (q.astype(np.float64) - self.program.logits_zero_point) * self.program.logits_scale
+        m = lg.max(axis=1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(lg - m).sum(axis=1))
+        nll = lse - lg[np.arange(lg.shape[0]), codes[1:]]
+        return float(nll.mean() / np.log(2.0))
+
+    def __repr__(self):
+        c = self.config
+        return (f"Engine({self.path!r}, profile={self.profile!r}, batch={self.batch}, "
+                f"layers={c.n_layers}, R={c.residual_channels}, sr={self.sample_rate})")
