@@ -1,0 +1,472 @@
+"""Training a :class:`~wavenet_edge.FloatWaveNet` on audio: numpy + numba, no framework.
+
+Objective: cross-entropy of the next sample's mu-law class (the model's convention,
+``encode_classes(y, convention=cfg.mulaw)``), averaged over all scored positions, optimised with
+Adam on mini-batches of random windows.
+
+Which positions are scored: a window holds ``window`` input samples; only the last
+``T = window - receptive_field + 1`` positions are scored, those whose whole receptive field lies
+inside the window.  That makes the loss exactly the teacher-forced loss of
+:meth:`FloatWaveNet.forward` on those rows, whatever the window's position in the clip, and lets the
+forward pass use *valid* convolutions (layer l runs on ``n_l = n_{l-1} - (k-1)·d_l`` rows, no
+zero padding).  The zero-history start of a clip (the first receptive-field samples the deployed
+model sees from silence) is therefore not trained on; held-out scores still include it, because
+they use :meth:`FloatWaveNet.bits_per_sample` on whole clips.
+
+Layout: a batch is B windows; activations are (B, n, C) float32 arrays and every 1×1 or dilated
+convolution is one (B·n, ·) @ (·, ·) matmul (the k taps of a dilated conv are concatenated along
+channels, filter and gate share one matmul, all L skip convs are one matmul on the concatenated
+gated units, as in the int8 step graph).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import numpy as np
+
+from wavenet_edge.config import WaveNetConfig, preset
+from wavenet_edge.errors import AudioError, ConfigError
+from wavenet_edge.float_model import FloatWaveNet
+from wavenet_edge.mulaw import encode_classes
+
+from ._train_kernels import (conv_input_grad, gate_backward, gather_taps,
+                              residual_forward, scatter_add_rows, softmax_xent)
+
+__all__ = ["train", "loss_and_grads", "heldout_bits", "Adam", "LN2"]
+
+LN2 = math.log(2.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# forward + backward (valid convolutions)
+# ------------------------------------------------------------------------------------------------
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, *,
+                   grads: bool = True):
+    """Mean next-sample cross-entropy (nats) of a batch of windows and its gradient.
+
+    params : weights named as in :mod:`wavenet_edge.float_model`, all of one float dtype (float32
+        for training, float64 for gradient checks); the computation runs in that dtype.
+    x : (B, n0) int class indices, the input windows, ``n0 >= cfg.receptive_field``.
+    targets : (B, T) int class indices with ``T = n0 - receptive_field + 1``: ``targets[b, i]`` is
+        the class following input ``x[b, receptive_field - 1 + i]``.
+    speakers : (B,) int speaker ids (gc models only; default all 0).
+
+    Returns ``(loss, grads)``: loss float (nats/sample, mean over B·T), grads a dict of arrays with
+    the same names/shapes/dtype as params (None when ``grads=False``).
+    """
+    W = params
+    dt = W["end2/b"].dtype
+    x = np.asarray(x)
+    targets = np.asarray(targets)
+    B, n0 = x.shape
+    rf = cfg.receptive_field
+    T = n0 - rf + 1
+    if T < 1 or targets.shape != (B, T):
+        raise ConfigError(f"windows of {n0} samples need targets of shape ({B}, {n0 - rf + 1})")
+    R, G, S = cfg.residual_channels, cfg.dilation_channels, cfg.skip_channels
+    k, w, L = cfg.kernel_size, cfg.initial_filter_width, cfg.n_layers
+    rs, ss = dt.type(cfg.residual_scale), dt.type(cfg.skip_scale)
+
+    # -- initial causal layer: h0[i] = Σ_j table[j][x[i + j]] + b0, valid rows only
+    n = n0 - (w - 1)
+    table = W["initial/table"]
+    h = table[0][x[:, 0:n]]
+    for j in range(1, w):
+        h = h + table[j][x[:, j:j + n]]
+    h = h + W["initial/bias"]
+
+    e = None
+    if cfg.has_gc:
+        spk = np.zeros(B, np.int64) if speakers is None else np.asarray(speakers, np.int64)
+        e = W["gc/embedding"][spk]                              # (B, C)
+
+    cache = []
+    tails = np.empty((B, T, L * G), dtype=dt)                   # gated units of the scored rows
+    for l, d in enumerate(cfg.dilations):
+        p = f"layers/{l}/"
+        m = n - (k - 1) * d
+        X = np.empty((B, m, k * R), dtype=dt)
+        gather_taps(h, d, k, X)                                                  # (B, m, kR)
+        X2 = X.reshape(B * m, k * R)
+        # numpy's vectorised float32 tanh is ~30x faster than a scalar loop: keep it in numpy
+        th = (X2 @ W[p + "filter/w"].reshape(k * R, G)).reshape(B, m, G)
+        zg = (X2 @ W[p + "gate/w"].reshape(k * R, G)).reshape(B, m, G)
+        th += W[p + "filter/b"]
+        zg += W[p + "gate/b"]
+        if e is not None:
+            th += (e @ W[p + "gc_filter/w"])[:, None]
+            zg += (e @ W[p + "gc_gate/w"])[:, None]
+        np.tanh(th, out=th)
+        zg *= 0.5
+        sg = np.tanh(zg, out=zg)
+        sg += 1.0
+        sg *= 0.5
+        a = th * sg
+        tails[:, :, l * G:(l + 1) * G] = a[:, m - T:]
+        h_next = (a.reshape(B * m, G) @ W[p + "residual/w"]).reshape(B, m, R)
+        residual_forward(h_next, W[p + "residual/b"], h, (k - 1) * d, rs)
+        cache.append((X, th, sg, a, m))
+        h, n = h_next, m
+    assert n == T
+
+    Ws = np.concatenate([W[f"layers/{l}/skip/w"] for l in range(L)], axis=0)   # (L·G, S)
+    bs = sum(W[f"layers/{l}/skip/b"] for l in range(L))
+    A = tails.reshape(B * T, L * G)
+    s = (A @ Ws + bs) * ss
+    r1 = np.maximum(s, 0)
+    u1 = r1 @ W["end1/w"] + W["end1/b"]
+    r2 = np.maximum(u1, 0)
+    logits = r2 @ W["end2/w"] + W["end2/b"]
+    N = B * T
+    dlogits = np.empty_like(logits)
+    tflat = np.ascontiguousarray(targets.reshape(N)).astype(np.int64)
+    total = softmax_xent(logits, tflat, 1.0 / N, dlogits)
+    loss = total / N
+    if not grads:
+        return loss, None
+
+    def colsum(M):
+        # BLAS gemv: several times faster than M.sum(0) on tall, narrow arrays
+        return np.ones(M.shape[0], dtype=dt) @ M
+
+    g = {}
+    g["end2/w"] = r2.T @ dlogits
+    g["end2/b"] = colsum(dlogits)
+    du1 = dlogits @ W["end2/w"].T
+    du1 *= (u1 > 0)
+    g["end1/w"] = r1.T @ du1
+    g["end1/b"] = colsum(du1)
+    ds = du1 @ W["end1/w"].T
+    ds *= (s > 0)
+    ds *= ss                                                     # d(pre-scale skip sum)
+    dWs = A.T @ ds
+    dbs = colsum(ds)
+    dA = (ds @ Ws.T).reshape(B, T, L * G)
+    de = np.zeros_like(e) if e is not None else None
+    no_rows = np.zeros((B, 0, R), dtype=dt)
+    dZ_rows = np.empty((B, 2 * G), dtype=np.float64)
+
+    dh = None                                                    # d loss / d h_{l+1}
+    for l in range(L - 1, -1, -1):
+        p = f"layers/{l}/"
+        d = cfg.dilations[l]
+        X, th, sg, a, m = cache[l]
+        n_in = m + (k - 1) * d
+        g[p + "skip/w"] = dWs[l * G:(l + 1) * G]
+        g[p + "skip/b"] = dbs.copy()
+        if dh is not None:
+            dhs = dh
+            if rs != 1:
+                dhs = dh * rs                                    # (B, m, R)
+            dhs2 = dhs.reshape(B * m, R)
+            g[p + "residual/w"] = a.reshape(B * m, G).T @ dhs2
+            g[p + "residual/b"] = colsum(dhs2)
+            da = (dhs2 @ W[p + "residual/w"].T).reshape(B, m, G)
+            da[:, m - T:] += dA[:, :, l * G:(l + 1) * G]
+        else:
+            # the last layer's residual output is never read
+            g[p + "residual/w"] = np.zeros_like(W[p + "residual/w"])
+            g[p + "residual/b"] = np.zeros_like(W[p + "residual/b"])
+            dhs = no_rows
+            da = np.zeros((B, m, G), dtype=dt)
+            da[:, m - T:] = dA[:, :, l * G:(l + 1) * G]
+        dZ = np.empty((B, m, 2 * G), dtype=dt)
+        gate_backward(da, th, sg, dZ, dZ_rows)
+        dZ2 = dZ.reshape(B * m, 2 * G)
+        dWfg = X.reshape(B * m, k * R).T @ dZ2
+        g[p + "filter/w"] = dWfg[:, :G].reshape(k, R, G)
+        g[p + "gate/w"] = dWfg[:, G:].reshape(k, R, G)
+        dbfg = dZ_rows.sum(0).astype(dt)
+        g[p + "filter/b"] = dbfg[:G]
+        g[p + "gate/b"] = dbfg[G:]
+        if e is not None:
+            dZb = dZ_rows.astype(dt)                             # (B, 2G)
+            Wgc = np.concatenate([W[p + "gc_filter/w"], W[p + "gc_gate/w"]], axis=1)
+            dWgc = e.T @ dZb
+            g[p + "gc_filter/w"] = dWgc[:, :G]
+            g[p + "gc_gate/w"] = dWgc[:, G:]
+            de += dZb @ Wgc.T
+        Wfg = np.concatenate([W[p + "filter/w"].reshape(k * R, G),
+                              W[p + "gate/w"].reshape(k * R, G)], axis=1)
+        dX = (dZ2 @ Wfg.T).reshape(B, m, k * R)
+        dh_in = np.empty((B, n_in, R), dtype=dt)
+        conv_input_grad(dX, dhs, d, k, dh_in)
+        dh = dh_in
+
+    # initial layer
+    n = n0 - (w - 1)
+    dh2 = dh.reshape(B * n, R)
+    g["initial/bias"] = colsum(dh2)
+    dtable = np.zeros_like(table)
+    for j in range(w):
+        idx = np.ascontiguousarray(x[:, j:j + n]).reshape(B * n)
+        scatter_add_rows(idx, dh2, dtable[j])
+    g["initial/table"] = dtable
+    if e is not None:
+        demb = np.zeros_like(W["gc/embedding"])
+        np.add.at(demb, spk, de)
+        g["gc/embedding"] = demb
+    return loss, g
+
+
+# ------------------------------------------------------------------------------------------------
+# optimiser
+# ------------------------------------------------------------------------------------------------
+class Adam:
+    """Adam (Kingma & Ba) on a dict of arrays, in place; names in ``frozen`` are never updated."""
+
+    def __init__(self, params: dict, *, betas=(0.9, 0.999), eps=1e-8, frozen=()):
+        self.b1, self.b2, self.eps = betas[0], betas[1], eps
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+        self.frozen = set(frozen)
+        self.t = 0
+
+    def step(self, params: dict, grads: dict, lr: float) -> None:
+        self.t += 1
+        c1 = 1.0 - self.b1 ** self.t
+        c2 = 1.0 - self.b2 ** self.t
+        step = lr * math.sqrt(c2) / c1
+        for k, g in grads.items():
+            if k in self.frozen:
+                continue
+            m, v = self.m[k], self.v[k]
+            m *= self.b1
+            m += (1.0 - self.b1) * g
+            v *= self.b2
+            v += (1.0 - self.b2) * (g * g)
+            params[k] -= step * m / (np.sqrt(v) + self.eps)
+
+
+# ------------------------------------------------------------------------------------------------
+# evaluation
+# ------------------------------------------------------------------------------------------------
+def heldout_bits(model: FloatWaveNet, codes_list, speakers=None) -> float:
+    """Teacher-forced bits/sample of ``model`` over a list of class-index arrays, from zero history
+    (the deployed model's view), weighted by length: Σ nll / Σ (n-1), in bits."""
+    total, count = 0.0, 0
+    for i, c in enumerate(codes_list):
+        if len(c) < 2:
+            continue
+        spk = None
+        if model.config.has_gc:
+            spk = 0 if speakers is None else int(speakers[i])
+        total += model.bits_per_sample(c, speaker=spk) * (len(c) - 1)
+        count += len(c) - 1
+    if count == 0:
+        raise AudioError("held-out audio has no clip of at least two samples")
+    return total / count
+
+
+# ------------------------------------------------------------------------------------------------
+# the training loop
+# ------------------------------------------------------------------------------------------------
+def _as_model(model_or_config, seed):
+    if isinstance(model_or_config, FloatWaveNet):
+        return FloatWaveNet(model_or_config.config, model_or_config.weights,
+                            source=model_or_config.source)
+    if isinstance(model_or_config, str):
+        model_or_config = preset(model_or_config)
+    if isinstance(model_or_config, WaveNetConfig):
+        return FloatWaveNet.initialize(model_or_config, seed=seed)
+    raise ConfigError("train() needs a FloatWaveNet, a WaveNetConfig or a preset name, got "
+                      f"{type(model_or_config).__name__}")
+
+
+def _encode_all(audio, cfg, what):
+    if isinstance(audio, np.ndarray) and audio.ndim == 1:
+        audio = [audio]
+    out = []
+    for i, y in enumerate(audio):
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise AudioError(f"{what} clip {i} must be 1-D (mono), got shape {y.shape}")
+        try:
+            out.append(encode_classes(y, convention=cfg.mulaw).astype(np.int32))
+        except AudioError as e:
+            raise AudioError(f"{what} clip {i}: {e}") from None
+    if not out:
+        raise AudioError(f"no {what} audio given")
+    return out
+
+
+def _check_budget(steps, seconds):
+    if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, bool)
+                              or steps < 1):
+        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds)
+                                    and seconds > 0):
+        raise ConfigError(f"seconds must be a positive number, got {seconds!r}")
+    if steps is None and seconds is None:
+        seconds = 60.0
+    return steps, seconds
+
+
+def _checkpoint_dir_ok(path):
+    d = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(d):
+        raise ConfigError(f"output directory {d} does not exist", path=path)
+
+
+def _to_model(cfg, params, source=None):
+    return FloatWaveNet(cfg, {k: v.astype(np.float64) for k, v in params.items()}, source=source)
+
+
+def train(model_or_config, audio, *, steps: int | None = None, seconds: float | None = None,
+          batch_size: int = 8, window: int | None = None, lr: float = 1e-2, seed: int = 0,
+          checkpoint=None, checkpoint_every: int = 250, progress: bool = True, heldout=None,
+          speakers=None, heldout_speakers=None, clip_norm: float = 1.0, log_fn=None):
+    """Train a WaveNet on ``audio`` by next-sample cross-entropy; returns ``(model, history)``.
+
+    model_or_config : a :class:`FloatWaveNet` (fine-tuned, the input is not modified), a
+        :class:`WaveNetConfig` or a preset name (initialized with ``seed``).
+    audio : list of float (n,) arrays in [-1, 1] at the model's sample rate (one clip each).
+    steps, seconds : budgets (optimiser steps, wall-clock seconds); training stops at whichever is
+        reached first; neither given = 60 s.
+    batch_size : windows per step.  window : input samples per window (default receptive field
+        + 511, i.e. 512 scored positions per window); only positions whose receptive field lies in
+        the window are scored (see the module docstring).
+    lr : Adam step size, cosine-decayed to lr/10 over the budget; gradients are clipped to a
+        global norm of ``clip_norm``.
+    seed : seeds initialization and window sampling (same seed, same budget in steps → same model).
+    checkpoint : path of a ``.npz`` written atomically every ``checkpoint_every`` steps and at the
+        end (:meth:`FloatWaveNet.save`).
+    heldout : optional list of float clips scored (bits/sample, zero history) before and after.
+    speakers, heldout_speakers : per-clip speaker ids for gc models (default 0).
+    log_fn : callable for one-line messages (default: nothing).
+
+    ``history`` holds ``steps``, ``seconds``, ``positions`` (scored samples seen), ``loss_bits``
+    (per-step training loss, bits/sample), ``heldout_bits_before``/``_after`` and
+    ``heldout_order0_bits`` (order-0 entropy of the held-out codes; None without heldout).
+    """
+    from .signals import order0_entropy_bits
+
+    say = log_fn or (lambda msg: None)
+    steps, seconds = _check_budget(steps, seconds)
+    model = _as_model(model_or_config, seed)
+    cfg = model.config
+    rf = cfg.receptive_field
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if window is None:
+        window = rf + 511
+    if not isinstance(window, (int, np.integer)) or window < rf:
+        raise ConfigError(f"window must be an integer >= the receptive field ({rf}), got {window!r}")
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a positive number, got {lr!r}")
+    if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+        raise ConfigError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    if checkpoint is not None:
+        _checkpoint_dir_ok(checkpoint)
+
+    codes = _encode_all(audio, cfg, "training")
+    spk = np.zeros(len(codes), np.int64) if speakers is None else np.asarray(speakers, np.int64)
+    if spk.shape != (len(codes),):
+        raise ConfigError(f"speakers must give one id per clip ({len(codes)}), got {spk.shape}")
+    if cfg.has_gc and spk.size and (spk.min() < 0 or spk.max() >= cfg.gc_cardinality):
+        raise ConfigError(f"speaker ids must lie in [0, {cfg.gc_cardinality - 1}]")
+
+    longest = max(len(c) for c in codes)
+    if longest < rf + 1:
+        raise AudioError(f"training audio too short: the longest clip has {longest} samples, the "
+                         f"receptive field needs at least {rf + 1}")
+    if window > longest - 1:
+        say(f"window shortened from {window} to {longest - 1} samples (longest clip)")
+        window = longest - 1
+    T = window - rf + 1
+    usable = [i for i, c in enumerate(codes) if len(c) >= window + 1]
+    starts = np.array([len(codes[i]) - window for i in usable], dtype=np.float64)
+    pick_p = starts / starts.sum()
+
+    hcodes = None
+    history = {"steps": 0, "seconds": 0.0, "positions": 0, "loss_bits": [],
+               "heldout_bits_before": None, "heldout_bits_after": None,
+               "heldout_order0_bits": None, "window": int(window), "batch_size": int(batch_size)}
+    if heldout is not None:
+        hcodes = _encode_all(heldout, cfg, "held-out")
+        history["heldout_order0_bits"] = order0_entropy_bits(hcodes)
+        history["heldout_bits_before"] = heldout_bits(model, hcodes, heldout_speakers)
+
+    params = {k: v.astype(np.float32) for k, v in model.weights.items()}
+    frozen = () if cfg.use_biases else [k for k in params
+                                        if k.endswith("/b") or k == "initial/bias"]
+    opt = Adam(params, frozen=frozen)
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1,)))
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        if steps is not None:
+            bar = tqdm(total=steps, unit="step", desc="train", leave=True, dynamic_ncols=True)
+        else:
+            bar = tqdm(total=float(seconds), unit="s", desc="train", leave=True,
+                       dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
+                                                      "[{elapsed}<{remaining}{postfix}]")
+    t_start = time.perf_counter()
+    ema = None
+    step = 0
+    xb = np.empty((batch_size, window), np.int64)
+    yb = np.empty((batch_size, T), np.int64)
+    sb = np.zeros(batch_size, np.int64)
+    try:
+        while True:
+            elapsed = time.perf_counter() - t_start
+            frac = 0.0
+            if steps is not None:
+                frac = max(frac, step / steps)
+            if seconds is not None:
+                frac = max(frac, elapsed / seconds)
+            if frac >= 1.0:
+                break
+            for b in range(batch_size):
+                i = usable[int(rng.choice(len(usable), p=pick_p))]
+                s0 = int(rng.integers(0, len(codes[i]) - window))
+                c = codes[i]
+                xb[b] = c[s0:s0 + window]
+                yb[b] = c[s0 + rf:s0 + window + 1]
+                sb[b] = spk[i]
+            loss, g = loss_and_grads(params, cfg, xb, yb, sb if cfg.has_gc else None)
+            if not math.isfinite(loss):
+                raise ConfigError(f"training diverged at step {step + 1} (loss is not finite); "
+                                  "lower the learning rate")
+            norm = math.sqrt(sum(float(np.vdot(v, v)) for v in g.values()))
+            if clip_norm and norm > clip_norm:
+                scale = np.float32(clip_norm / norm)
+                for v in g.values():
+                    v *= scale
+            cur_lr = lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
+            opt.step(params, g, cur_lr)
+            step += 1
+            bits = loss / LN2
+            history["loss_bits"].append(bits)
+            ema = bits if ema is None else 0.95 * ema + 0.05 * bits
+            if bar is not None:
+                if steps is not None:
+                    bar.update(1)
+                else:
+                    bar.n = min(time.perf_counter() - t_start, float(seconds))
+                    bar.refresh(nolock=True) if False else None
+                bar.set_postfix_str(f"step {step}, loss {ema * LN2:.3f} nats = {ema:.3f} bits/sample",
+                                    refresh=True)
+            if checkpoint is not None and step % checkpoint_every == 0:
+                _to_model(cfg, params).save(checkpoint)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    history["steps"] = step
+    history["seconds"] = time.perf_counter() - t_start
+    history["positions"] = step * batch_size * T
+    out = _to_model(cfg, params, source=None)
+    if hcodes is not None:
+        history["heldout_bits_after"] = heldout_bits(out, hcodes, heldout_speakers)
+    if checkpoint is not None:
+        out.save(checkpoint)
+    return out, history
