@@ -75,21 +75,38 @@ def _set_valid_inputs(interp):
         i += 1
 
 
-def arena_fits(data: bytes, arena_size: int, *, invoke: bool = True) -> bool:
-    """Whether TFLM allocates (and, with ``invoke``, invokes once) ``data`` in ``arena_size`` bytes."""
+def _probe(data: bytes, arena_size: int, invoke: bool) -> bool:
     from tflite_micro.python.tflite_micro import runtime
     with _quiet_stderr():
         try:
-            interp = runtime.Interpreter.from_bytes(bytes(data), arena_size=int(arena_size))
-        except RuntimeError:
-            return False
-        if invoke:
-            try:
+            interp = runtime.Interpreter.from_bytes(data, arena_size=int(arena_size))
+            if invoke:
                 _set_valid_inputs(interp)
                 interp.invoke()
-            except RuntimeError:
-                return False
+        except RuntimeError:
+            return False
     return True
+
+
+def arena_fits(data: bytes, arena_size: int, *, invoke: bool = True) -> bool:
+    """Whether TFLM allocates (and, with ``invoke``, invokes once) ``data`` in ``arena_size`` bytes.
+
+    Probed in a forked child where available, so that a kernel crashing on a starved arena cannot
+    take the caller down (a crash counts as "does not fit").
+    """
+    data = bytes(data)
+    if not hasattr(os, "fork"):  # pragma: no cover - non-POSIX
+        return _probe(data, arena_size, invoke)
+    from tflite_micro.python.tflite_micro import runtime  # noqa: F401 - import before forking
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 1
+        try:
+            code = 0 if _probe(data, arena_size, invoke) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
 def _cache_path(digest: str) -> Path:

@@ -1,0 +1,195 @@
+"""Bit-exactness of the Numba engine against the REAL TFLM interpreter, through the contract.
+
+Both runtimes run the same ``.tflite``: TFLM through :class:`firmware_sim.host.ContractHost`
+(the reference host written from the delay-line contract alone) and
+:class:`wavenet_edge.engine.Engine` with ``profile="tflm"``.  Two phases, each from silence:
+
+* teacher-forced: ``steps`` class indices of audio (the built-in held-out signals of
+  :mod:`converters.signals`, or a WAV resampled to the model's rate) fed to both;
+* free-running: the engine's sampled codes fed to both (sampling with
+  :class:`wavenet_edge.sampling.Sampler` on the engine's int8 outputs, seeded).
+
+Compared every step: ``probs`` and ``logits`` (int8, all 256), plus every delay-line ``write``
+in the free-running phase.  Any difference is a failure: :class:`BitExactResult` records the first
+differing step, phase and tensor; :func:`check_bitexact` with ``raise_on_mismatch`` raises
+:class:`~wavenet_edge.errors.MismatchError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wavenet_edge.errors import ConfigError, MismatchError
+
+__all__ = ["BitExactResult", "check_bitexact", "teacher_codes"]
+
+
+@dataclass
+class BitExactResult:
+    """Counts of identical steps per phase; ``mismatch`` is None or a dict naming the first
+    differing ``phase``, ``step``, ``tensor`` and how many of its elements differ."""
+
+    teacher_forced_steps: int
+    teacher_forced_identical: int
+    free_running_steps: int
+    free_running_identical: int
+    audio: str
+    seed: int
+    mismatch: dict | None = None
+    compared: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch is None
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "runtime": "tflite-micro (TFLM) via ContractHost",
+                "engine_profile": "tflm", "audio": self.audio, "seed": self.seed,
+                "compared_tensors": list(self.compared),
+                "teacher_forced": {"steps": self.teacher_forced_steps,
+                                   "identical": self.teacher_forced_identical},
+                "free_running": {"steps": self.free_running_steps,
+                                 "identical": self.free_running_identical},
+                "first_mismatch": self.mismatch}
+
+    def message(self) -> str:
+        m = self.mismatch
+        if m is None:
+            return "bit-exact"
+        return (f"engine (profile tflm) and TFLM differ at {m['phase']} step {m['step']} in tensor "
+                f"{m['tensor']!r} ({m['n_different']} of {m['size']} elements, first at index "
+                f"{m['first_index']}: engine {m['engine']} vs TFLM {m['tflm']})")
+
+
+def teacher_codes(engine, steps: int, *, wav=None, seed: int = 0) -> tuple:
+    """``(codes int64 [steps], description)``: the built-in held-out audio, or ``wav``."""
+    if wav is not None:
+        from wavenet_edge.audio import load_wav
+        y, _ = load_wav(wav, sr=engine.sample_rate)
+        desc = f"{wav} at {engine.sample_rate} Hz"
+    else:
+        from converters.signals import builtin_signals
+        sr = engine.sample_rate
+        per = max(1, int(round(0.5 * sr)))
+        clips = builtin_signals(split="heldout", n_clips=max(1, -(-steps // per)), sr=sr,
+                                seed=seed)
+        y = np.concatenate(clips)
+        desc = f"built-in held-out signals (seed {seed}) at {sr} Hz"
+    y = np.asarray(y, np.float32).reshape(-1)
+    if y.size == 0:
+        raise ConfigError("teacher-forcing audio is empty", path=wav)
+    if y.size < steps:
+        y = np.resize(y, steps)
+    return engine.encode(y[:steps]).astype(np.int64), desc
+
+
+def _first_diff(name, a, b, phase, step):
+    a = np.asarray(a).reshape(-1)
+    b = np.asarray(b).reshape(-1)
+    if a.shape == b.shape and np.array_equal(a, b):
+        return None
+    if a.shape != b.shape:
+        return {"phase": phase, "step": int(step), "tensor": name, "n_different": -1,
+                "size": int(max(a.size, b.size)), "first_index": -1,
+                "engine": f"shape {a.shape}", "tflm": f"shape {b.shape}"}
+    d = np.flatnonzero(a != b)
+    i = int(d[0])
+    return {"phase": phase, "step": int(step), "tensor": name, "n_different": int(d.size),
+            "size": int(a.size), "first_index": i, "engine": int(a[i]), "tflm": int(b[i])}
+
+
+def _step_both(engine, host, code, speaker, names):
+    p = engine.step(int(code))
+    out = host.step(int(code), speaker=speaker)
+    eng = {"probs": p, "logits": engine.tensor("logits")[0]}
+    for n in names:
+        if n not in eng:
+            eng[n] = engine.tensor(n)[0]
+    return eng, out
+
+
+def _localize(engine, host, codes, speaker, upto, phase, names):
+    """Replay ``codes[:upto+1]`` step by step from silence; the first (step, tensor) that differs,
+    tensors in graph-output order (the delay-line writes are the layer inputs, in layer order)."""
+    engine.reset()
+    host.reset()
+    for t in range(upto + 1):
+        eng, out = _step_both(engine, host, codes[t], speaker, names)
+        firsts = [f for f in (_first_diff(n, eng[n], out[n], phase, t) for n in names) if f]
+        if firsts:
+            return firsts[0]
+    return None
+
+
+def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = None, wav=None,
+                   seed: int = 0, speaker: int | None = None, raise_on_mismatch: bool = False,
+                   name: str = "<bytes>", progress: bool = False) -> BitExactResult:
+    """Run ``data`` (``.tflite`` bytes) in TFLM and in the engine side by side (see module doc)."""
+    from wavenet_edge.engine import Engine
+    from wavenet_edge.sampling import Sampler
+
+    from .host import ContractHost
+
+    if steps < 0 or (free_steps is not None and free_steps < 0):
+        raise ConfigError("steps must be >= 0")
+    free_steps = steps if free_steps is None else free_steps
+    engine = Engine.from_bytes(data, profile="tflm", name=name)
+    host = ContractHost(bytes(data), runtime="tflm", name=name)
+    if engine.config.has_gc:
+        speaker = 0 if speaker is None else int(speaker)
+        engine.speaker = speaker
+    else:
+        speaker = None
+    writes = []
+    for dl in host.delay_lines:
+        if dl.write not in writes:
+            writes.append(dl.write)
+    names = ["probs", "logits"] + [w for w in host.output_names if w in writes]
+    res = BitExactResult(teacher_forced_steps=steps, teacher_forced_identical=0,
+                         free_running_steps=free_steps, free_running_identical=0, audio="",
+                         seed=seed, compared=names)
+
+    # -- teacher-forced: whole-sequence runs on both sides, compared row by row
+    codes, res.audio = teacher_codes(engine, steps, wav=wav, seed=seed) if steps else \
+        (np.zeros(0, np.int64), "none")
+    if steps:
+        e_probs = engine.process(codes)
+        engine.reset()
+        e_logits = engine.process(codes, logits=True)
+        ref = host.run(codes, speaker=speaker, outputs=("probs", "logits"), progress=progress)
+        same = np.all(e_probs == ref["probs"], axis=1) & np.all(e_logits == ref["logits"], axis=1)
+        bad = np.flatnonzero(~same)
+        res.teacher_forced_identical = int(same.sum())
+        if bad.size:
+            t = int(bad[0])
+            res.mismatch = _localize(engine, host, codes, speaker, t, "teacher-forced", names) or \
+                _first_diff("probs", e_probs[t], ref["probs"][t], "teacher-forced", t)
+            if raise_on_mismatch:
+                raise MismatchError(res.message(), path=name)
+            return res
+
+    # -- free-running: the engine samples, both consume its codes, every step compared
+    engine.reset()
+    host.reset()
+    sampler = Sampler(seed, temperature=1.0, logits_scale=engine.program.logits_scale)
+    code = engine.silence_code()
+    fed = []
+    it = range(free_steps)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc="free-running", unit="step")
+    for t in it:
+        fed.append(code)
+        eng, out = _step_both(engine, host, code, speaker, names)
+        for n in names:
+            f = _first_diff(n, eng[n], out[n], "free-running", t)
+            if f:
+                res.mismatch = f
+                if raise_on_mismatch:
+                    raise MismatchError(res.message(), path=name)
+                return res
+        res.free_running_identical += 1
+        code = sampler.sample(eng["probs"], eng["logits"])
+    return res
