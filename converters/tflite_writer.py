@@ -36,7 +36,8 @@ def _schema(table: str):
     return importlib.import_module(f"tflite.{table}")
 
 
-__all__ = ["GraphBuilder", "write_tflite", "OPERATOR_VERSIONS", "ACCEPTED_VERSIONS"]
+__all__ = ["GraphBuilder", "write_tflite", "OPERATOR_VERSIONS", "ACCEPTED_VERSIONS",
+           "MAX_CONCAT_INPUTS"]
 
 SCHEMA_VERSION = 3
 
@@ -69,6 +70,13 @@ ACCEPTED_VERSIONS = {
     "RESHAPE": (1, 1),
     "RELU": (1, 3),
 }
+
+#: tflite-micro's CONCATENATION kernel limit on inputs.
+MAX_CONCAT_INPUTS = 10
+
+#: Output quantization (scale, zero point) the int8 kernels require.
+_FIXED_OUTPUT_QUANT = {"TANH": (1 / 128, 0), "LOGISTIC": (1 / 256, -128), "SOFTMAX": (1 / 256, -128)}
+_INT8 = 9
 
 _OPCODES = {name: code for code, name in enumerate(BUILTIN_OPERATORS)}
 _TYPES = {np.dtype(dt).newbyteorder("="): code for code, (name, dt) in TENSOR_TYPES.items()
@@ -252,8 +260,33 @@ class GraphBuilder:
             ver = self._mul_version(ins, outs[0])
         else:
             ver = OPERATOR_VERSIONS.get(opcode, 1)
+        self._check_int8_constraints(opcode, ins, outs)
         self._ops.append((opcode, ver, ins, outs, dict(options)))
         return len(self._ops) - 1
+
+    def _check_int8_constraints(self, opcode, ins, outs):
+        """Reject int8 graphs tflite-micro would refuse at Prepare time (measured / kernel checks)."""
+        t = self._tensors
+        if not outs or t[outs[0]]["type"] != _INT8:
+            return
+        out = t[outs[0]]
+        if opcode in _FIXED_OUTPUT_QUANT:
+            s, zp = _FIXED_OUTPUT_QUANT[opcode]
+            if (out["scale"] is None or out["scale"].size != 1 or out["scale"][0] != np.float32(s)
+                    or out["zero_point"][0] != zp):
+                raise ConversionError(f"{opcode} output {out['name']!r}: int8 needs scale "
+                                      f"{s:g}, zero point {zp}")
+        if opcode == "CONCATENATION":
+            if len(ins) > MAX_CONCAT_INPUTS:
+                raise ConversionError(f"CONCATENATION {out['name']!r}: {len(ins)} inputs, "
+                                      f"tflite-micro takes at most {MAX_CONCAT_INPUTS}")
+            for i in ins:
+                x = t[i]
+                if x["type"] != _INT8 or x["scale"] is None or out["scale"] is None or not (
+                        np.array_equal(x["scale"], out["scale"])
+                        and np.array_equal(x["zero_point"], out["zero_point"])):
+                    raise ConversionError(f"CONCATENATION {out['name']!r}: int8 input "
+                                          f"{x['name']!r} is not quantized like the output")
 
     def _mul_version(self, ins, out) -> int:
         """op_version.cc: int8 MUL is version 3 when the rescale s_a*s_b/s_out is >= 1."""

@@ -54,19 +54,24 @@ def _tflm():
 
 
 @contextlib.contextmanager
-def _quiet_fds():
-    """Silence C-level stdout/stderr (TFLM's MicroPrintf) for the duration."""
+def _captured_fds():
+    """Capture C-level stdout/stderr (TFLM's MicroPrintf); yields a list filled with the text."""
+    import tempfile
+
+    text: list = []
     saved = [os.dup(1), os.dup(2)]
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
+    with tempfile.TemporaryFile() as tmp:
+        try:
+            os.dup2(tmp.fileno(), 1)
+            os.dup2(tmp.fileno(), 2)
+            yield text
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            tmp.seek(0)
+            text.append(tmp.read().decode("utf-8", "replace"))
 
 
 def _tflm_allocates(model_bytes: bytes, arena_size: int) -> bool:
@@ -102,10 +107,10 @@ def find_arena_size(model_bytes: bytes, *, granularity: int = 16) -> int:
     if not hasattr(os, "fork"):  # pragma: no cover - non-POSIX
         raise WaveNetEdgeError("finding the TFLM arena size needs os.fork; pass arena_size")
     hi = max(64 * 1024, 2 * len(model_bytes))
-    while not _tflm_allocates(model_bytes, hi):
-        hi *= 2
-        if hi > 1 << 31:
-            raise ModelFileError("tflite-micro cannot allocate the model in a 2 GiB arena")
+    if not _tflm_allocates(model_bytes, hi):
+        hi = max(hi * 16, 16 * len(model_bytes))
+        if not _tflm_allocates(model_bytes, hi):
+            return hi  # not an arena problem: let the caller's load report TFLM's own error
     lo = 0  # invariant: lo fails (or is 0), hi allocates
     while hi - lo > granularity:
         mid = (lo + hi) // 2 // granularity * granularity
@@ -224,11 +229,13 @@ class _TFLMRunner(Runner):
             arena_size = find_arena_size(model_bytes)
         arena_size = int(arena_size)
         try:
-            with _quiet_fds():
+            with _captured_fds() as printed:
                 it = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
         except (ValueError, RuntimeError) as e:
+            said = [ln.strip() for ln in "".join(printed).splitlines() if ln.strip()]
+            detail = "; ".join(said[:2]) or str(e).splitlines()[0]
             raise ModelFileError(f"tflm cannot load the model with a {arena_size} byte arena: "
-                                 f"{str(e).splitlines()[0]}", path=model.name) from None
+                                 f"{detail}", path=model.name) from None
         names = [model.tensors[i].name for i in model.inputs]
         ins = []
         for k, name in enumerate(names):
