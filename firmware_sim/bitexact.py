@@ -39,6 +39,7 @@ class BitExactResult:
     seed: int
     mismatch: dict | None = None
     compared: list = field(default_factory=list)
+    profile: str = "tflm"
 
     @property
     def ok(self) -> bool:
@@ -46,7 +47,7 @@ class BitExactResult:
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "runtime": "tflite-micro (TFLM) via ContractHost",
-                "engine_profile": "tflm", "audio": self.audio, "seed": self.seed,
+                "engine_profile": self.profile, "audio": self.audio, "seed": self.seed,
                 "compared_tensors": list(self.compared),
                 "teacher_forced": {"steps": self.teacher_forced_steps,
                                    "identical": self.teacher_forced_identical},
@@ -58,7 +59,7 @@ class BitExactResult:
         m = self.mismatch
         if m is None:
             return "bit-exact"
-        return (f"engine (profile tflm) and TFLM differ at {m['phase']} step {m['step']} in tensor "
+        return (f"engine (profile {self.profile}) and TFLM differ at {m['phase']} step {m['step']} in tensor "
                 f"{m['tensor']!r} ({m['n_different']} of {m['size']} elements, first at index "
                 f"{m['first_index']}: engine {m['engine']} vs TFLM {m['tflm']})")
 
@@ -125,8 +126,14 @@ def _localize(engine, host, codes, speaker, upto, phase, names):
 
 def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = None, wav=None,
                    seed: int = 0, speaker: int | None = None, raise_on_mismatch: bool = False,
-                   name: str = "<bytes>", progress: bool = False) -> BitExactResult:
-    """Run ``data`` (``.tflite`` bytes) in TFLM and in the engine side by side (see module doc)."""
+                   name: str = "<bytes>", progress: bool = False,
+                   profile: str = "tflm") -> BitExactResult:
+    """Run ``data`` (``.tflite`` bytes) in TFLM and in the engine side by side (see module doc).
+
+    ``steps``: teacher-forced steps (``free_steps``, default the same, free-running ones).
+    ``profile``: the engine's arithmetic profile; ``"tflm"`` is the claim being checked, others
+    (``"litert"``) show how a mismatch is reported.
+    """
     from wavenet_edge.engine import Engine
     from wavenet_edge.sampling import Sampler
 
@@ -135,7 +142,7 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
     if steps < 0 or (free_steps is not None and free_steps < 0):
         raise ConfigError("steps must be >= 0")
     free_steps = steps if free_steps is None else free_steps
-    engine = Engine.from_bytes(data, profile="tflm", name=name)
+    engine = Engine.from_bytes(data, profile=profile, name=name)
     host = ContractHost(bytes(data), runtime="tflm", name=name)
     if engine.config.has_gc:
         speaker = 0 if speaker is None else int(speaker)
@@ -149,7 +156,7 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
     names = ["probs", "logits"] + [w for w in host.output_names if w in writes]
     res = BitExactResult(teacher_forced_steps=steps, teacher_forced_identical=0,
                          free_running_steps=free_steps, free_running_identical=0, audio="",
-                         seed=seed, compared=names)
+                         seed=seed, compared=names, profile=profile)
 
     # -- teacher-forced: whole-sequence runs on both sides, compared row by row
     codes, res.audio = teacher_codes(engine, steps, wav=wav, seed=seed) if steps else \

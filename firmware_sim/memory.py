@@ -195,6 +195,6 @@ def shrink_suggestions(cfg: WaveNetConfig, budget: MemoryBudget) -> list:
         out.append({"change": what, "delay_line_bytes": dl, "model_bytes_est": model,
                     "flash_bytes_est": flash, "sram_bytes_est": sram,
                     "macs_per_sample": c.macs_per_sample(),
-                    "receptive_field": c.receptive_field,
+                    "receptive_field": c.receptive_field, "n_layers": c.n_layers,
                     "fits": flash <= budget.flash_capacity and sram <= budget.sram_capacity})
     return out

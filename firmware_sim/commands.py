@@ -1,0 +1,113 @@
+"""``wavenet-edge simulate``: the CLI face of :func:`firmware_sim.simulate.simulate`."""
+
+from __future__ import annotations
+
+__all__ = ["register_simulate"]
+
+
+def _positive_int(text):
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _nonneg_int(text):
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return v
+
+
+def _positive_float(text):
+    import argparse
+    import math
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def _fraction(text):
+    import argparse
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
+def register_simulate(subparsers) -> None:
+    """Add the ``simulate`` sub-command."""
+    p = subparsers.add_parser(
+        "simulate", help="will this .tflite fit, run in real time, and match TFLM on a microcontroller?",
+        description="Per target: flash and SRAM (delay lines + TFLM arena measured with the real "
+                    "interpreter + allowances), an ESTIMATE of cycles per sample with a deadline "
+                    "simulation of an audio output FIFO, and a bit-exactness check of the Numba "
+                    "engine against TFLM (exit status 1 on any difference).")
+    p.add_argument("model", metavar="MODEL.tflite", help="a wavenet-edge step graph")
+    p.add_argument("--target", action="append", metavar="NAME", dest="targets",
+                   help="target to simulate (repeatable; default: all built-in, or all of "
+                        "--target-file)")
+    p.add_argument("--target-file", metavar="FILE", help="JSON file of extra boards (and cores)")
+    p.add_argument("--list-targets", action="store_true", help="list the targets and exit")
+    p.add_argument("--sample-rate", type=_positive_int, metavar="HZ",
+                   help="playback rate for the real-time check (default: the model's)")
+    p.add_argument("--steps", type=_nonneg_int, default=None, metavar="N",
+                   help="teacher-forced and free-running steps of the bit-exactness check "
+                        "(default 1000)")
+    p.add_argument("--fifo", type=_positive_int, default=None, metavar="DEPTH",
+                   help="audio output FIFO depth in samples (default 256)")
+    p.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
+                   help="seconds of audio in the deadline simulation (default 10)")
+    p.add_argument("--jitter", type=_fraction, default=0.05, metavar="J",
+                   help="relative per-sample cycle jitter, uniform in ±J (default 0.05)")
+    p.add_argument("--wav", metavar="FILE", help="teacher-forcing audio (default: built-in "
+                                                 "held-out signals)")
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling and jitter (default 0)")
+    p.add_argument("--no-bitexact", action="store_true", help="skip the bit-exactness check")
+    p.add_argument("--engine-profile", choices=("tflm", "litert", "litert-ref"), default="tflm",
+                   help="arithmetic profile of the Numba engine compared with TFLM (default tflm; "
+                        "the others are for diagnosis and are expected to differ)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from wavenet_edge.errors import MismatchError
+
+    if args.list_targets:
+        from .targets import select_targets
+        for t in select_targets(args.targets, target_file=args.target_file):
+            print(f"{t.name:12s} {t.core.name:14s} {t.clock_hz / 1e6:6g} MHz  "
+                  f"SRAM {t.sram_bytes // 1024} KiB  flash {t.flash_bytes // 1024} KiB  {t.title}")
+        return 0
+
+    from .latency import JitterModel
+    from .simulate import DEFAULT_FIFO, DEFAULT_SECONDS, DEFAULT_STEPS, simulate
+
+    report = simulate(args.model, targets=args.targets, target_file=args.target_file,
+                      sample_rate=args.sample_rate,
+                      steps=DEFAULT_STEPS if args.steps is None else args.steps,
+                      check_bitexact=not args.no_bitexact,
+                      fifo=DEFAULT_FIFO if args.fifo is None else args.fifo,
+                      seconds=DEFAULT_SECONDS if args.seconds is None else args.seconds,
+                      jitter=JitterModel(jitter=args.jitter, seed=args.seed), wav=args.wav,
+                      seed=args.seed, progress=not args.json, engine_profile=args.engine_profile)
+    print(report.to_json() if args.json else report.table())
+    if not report.ok:
+        raise MismatchError(report.bitexact.message(), path=args.model)
+    return 0
