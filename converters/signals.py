@@ -20,7 +20,7 @@ import numpy as np
 from wavenet_edge.audio import load_wav, resample
 from wavenet_edge.errors import AudioError, ConfigError
 
-__all__ = ["SPLITS", "builtin_signals", "load_training_audio", "order0_entropy_bits"]
+__all__ = ["SPLITS", "builtin_signals", "load_training_audio", "order0_entropy_bits", "split_tail"]
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,31 @@ def builtin_signals(*, split: str = "train", n_clips: int | None = None,
 def load_training_audio(paths, *, sr: int, log_fn=None) -> list:
     """Read user WAV files (integer PCM, mono or stereo, any rate) as training clips.
 
-    Returns a list of float32 (n,) arrays in [-1, 1] at ``sr`` Hz, one per path; stereo is averaged
+    ``paths``: WAV files and/or directories (their ``*.wav``, sorted).  Returns a list of float32
+    (n,) arrays in [-1, 1] at ``sr`` Hz, one per file; stereo is averaged
     to mono, other rates are resampled (band-limited FFT) and a line saying so goes to ``log_fn``
     (default: this module's logger).  Raises :class:`AudioError` naming the file for anything
     :func:`wavenet_edge.audio.load_wav` refuses, or for silence-only files.
     """
+    import os
+
     say = log_fn if log_fn is not None else log.info
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = []
+    for item in paths:
+        if os.path.isdir(item):
+            inside = [os.path.join(item, f) for f in sorted(os.listdir(item))
+                      if f.lower().endswith(".wav")]
+            if not inside:
+                raise AudioError("no .wav files in this directory", path=item)
+            files.extend(inside)
+        else:
+            files.append(item)
+    if not files:
+        raise AudioError("no training audio given")
     clips = []
-    for p in paths:
+    for p in files:
         y, rate = load_wav(p)
         if rate != sr:
             say(f"{p}: resampling {rate} Hz -> {sr} Hz")
@@ -144,3 +161,24 @@ def order0_entropy_bits(codes) -> float:
     counts = np.bincount(codes.astype(np.int64))
     p = counts[counts > 0] / codes.size
     return float(-(p * np.log2(p)).sum())
+
+
+def split_tail(clips, *, fraction: float = 0.1, min_heldout: int = 2):
+    """Split every clip into ``(head, tail)`` with the last ``fraction`` of its samples as tail.
+
+    Returns ``(train_clips, heldout_clips)``; clips too short to spare ``min_heldout`` samples stay
+    whole in training.  Raises :class:`AudioError` when nothing could be held out.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"fraction must lie in (0, 1), got {fraction!r}")
+    train, held = [], []
+    for y in clips:
+        n_tail = int(len(y) * fraction)
+        if n_tail >= min_heldout and len(y) - n_tail >= min_heldout:
+            train.append(y[:len(y) - n_tail])
+            held.append(y[len(y) - n_tail:])
+        else:
+            train.append(y)
+    if not held:
+        raise AudioError(f"audio too short to hold out {fraction:.0%} for evaluation")
+    return train, held

@@ -21,9 +21,11 @@ gated units, as in the int8 step graph).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -266,6 +268,79 @@ def heldout_bits(model: FloatWaveNet, codes_list, speakers=None) -> float:
 
 
 # ------------------------------------------------------------------------------------------------
+# threads
+# ------------------------------------------------------------------------------------------------
+def _openblas_libs():
+    """(set_num_threads, get_num_threads) of every OpenBLAS loaded in this process (Linux)."""
+    import ctypes
+    found = []
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return found
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas_", "openblas_"):
+            for suffix in ("64_", ""):
+                setter = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+                getter = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    found.append((setter, getter))
+                    break
+            else:
+                continue
+            break
+    return found
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the block with OpenBLAS on one thread (restored afterwards; no-op if not found).
+
+    The matmuls here are small ((B·n, 32) @ (32, 32)); OpenBLAS's spin-waiting threads gain
+    little on them and collapse (10× slower measured) when the cores are shared, e.g. with our own
+    worker threads.  Parallelism comes from splitting the batch over threads instead.
+    """
+    libs = _openblas_libs()
+    old = [getter() for _, getter in libs]
+    for setter, _ in libs:
+        setter(1)
+    try:
+        yield
+    finally:
+        for (setter, _), n in zip(libs, old):
+            setter(n)
+
+
+def _batch_loss_and_grads(params, cfg, xb, yb, sb, pool, n_workers):
+    """:func:`loss_and_grads` of the whole batch, split over ``n_workers`` threads (numpy and the
+    jitted kernels release the GIL); the chunks' means are combined by chunk size, in a fixed
+    order, so the result does not depend on thread timing."""
+    B = xb.shape[0]
+    if pool is None or n_workers < 2 or B < 2:
+        return loss_and_grads(params, cfg, xb, yb, sb)
+    bounds = np.linspace(0, B, min(n_workers, B) + 1).astype(int)
+    futs = [pool.submit(loss_and_grads, params, cfg, xb[a:b], yb[a:b],
+                        None if sb is None else sb[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:])]
+    results = [f.result() for f in futs]
+    wts = [(b - a) / B for a, b in zip(bounds[:-1], bounds[1:])]
+    loss = sum(w * r[0] for w, r in zip(wts, results))
+    grads = {}
+    for k in results[0][1]:
+        first = results[0][1][k]
+        acc = first * first.dtype.type(wts[0])
+        for w, r in zip(wts[1:], results[1:]):
+            acc += r[1][k] * acc.dtype.type(w)
+        grads[k] = acc
+    return loss, grads
+
+
+# ------------------------------------------------------------------------------------------------
 # the training loop
 # ------------------------------------------------------------------------------------------------
 def _as_model(model_or_config, seed):
@@ -322,7 +397,8 @@ def _to_model(cfg, params, source=None):
 def train(model_or_config, audio, *, steps: int | None = None, seconds: float | None = None,
           batch_size: int = 8, window: int | None = None, lr: float = 1e-2, seed: int = 0,
           checkpoint=None, checkpoint_every: int = 250, progress: bool = True, heldout=None,
-          speakers=None, heldout_speakers=None, clip_norm: float = 1.0, log_fn=None):
+          speakers=None, heldout_speakers=None, clip_norm: float = 1.0, workers: int | None = None,
+          log_fn=None):
     """Train a WaveNet on ``audio`` by next-sample cross-entropy; returns ``(model, history)``.
 
     model_or_config : a :class:`FloatWaveNet` (fine-tuned, the input is not modified), a
@@ -340,12 +416,31 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
         end (:meth:`FloatWaveNet.save`).
     heldout : optional list of float clips scored (bits/sample, zero history) before and after.
     speakers, heldout_speakers : per-clip speaker ids for gc models (default 0).
+    workers : threads sharing each batch (default: min(2, CPUs)); BLAS runs single-threaded
+        meanwhile (see :func:`single_threaded_blas`).  The result does not depend on it beyond
+        float32 rounding of the gradient sum.
     log_fn : callable for one-line messages (default: nothing).
 
     ``history`` holds ``steps``, ``seconds``, ``positions`` (scored samples seen), ``loss_bits``
     (per-step training loss, bits/sample), ``heldout_bits_before``/``_after`` and
     ``heldout_order0_bits`` (order-0 entropy of the held-out codes; None without heldout).
     """
+    # BLAS on one thread for the whole run, held-out scoring included (see single_threaded_blas)
+    with single_threaded_blas():
+        return _train(model_or_config, audio,
+                      steps=steps, seconds=seconds, batch_size=batch_size, window=window, lr=lr,
+                      seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                      progress=progress, heldout=heldout, speakers=speakers,
+                      heldout_speakers=heldout_speakers, clip_norm=clip_norm, workers=workers,
+                      log_fn=log_fn)
+
+
+def _train(model_or_config, audio, *, steps: int | None = None, seconds: float | None = None,
+          batch_size: int = 8, window: int | None = None, lr: float = 1e-2, seed: int = 0,
+          checkpoint=None, checkpoint_every: int = 250, progress: bool = True, heldout=None,
+          speakers=None, heldout_speakers=None, clip_norm: float = 1.0, workers: int | None = None,
+          log_fn=None):
+    # the body of train(); options validated here
     from .signals import order0_entropy_bits
 
     say = log_fn or (lambda msg: None)
@@ -384,6 +479,10 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
     usable = [i for i, c in enumerate(codes) if len(c) >= window + 1]
     starts = np.array([len(codes[i]) - window for i in usable], dtype=np.float64)
     pick_p = starts / starts.sum()
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
 
     hcodes = None
     history = {"steps": 0, "seconds": 0.0, "positions": 0, "loss_bits": [],
@@ -400,6 +499,12 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
     opt = Adam(params, frozen=frozen)
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1,)))
 
+    say(f"training: receptive field {rf} samples, {cfg.parameter_count():,} parameters, "
+        f"{len(usable)} clips ({sum(len(codes[i]) for i in usable):,} samples), "
+        f"windows of {window} samples ({T} scored) x {batch_size}, "
+        + (f"{steps} steps" if steps is not None else "")
+        + (" or " if steps is not None and seconds is not None else "")
+        + (f"{seconds:g} s" if seconds is not None else ""))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -415,7 +520,10 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
     xb = np.empty((batch_size, window), np.int64)
     yb = np.empty((batch_size, T), np.int64)
     sb = np.zeros(batch_size, np.int64)
-    try:
+    with contextlib.ExitStack() as stack:
+        if bar is not None:
+            stack.callback(bar.close)
+        pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
         while True:
             elapsed = time.perf_counter() - t_start
             frac = 0.0
@@ -432,7 +540,8 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
                 xb[b] = c[s0:s0 + window]
                 yb[b] = c[s0 + rf:s0 + window + 1]
                 sb[b] = spk[i]
-            loss, g = loss_and_grads(params, cfg, xb, yb, sb if cfg.has_gc else None)
+            loss, g = _batch_loss_and_grads(params, cfg, xb, yb, sb if cfg.has_gc else None,
+                                            pool, workers)
             if not math.isfinite(loss):
                 raise ConfigError(f"training diverged at step {step + 1} (loss is not finite); "
                                   "lower the learning rate")
@@ -452,14 +561,10 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
                     bar.update(1)
                 else:
                     bar.n = min(time.perf_counter() - t_start, float(seconds))
-                    bar.refresh(nolock=True) if False else None
                 bar.set_postfix_str(f"step {step}, loss {ema * LN2:.3f} nats = {ema:.3f} bits/sample",
                                     refresh=True)
             if checkpoint is not None and step % checkpoint_every == 0:
                 _to_model(cfg, params).save(checkpoint)
-    finally:
-        if bar is not None:
-            bar.close()
 
     history["steps"] = step
     history["seconds"] = time.perf_counter() - t_start
