@@ -262,6 +262,14 @@ def lut_float(x, in_s, in_zp, out_s, out_zp, fn):
     return sat(q, -128, 127)
 
 
+def lut_xnnpack(x, in_s, in_zp, out_s, out_zp, fn):
+    """XNNPACK's table entry as measured: correctly rounded float32 function value, rint."""
+    deq = np.float32(np.float32(in_s) * np.float32(x - in_zp))
+    y = np.float32(fn(Fraction(float(deq))))
+    r = np.float32(y * np.float32(np.float32(1) / np.float32(out_s)))
+    return sat(round_half_even(Fraction(float(r))) + out_zp, -128, 127)
+
+
 # -- SOFTMAX -----------------------------------------------------------------------------------
 def softmax_tflm(row, in_s, beta=1.0):
     real = min(float(np.float32(beta)) * float(np.float32(in_s)) * 2**26, 2**31 - 1.0)

@@ -9,14 +9,21 @@ Output quantization is fixed by the runtimes: TANH (1/128, 0), LOGISTIC (1/256, 
   -> 127, else ``q4 = MultiplyByQuantizedMultiplier(d, M, shift)`` (double rounding), gemmlowp
   ``tanh``/``logistic`` in Q4.27 -> Q0.31, then ``RoundingDivideByPOT(., 24)`` (tanh) or
   ``RoundingDivideByPOT(., 23) - 128`` (logistic), clamped to int8.
-* ``litert`` / ``litert-ref`` / ``xnnpack`` (LiteRT ``LUTPopulate<int8_t>``, used by both the
-  optimized and the reference kernel): ``deq = f32(in_scale * (x - in_zp))``, ``y = tanhf(deq)`` or
-  ``1.0f / (1.0f + expf(-deq))`` in float32, ``q = roundf(y * f32(1 / out_scale)) + out_zp`` in
-  float32, truncated to int32 and clamped to int8.  (The XNNPACK delegate does not take int8
-  TANH/LOGISTIC from this graph; they run on the builtin kernels.)
+* ``litert`` / ``litert-ref`` (LiteRT ``LUTPopulate<int8_t>``, used by both the optimized and the
+  reference kernel): ``deq = f32(in_scale * (x - in_zp))``, ``y = tanhf(deq)`` or ``1.0f / (1.0f +
+  expf(-deq))`` in float32 (glibc's functions, see :mod:`._libm`), ``q = roundf(y * f32(1 /
+  out_scale)) + out_zp`` in float32 (ties away from zero), truncated to int32, clamped to int8.
+* ``xnnpack`` (the delegate takes int8 TANH/LOGISTIC and builds its own table): ``y`` is the
+  float32 rounding of the exact function of ``deq``, ``q = rint(f32(y * f32(1 / out_scale))) +
+  out_zp`` (ties to EVEN).  This is measured, not read from source: 0 mismatches over 76,800
+  random entries, but XNNPACK evaluates tanh/sigmoid with its own float32 approximations, which
+  differ from the correctly rounded value by an ulp on rare inputs; where such an input also sits
+  on an output rounding tie the entry differs (2 entries in 17 adversarially selected tables).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -25,7 +32,7 @@ from ..errors import ConversionError
 from ._libm import expf, tanhf
 from .fixedpoint import fixed_logistic, fixed_tanh, mbqm, rdbpot
 from .multiplier import frexp_multiplier, input_radius, round_half_away
-from .requant import TFLM, profile_id
+from .requant import TFLM, XNNPACK, profile_id
 
 __all__ = ["tanh_table", "logistic_table", "lookup_int8", "TANH_OUT", "LOGISTIC_OUT",
            "tanh_fixed_params", "tanh_int8_tflm", "logistic_int8_tflm"]
@@ -88,6 +95,24 @@ def _lut_float(in_scale, in_zp, out_scale, out_zp, transform) -> np.ndarray:
     return table
 
 
+def _lut_xnnpack(in_scale, in_zp, out_scale, out_zp, fn) -> np.ndarray:
+    in_s = np.float32(in_scale)
+    inv = np.float32(np.float32(1.0) / np.float32(out_scale))
+    table = np.empty(256, np.int8)
+    for val in range(-128, 128):
+        deq = np.float32(in_s * np.float32(val - int(in_zp)))
+        y = np.float32(fn(float(deq)))
+        q = int(np.rint(np.float64(np.float32(y * inv)))) + int(out_zp)
+        table[val + 128] = max(-128, min(127, q))
+    return table
+
+
+def _sigmoid_f64(v):
+    if v < -700.0:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-v))
+
+
 def _tanh_f32(v):
     return tanhf(v)
 
@@ -107,6 +132,8 @@ def tanh_table(in_scale, in_zp, profile="tflm", *, out_scale=None, out_zp=0) -> 
         m, shift, radius = tanh_fixed_params(in_scale)
         return np.array([tanh_int8_tflm(x, int(in_zp), m, shift, radius) for x in range(-128, 128)],
                         dtype=np.int8)
+    if pid == XNNPACK:
+        return _lut_xnnpack(in_scale, in_zp, osc, ozp, math.tanh)
     return _lut_float(in_scale, in_zp, osc, ozp, _tanh_f32)
 
 
@@ -118,6 +145,8 @@ def logistic_table(in_scale, in_zp, profile="tflm", *, out_scale=None, out_zp=-1
         m, shift, radius = tanh_fixed_params(in_scale)
         return np.array([logistic_int8_tflm(x, int(in_zp), m, shift, radius)
                          for x in range(-128, 128)], dtype=np.int8)
+    if pid == XNNPACK:
+        return _lut_xnnpack(in_scale, in_zp, osc, ozp, _sigmoid_f64)
     return _lut_float(in_scale, in_zp, osc, ozp, _logistic_f32)
 
 

@@ -11,7 +11,8 @@ Profiles (``PROFILES[name]`` is the small int passed to jitted code):
 ``litert-ref``    2  LiteRT ``BUILTIN_REF``: ``round_half_away(double(acc) * fmul)`` with
                      ``fmul = double(in) * double(w[c]) / double(out)``.
 ``xnnpack``       3  LiteRT default XNNPACK delegate: ``rint(f32(acc) * fmul)`` (ties to even)
-                     with ``fmul = f32(f32(in * w[c]) / out)``.
+                     with ``fmul = f32(f32(in * w[c]) / out)``; XNNPACK refuses ``fmul >= 256``
+                     (the interpreter fails to prepare), so :func:`fc_params` raises.
 ===============  ==  =========================================================================
 
 How ``M, shift`` are derived (all profiles that use them): per-channel weights (more than one
@@ -106,6 +107,10 @@ def fc_params(in_scale, in_zp, w_scales, out_scale, out_zp, fused="NONE", profil
         mult[c], shift[c] = m, s
         if pid == XNNPACK:
             fmul[c] = f32(np.float32(in_s * w) / out_s)
+            if fmul[c] >= 256.0:
+                # xnn_create_fully_connected_nc_qs8_qc8w refuses; the delegate fails to prepare
+                raise ConversionError(f"fully-connected multiplier {fmul[c]:.6g} >= 256 is not "
+                                      "supported by XNNPACK")
         else:
             fmul[c] = float(in_s) * float(w) / float(out_s)
     lo, hi = activation_range(out_s, out_zp, fused)
