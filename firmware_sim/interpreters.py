@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import functools
 import hashlib
 import os
 
@@ -173,6 +174,15 @@ class Runner:
     def set_input(self, name, array):
         raise NotImplementedError
 
+    def bind_input(self, name):
+        """A callable ``f(array)`` setting input ``name`` with no checks: the array must already
+        have the input's exact dtype and shape (the per-step fast path of hosts)."""
+        raise NotImplementedError
+
+    def bind_output(self, name):
+        """A callable ``f() -> array`` returning a copy of output ``name``."""
+        raise NotImplementedError
+
     def invoke(self):
         raise NotImplementedError
 
@@ -203,20 +213,27 @@ class _LiteRTRunner(Runner):
         super().__init__(runtime, model, ins, [d["name"] for d in outs])
         self._out_idx = {d["name"]: int(d["index"]) for d in outs}
         self._it = it
-        self._set = it.set_tensor
-        self._get = it.get_tensor
-        self._invoke = it.invoke
+        # The wrapper's public methods only forward to these (plus a views-held check that does
+        # not apply: no numpy view of interpreter memory is ever kept here).
+        raw = it._interpreter
+        self._set = raw.SetTensor
+        self._get = raw.GetTensor
+        self.invoke = raw.Invoke
 
     def set_input(self, name, array):
         idx, shape, dtype = self._lookup_in(name)
         self._set(idx, self._coerce(array, shape, dtype))
 
-    def invoke(self):
-        self._invoke()
+    def bind_input(self, name):
+        return functools.partial(self._set, self._lookup_in(name)[0])
 
     def get_output(self, name):
         self._lookup_out(name)
-        return self._get(self._out_idx[name])  # get_tensor copies
+        return self._get(self._out_idx[name], 0)  # GetTensor copies
+
+    def bind_output(self, name):
+        self._lookup_out(name)
+        return functools.partial(self._get, self._out_idx[name], 0)
 
     def reset(self):
         self._it.reset_all_variables()
@@ -246,17 +263,22 @@ class _TFLMRunner(Runner):
         self._it = it
         self._set = it._interpreter.SetInputTensor
         self._get = it._interpreter.GetOutputTensor
-        self._invoke = it._interpreter.Invoke
+        self.invoke = it._interpreter.Invoke
 
     def set_input(self, name, array):
         idx, shape, dtype = self._lookup_in(name)
         self._set(self._coerce(array, shape, dtype), idx)
 
-    def invoke(self):
-        self._invoke()
+    def bind_input(self, name):
+        idx = self._lookup_in(name)[0]
+        setter = self._set
+        return lambda array: setter(array, idx)
 
     def get_output(self, name):
         return self._get(self._lookup_out(name))  # the wrapper returns a new array
+
+    def bind_output(self, name):
+        return functools.partial(self._get, self._lookup_out(name))
 
     def reset(self):
         self._it.reset()
