@@ -220,3 +220,27 @@ def test_tflm_arena_found_and_given(graph):
         make_runner(graph, "tflm", arena_size=size - 16)  # minimal at 16-byte granularity
     r = make_runner(graph, "tflm", arena_size=size + 1024)
     assert r.arena_size == size + 1024
+
+
+def test_runner_coerces_inputs_and_returns_copies(graph):
+    for rt in RUNTIMES:
+        r = make_runner(graph, rt)
+        assert r.input_spec("x@3") == ((1, R), np.dtype(np.int8))
+        r.set_input("sample", 7)  # scalar python int -> int32 [1]
+        for name in ("x@3", "x@6"):
+            r.set_input(name, [ZP_X] * R)  # list, flat -> int8 [1, R]
+        r.set_input("h@2", np.full((1, R), ZP_H, np.int8))
+        r.invoke()
+        a = r.get_output("x")
+        a[...] = 0  # a copy: the next read is unaffected
+        np.testing.assert_array_equal(r.get_output("x").reshape(R), _table()[7])
+        np.testing.assert_array_equal(r.bind_output("x")().reshape(R), _table()[7])
+        r.reset()
+
+
+@pytest.mark.parametrize("runtime, module", [("tflm", "tflite_micro.python.tflite_micro"),
+                                             ("litert", "ai_edge_litert.interpreter")])
+def test_missing_runtime_package_is_a_clear_error(graph, monkeypatch, runtime, module):
+    monkeypatch.setitem(__import__("sys").modules, module, None)  # import now fails
+    with pytest.raises(WaveNetEdgeError, match="pip install"):
+        make_runner(graph, runtime, arena_size=64 * 1024)
