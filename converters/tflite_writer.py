@@ -1,5 +1,5 @@
-"""Write single-subgraph ``.tflite`` files with the ``flatbuffers`` runtime and the ``tflite`` schema
-bindings (host-side only; the on-device reader is :mod:`wavenet_edge.tflite_file`).
+"""Write single-subgraph ``.tflite`` files with the ``flatbuffers`` runtime and the ``tflite``
+schema bindings (host-side only; the on-device reader is :mod:`wavenet_edge.tflite_file`).
 
 Layout facts both LiteRT 2.3 and tflite-micro accept (measured, see ``tests/test_tflite_file.py``):
 ``Model.version = 3``, file identifier ``TFL3``, buffer 0 empty, every constant buffer 16-byte
@@ -75,7 +75,8 @@ ACCEPTED_VERSIONS = {
 MAX_CONCAT_INPUTS = 10
 
 #: Output quantization (scale, zero point) the int8 kernels require.
-_FIXED_OUTPUT_QUANT = {"TANH": (1 / 128, 0), "LOGISTIC": (1 / 256, -128), "SOFTMAX": (1 / 256, -128)}
+_FIXED_OUTPUT_QUANT = {"TANH": (1 / 128, 0), "LOGISTIC": (1 / 256, -128),
+                       "SOFTMAX": (1 / 256, -128)}
 _INT8 = 9
 
 _OPCODES = {name: code for code, name in enumerate(BUILTIN_OPERATORS)}
@@ -102,7 +103,8 @@ def _options_table(b, opcode: str, opts: dict):
     if opcode == "FULLY_CONNECTED":
         fa = _act(take("fused_activation_function", "NONE"), opcode)
         wf = {"DEFAULT": 0, "SHUFFLED4x16INT8": 1}[take("weights_format", "DEFAULT")]
-        knd, aqi = bool(take("keep_num_dims", False)), bool(take("asymmetric_quantize_inputs", False))
+        knd = bool(take("keep_num_dims", False))
+        aqi = bool(take("asymmetric_quantize_inputs", False))
         M = _schema("FullyConnectedOptions")
         M.FullyConnectedOptionsStart(b)
         M.FullyConnectedOptionsAddFusedActivationFunction(b, fa)
@@ -241,7 +243,8 @@ class GraphBuilder:
     def add_operator(self, opcode: str, inputs, outputs, *, version=None, **options) -> int:
         """Add a builtin operator (``opcode`` name as in the schema); returns its index.
 
-        ``options`` are the snake_case builtin options (see :func:`wavenet_edge.tflite_file.read_tflite`);
+        ``options`` are the snake_case builtin options (as
+        :func:`wavenet_edge.tflite_file.read_tflite` returns them);
         ``version`` defaults to :data:`OPERATOR_VERSIONS` (1 for other operators).
         """
         if opcode not in _OPCODES or opcode == "CUSTOM":
@@ -265,7 +268,7 @@ class GraphBuilder:
         return len(self._ops) - 1
 
     def _check_int8_constraints(self, opcode, ins, outs):
-        """Reject int8 graphs tflite-micro would refuse at Prepare time (measured / kernel checks)."""
+        """Reject int8 graphs tflite-micro refuses at Prepare time (measured / kernel checks)."""
         t = self._tensors
         if not outs or t[outs[0]]["type"] != _INT8:
             return

@@ -97,7 +97,7 @@ def _tflm_allocates(model_bytes: bytes, arena_size: int) -> bool:
 
 
 def find_arena_size(model_bytes: bytes, *, granularity: int = 16) -> int:
-    """Smallest TFLM tensor-arena size (bytes, multiple of ``granularity``) that allocates the model.
+    """Smallest TFLM tensor-arena size (bytes, a multiple of ``granularity``) allocating the model.
 
     Bisection between 0 and a generous bound; each probe runs in a forked child so that a crash
     on a tiny arena cannot take the caller down. Cached per model content.
@@ -292,7 +292,8 @@ def make_runner(model_bytes, runtime: str = "tflm", *, arena_size: int | None = 
     the runtime's package is missing or ``runtime`` is unknown.
     """
     if runtime not in RUNTIMES:
-        raise WaveNetEdgeError(f"unknown runtime {runtime!r}; expected one of {', '.join(RUNTIMES)}")
+        raise WaveNetEdgeError(f"unknown runtime {runtime!r}; expected one of "
+                               f"{', '.join(RUNTIMES)}")
     if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
         path = os.fspath(model_bytes)
         name = name or path

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from converters.tflite_writer import ACCEPTED_VERSIONS, OPERATOR_VERSIONS, GraphBuilder, write_tflite
+from converters.tflite_writer import (ACCEPTED_VERSIONS, OPERATOR_VERSIONS, GraphBuilder,
+                                      write_tflite)
 from wavenet_edge.errors import ConversionError, ModelFileError
 from wavenet_edge.tflite_file import read_tflite
 

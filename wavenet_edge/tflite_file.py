@@ -69,7 +69,8 @@ TENSOR_TYPES = {
     0: ("FLOAT32", np.dtype("<f4")), 1: ("FLOAT16", np.dtype("<f2")), 2: ("INT32", np.dtype("<i4")),
     3: ("UINT8", np.dtype("u1")), 4: ("INT64", np.dtype("<i8")), 5: ("STRING", None),
     6: ("BOOL", np.dtype("?")), 7: ("INT16", np.dtype("<i2")), 8: ("COMPLEX64", np.dtype("<c8")),
-    9: ("INT8", np.dtype("i1")), 10: ("FLOAT64", np.dtype("<f8")), 11: ("COMPLEX128", np.dtype("<c16")),
+    9: ("INT8", np.dtype("i1")), 10: ("FLOAT64", np.dtype("<f8")),
+    11: ("COMPLEX128", np.dtype("<c16")),
     12: ("UINT64", np.dtype("<u8")), 13: ("RESOURCE", None), 14: ("VARIANT", None),
     15: ("UINT32", np.dtype("<u4")), 16: ("UINT16", np.dtype("<u2")), 17: ("INT4", None),
     18: ("BFLOAT16", None),
@@ -120,8 +121,9 @@ class TensorInfo:
 @dataclass(frozen=True)
 class OperatorInfo:
     """One operator: ``opcode`` is the BuiltinOperator name (``"FULLY_CONNECTED"``); ``inputs`` and
-    ``outputs`` are tensor indices (-1 = omitted optional input); ``options`` are the builtin options
-    in snake_case (activation names as strings); ``version`` is the operator-code version."""
+    ``outputs`` are tensor indices (-1 = omitted optional input); ``options`` are the builtin
+    options in snake_case (activation names as strings); ``version`` is the operator-code
+    version."""
 
     index: int
     opcode: str
@@ -351,7 +353,8 @@ def _parse(b: bytes) -> TFLiteModel:
             off, size = bt.scalar(1, "Q", 0), bt.scalar(2, "Q", 0)
             if off > 1:  # large-model layout: absolute position in the file
                 if off + size > n:
-                    raise _Corrupt(f"buffer {k}: offset {off} + size {size} past the end of the file")
+                    raise _Corrupt(f"buffer {k}: offset {off} + size {size} past the end "
+                                   "of the file")
                 start, count = off, size
         buffers.append((start, count))
 
@@ -459,8 +462,8 @@ def read_tflite(source, *, name=None) -> TFLiteModel:
     """Parse a ``.tflite`` file (``source``: path or the file's bytes) into a :class:`TFLiteModel`.
 
     ``name`` is used in error messages (default: the path, or ``"<bytes>"``).  Constant tensor data
-    are read-only views into one immutable copy of the file.  Raises ModelFileError for an unreadable,
-    empty, truncated, corrupt or unsupported file.
+    are read-only views into one immutable copy of the file.  Raises ModelFileError for an
+    unreadable, empty, truncated, corrupt or unsupported file.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         b = bytes(source)
