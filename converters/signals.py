@@ -137,7 +137,14 @@ def load_training_audio(paths, *, sr: int, log_fn=None) -> list:
         raise AudioError("no training audio given")
     clips = []
     for p in files:
-        y, rate = load_wav(p)
+        try:
+            y, rate = load_wav(p)
+        except (RuntimeError, ValueError, EOFError) as e:
+            if isinstance(e, AudioError):
+                raise
+            # the stdlib wave module raises bare RuntimeError on some malformed chunk headers
+            raise AudioError(f"unsupported or corrupt WAV ({type(e).__name__}); need integer PCM",
+                             path=p) from None
         if rate != sr:
             say(f"{p}: resampling {rate} Hz -> {sr} Hz")
             y = resample(y, rate, sr)

@@ -128,3 +128,11 @@ def test_split_tail():
         split_tail([b], fraction=0.1)
     with pytest.raises(ConfigError):
         split_tail([a], fraction=1.5)
+
+
+def test_malformed_chunk_header_is_an_audio_error(tmp_path):
+    # the stdlib wave module raises a bare RuntimeError on this one
+    bad = tmp_path / "bad2.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEnot really a wav file")
+    with pytest.raises(AudioError, match="bad2.wav"):
+        load_training_audio([bad], sr=16000)
