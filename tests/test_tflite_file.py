@@ -218,6 +218,21 @@ def test_truncated_file_names_the_path(tmp_path, fc_bytes):
     assert str(p) in str(e.value)
 
 
+def _model_field_pos(data, field):
+    import struct
+    root = struct.unpack_from("<I", data, 0)[0]
+    vt = root - struct.unpack_from("<i", data, root)[0]
+    return root + struct.unpack_from("<H", data, vt + 4 + 2 * field)[0]
+
+
+def test_schema_version_checked():
+    import struct
+    data = bytearray(_fc_graph(np.random.default_rng(0)).build())
+    struct.pack_into("<I", data, _model_field_pos(data, 0), 2)  # Model.version
+    with pytest.raises(ModelFileError, match="schema version 2"):
+        read_tflite(bytes(data))
+
+
 def test_two_subgraphs_rejected():
     # Re-pointing the Model's subgraph vector length to 2 must be reported, not crash.
     data = bytearray(_fc_graph(np.random.default_rng(0)).build())
@@ -491,3 +506,33 @@ def test_fuzzed_multi_op_graph_only_raises_model_file_error(data):
         read_tflite(bytes(b), name="fuzz2.tflite")
     except ModelFileError as e:
         assert "fuzz2.tflite" in str(e)
+
+
+def _patch(data: bytes, path, fmt, value) -> bytes:
+    """Overwrite one scalar field reached through tables: path = [(field, vector index), ...,
+    final field]; fields absent in the file cannot be patched (the writer sets the ones used)."""
+    import struct
+
+    from wavenet_edge.tflite_file import _Buf, _Table
+    buf = _Buf(data)
+    t = _Table(buf, struct.unpack_from("<I", data, 0)[0], "Model")
+    for field, k in path[:-1]:
+        t = t.tables(field, "patch")[k]
+    pos = t._field(path[-1], struct.calcsize("<" + fmt))
+    assert pos, "field not present"
+    out = bytearray(data)
+    struct.pack_into("<" + fmt, out, pos, value)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("path, fmt, value, match", [
+    ([(1, 0), 3], "i", 999, "unknown builtin operator number 999"),     # OperatorCode.builtin_code
+    ([(2, 0), (0, 1), 1], "b", 17, r"unsupported tensor type INT4 \(17\)"),  # Tensor.type
+    ([(2, 0), (0, 1), 1], "b", 99, "unknown tensor type 99"),
+    ([(2, 0), (0, 1), 2], "I", 77, "buffer index 77 out of range"),      # Tensor.buffer
+    ([(2, 0), (0, 1), 1], "b", 2, "holds 32 bytes"),                     # int8 data read as int32
+])
+def test_bad_codes_reported_by_name_or_number(path, fmt, value, match):
+    data = _fc_graph(np.random.default_rng(0)).build()
+    with pytest.raises(ModelFileError, match=match):
+        read_tflite(_patch(data, path, fmt, value), name="patched.tflite")

@@ -28,6 +28,7 @@ __all__ = ["TensorInfo", "OperatorInfo", "TFLiteModel", "read_tflite", "BUILTIN_
            "TENSOR_TYPES", "ACTIVATIONS"]
 
 FILE_IDENTIFIER = b"TFL3"
+SCHEMA_VERSION = 3
 
 #: BuiltinOperator enum of the TFLite schema, index = code.
 BUILTIN_OPERATORS = tuple("""
@@ -343,6 +344,8 @@ def _parse(b: bytes) -> TFLiteModel:
     buf = _Buf(b)
     root = _Table(buf, _U32.unpack_from(b, 0)[0], "Model")
     version = root.scalar(0, "I", 0)
+    if version != SCHEMA_VERSION:  # LiteRT and TFLM refuse any other schema version too
+        raise _Corrupt(f"unsupported schema version {version} (expected {SCHEMA_VERSION})")
     description = root.string(3, "Model.description") or ""
 
     # Buffers: (start, length) of each buffer's bytes.
