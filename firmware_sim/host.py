@@ -78,12 +78,16 @@ def read_contract(model, *, name=None) -> dict:
         raise bad(f"sample input {sample_name!r} is not a graph input")
     if sample.get("encoding", "class_index") != "class_index":
         raise bad(f"unsupported sample encoding {sample.get('encoding')!r}")
+    if names[sample_name].dtype != np.int32:
+        raise bad(f"sample input {sample_name!r} is {names[sample_name].dtype}, expected int32")
     speaker = meta.get("speaker_input")
     if speaker is not None:
         spk_name = field(speaker, "name", "speaker_input")
         card = field(speaker, "cardinality", "speaker_input")
         if spk_name not in in_names:
             raise bad(f"speaker input {spk_name!r} is not a graph input")
+        if names[spk_name].dtype != np.int32:
+            raise bad(f"speaker input {spk_name!r} is {names[spk_name].dtype}, expected int32")
         if not isinstance(card, int) or isinstance(card, bool) or card < 1:
             raise bad(f"speaker cardinality {card!r} is not a positive integer")
     outputs = field(meta, "outputs", "metadata")
