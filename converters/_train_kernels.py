@@ -1,8 +1,12 @@
-"""Jitted kernels of the trainer: the few loops numpy does badly (scatter-adds, fused softmax-CE)."""
+"""Jitted kernels of the trainer: the index-shuffling loops numpy does badly.
+
+Measured on (8, ~1000, 16..32) float32 arrays: scatter-add ~100x faster than ``np.add.at``, tap
+gathering ~2.5x faster than ``np.concatenate`` of slices.  Transcendentals (tanh, exp) stay in
+numpy: its vectorised float32 kernels beat a scalar loop 3-30x.
+"""
 
 from __future__ import annotations
 
-import numpy as np
 
 from wavenet_edge._jit import kernel
 
@@ -21,33 +25,6 @@ def scatter_add_rows(idx, g, out):
 
 
 @kernel
-def softmax_xent(logits, targets, scale, dlogits):
-    """Cross-entropy of ``targets`` under softmax(``logits``), and its gradient.
-
-    logits: (N, Q) float, targets: (N,) int in [0, Q).  Writes ``dlogits = (softmax - onehot)·scale``
-    (same shape and dtype as logits) and returns Σ_i nll_i in nats as float64.
-    """
-    n, q = logits.shape
-    total = 0.0
-    for i in range(n):
-        m = logits[i, 0]
-        for j in range(1, q):
-            if logits[i, j] > m:
-                m = logits[i, j]
-        s = 0.0
-        for j in range(q):
-            e = np.exp(np.float64(logits[i, j] - m))
-            dlogits[i, j] = e
-            s += e
-        total += np.log(s) - np.float64(logits[i, targets[i]] - m)
-        inv = scale / s
-        for j in range(q):
-            dlogits[i, j] = dlogits[i, j] * inv
-        dlogits[i, targets[i]] -= scale
-    return total
-
-
-@kernel
 def gather_taps(h, d, k, X):
     """Dilated-conv input rows: ``X[b, t, j·R + r] = h[b, t + j·d, r]``.
 
@@ -60,30 +37,6 @@ def gather_taps(h, d, k, X):
             for j in range(k):
                 for r in range(R):
                     X[b, t, j * R + r] = h[b, t + j * d, r]
-
-
-@kernel
-def gate_backward(da, th, sg, dZ, dZ_rows):
-    """Backward of :func:`gate_forward`: dZ = [da·σ·(1-tanh²), da·tanh·σ·(1-σ)].
-
-    da, th, sg: (B, m, G); dZ: (B, m, 2G) written; dZ_rows: (B, 2G) float64, ``Σ_t dZ[b, t]``
-    (for the bias and speaker gradients), written.
-    """
-    B, m, G = da.shape
-    for b in range(B):
-        for c in range(2 * G):
-            dZ_rows[b, c] = 0.0
-        for t in range(m):
-            for c in range(G):
-                g = da[b, t, c]
-                f = th[b, t, c]
-                s = sg[b, t, c]
-                zf = g * s * (1.0 - f * f)
-                zg = g * f * s * (1.0 - s)
-                dZ[b, t, c] = zf
-                dZ[b, t, G + c] = zg
-                dZ_rows[b, c] += zf
-                dZ_rows[b, G + c] += zg
 
 
 @kernel
@@ -119,10 +72,3 @@ def conv_input_grad(dX, dhs, d, k, dh):
             for t in range(m):
                 for r in range(R):
                     dh[b, t + j * d, r] += dX[b, t, j * R + r]
-
-
-@kernel
-def scale_inplace(x, s):
-    """``x *= s`` over a flat view (x: contiguous 1-D)."""
-    for i in range(x.shape[0]):
-        x[i] *= s

@@ -34,8 +34,8 @@ from wavenet_edge.errors import AudioError, ConfigError
 from wavenet_edge.float_model import FloatWaveNet
 from wavenet_edge.mulaw import encode_classes
 
-from ._train_kernels import (conv_input_grad, gate_backward, gather_taps,
-                              residual_forward, scatter_add_rows, softmax_xent)
+from ._train_kernels import (conv_input_grad, gather_taps, residual_forward,
+                              scatter_add_rows)
 
 __all__ = ["train", "loss_and_grads", "heldout_bits", "Adam", "LN2"]
 
@@ -127,12 +127,20 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
     r2 = np.maximum(u1, 0)
     logits = r2 @ W["end2/w"] + W["end2/b"]
     N = B * T
-    dlogits = np.empty_like(logits)
-    tflat = np.ascontiguousarray(targets.reshape(N)).astype(np.int64)
-    total = softmax_xent(logits, tflat, 1.0 / N, dlogits)
-    loss = total / N
+    rows = np.arange(N)
+    tflat = targets.reshape(N)
+    # softmax cross-entropy, vectorised (numpy's float32 exp beats a scalar jitted loop 3x)
+    mx = logits.max(axis=1, keepdims=True)
+    ex = logits - mx
+    picked = ex[rows, tflat]
+    np.exp(ex, out=ex)
+    se = ex.sum(axis=1, keepdims=True)
+    loss = float(np.sum(np.log(se[:, 0]) - picked, dtype=np.float64)) / N
     if not grads:
         return loss, None
+    ex *= (dt.type(1.0 / N) / se)
+    ex[rows, tflat] -= dt.type(1.0 / N)
+    dlogits = ex
 
     def colsum(M):
         # BLAS gemv: several times faster than M.sum(0) on tall, narrow arrays
@@ -153,7 +161,6 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
     dA = (ds @ Ws.T).reshape(B, T, L * G)
     de = np.zeros_like(e) if e is not None else None
     no_rows = np.zeros((B, 0, R), dtype=dt)
-    dZ_rows = np.empty((B, 2 * G), dtype=np.float64)
 
     dh = None                                                    # d loss / d h_{l+1}
     for l in range(L - 1, -1, -1):
@@ -179,25 +186,30 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
             dhs = no_rows
             da = np.zeros((B, m, G), dtype=dt)
             da[:, m - T:] = dA[:, :, l * G:(l + 1) * G]
-        dZ = np.empty((B, m, 2 * G), dtype=dt)
-        gate_backward(da, th, sg, dZ, dZ_rows)
-        dZ2 = dZ.reshape(B * m, 2 * G)
-        dWfg = X.reshape(B * m, k * R).T @ dZ2
-        g[p + "filter/w"] = dWfg[:, :G].reshape(k, R, G)
-        g[p + "gate/w"] = dWfg[:, G:].reshape(k, R, G)
-        dbfg = dZ_rows.sum(0).astype(dt)
-        g[p + "filter/b"] = dbfg[:G]
-        g[p + "gate/b"] = dbfg[G:]
+        # d tanh = 1 - tanh², d σ = σ(1 - σ); computed in place on the cached activations,
+        # which are not needed any more (7 vectorised passes beat one scalar jitted loop 3x)
+        np.multiply(th, th, out=th)
+        np.subtract(1, th, out=th)
+        th *= sg
+        dzf = np.multiply(th, da, out=th)                        # da·σ·(1 - tanh²)
+        np.subtract(1, sg, out=sg)
+        sg *= a
+        dzg = np.multiply(sg, da, out=sg)                        # da·tanh·σ·(1 - σ)
+        dzf2, dzg2 = dzf.reshape(B * m, G), dzg.reshape(B * m, G)
+        X2 = X.reshape(B * m, k * R)
+        g[p + "filter/w"] = (X2.T @ dzf2).reshape(k, R, G)
+        g[p + "gate/w"] = (X2.T @ dzg2).reshape(k, R, G)
+        g[p + "filter/b"] = colsum(dzf2)
+        g[p + "gate/b"] = colsum(dzg2)
         if e is not None:
-            dZb = dZ_rows.astype(dt)                             # (B, 2G)
-            Wgc = np.concatenate([W[p + "gc_filter/w"], W[p + "gc_gate/w"]], axis=1)
-            dWgc = e.T @ dZb
-            g[p + "gc_filter/w"] = dWgc[:, :G]
-            g[p + "gc_gate/w"] = dWgc[:, G:]
-            de += dZb @ Wgc.T
-        Wfg = np.concatenate([W[p + "filter/w"].reshape(k * R, G),
-                              W[p + "gate/w"].reshape(k * R, G)], axis=1)
-        dX = (dZ2 @ Wfg.T).reshape(B, m, k * R)
+            ones_m = np.ones(m, dtype=dt)
+            dzf_b, dzg_b = ones_m @ dzf, ones_m @ dzg            # (B, G): Σ over rows
+            g[p + "gc_filter/w"] = e.T @ dzf_b
+            g[p + "gc_gate/w"] = e.T @ dzg_b
+            de += dzf_b @ W[p + "gc_filter/w"].T + dzg_b @ W[p + "gc_gate/w"].T
+        dX = dzf2 @ W[p + "filter/w"].reshape(k * R, G).T
+        dX += dzg2 @ W[p + "gate/w"].reshape(k * R, G).T
+        dX = dX.reshape(B, m, k * R)
         dh_in = np.empty((B, n_in, R), dtype=dt)
         conv_input_grad(dX, dhs, d, k, dh_in)
         dh = dh_in
