@@ -263,11 +263,21 @@ def lut_float(x, in_s, in_zp, out_s, out_zp, fn):
 
 
 def lut_xnnpack(x, in_s, in_zp, out_s, out_zp, fn):
-    """XNNPACK's table entry as measured: correctly rounded float32 function value, rint."""
-    deq = np.float32(np.float32(in_s) * np.float32(x - in_zp))
-    y = np.float32(fn(Fraction(float(deq))))
-    r = np.float32(y * np.float32(np.float32(1) / np.float32(out_s)))
-    return sat(round_half_even(Fraction(float(r))) + out_zp, -128, 127)
+    """XNNPACK reference-kernel table entry: float32 dequantize, ``fn`` (float32 -> float32),
+    ``y * (1/out_s) + out_zp`` in float32, then round half to even."""
+    deq = np.float32(np.float32(np.float32(x) - np.float32(in_zp)) * np.float32(in_s))
+    y = np.float32(fn(deq))
+    r = np.float32(np.float32(y * np.float32(np.float32(1) / np.float32(out_s))) + np.float32(out_zp))
+    return sat(round_half_even(Fraction(float(r))), -128, 127)
+
+
+def sigmoid_xnnpack(v):
+    if v > 100:
+        return np.float32(1)
+    if v < -100:
+        return np.float32(0)
+    e = math.exp(float(v))  # C double arithmetic, exactly as Python floats do it
+    return np.float32(e / (1.0 + e))
 
 
 # -- SOFTMAX -----------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ Output quantization is fixed by the runtimes: TANH (1/128, 0), LOGISTIC (1/256, 
   reference kernel): ``deq = f32(in_scale * (x - in_zp))``, ``y = tanhf(deq)`` or ``1.0f / (1.0f +
   expf(-deq))`` in float32 (glibc's functions, see :mod:`._libm`), ``q = roundf(y * f32(1 /
   out_scale)) + out_zp`` in float32 (ties away from zero), truncated to int32, clamped to int8.
-* ``xnnpack`` (the delegate takes int8 TANH/LOGISTIC and builds its own table): ``y`` is the
-  float32 rounding of the exact function of ``deq``, ``q = rint(f32(y * f32(1 / out_scale))) +
-  out_zp`` (ties to EVEN).  This is measured, not read from source: 0 mismatches over 76,800
-  random entries, but XNNPACK evaluates tanh/sigmoid with its own float32 approximations, which
-  differ from the correctly rounded value by an ulp on rare inputs; where such an input also sits
-  on an output rounding tie the entry differs (2 entries in 17 adversarially selected tables).
+* ``xnnpack`` (the delegate takes int8 TANH/LOGISTIC and fills a table with its reference
+  kernel, ``src/reference/unary-elementwise.cc``): ``deq = f32(f32(x - in_zp) * in_scale)``; TANH
+  ``y = tanhf(deq)``; LOGISTIC ``y = 1`` if ``deq > 100``, ``0`` if ``deq < -100``, else ``e =
+  exp(double(deq))``, ``y = f32(e / (1 + e))``; then ``q = nearbyint(f32(f32(y * f32(1 /
+  out_scale)) + f32(out_zp)))`` -- ties to EVEN, and the zero point is added in float32 before
+  rounding -- clamped to int8.
 """
 
 from __future__ import annotations
@@ -98,19 +98,25 @@ def _lut_float(in_scale, in_zp, out_scale, out_zp, transform) -> np.ndarray:
 def _lut_xnnpack(in_scale, in_zp, out_scale, out_zp, fn) -> np.ndarray:
     in_s = np.float32(in_scale)
     inv = np.float32(np.float32(1.0) / np.float32(out_scale))
+    zo = np.float32(out_zp)
     table = np.empty(256, np.int8)
     for val in range(-128, 128):
-        deq = np.float32(in_s * np.float32(val - int(in_zp)))
-        y = np.float32(fn(float(deq)))
-        q = int(np.rint(np.float64(np.float32(y * inv)))) + int(out_zp)
-        table[val + 128] = max(-128, min(127, q))
+        deq = np.float32(np.float32(np.float32(val) - np.float32(in_zp)) * in_s)
+        y = fn(deq)
+        # the zero point is added in float32 *before* rounding (ties to even)
+        r = np.float32(np.float32(y * inv) + zo)
+        table[val + 128] = max(-128, min(127, int(np.rint(np.float64(r)))))
     return table
 
 
-def _sigmoid_f64(v):
-    if v < -700.0:
-        return 0.0
-    return 1.0 / (1.0 + math.exp(-v))
+def _sigmoid_xnnpack(v):
+    """XNNPACK's reference SigmoidOp: clamp at +-100, else exp and division in float64."""
+    if v > 100:
+        return np.float32(1.0)
+    if v < -100:
+        return np.float32(0.0)
+    e = math.exp(float(v))
+    return np.float32(e / (1.0 + e))
 
 
 def _tanh_f32(v):
@@ -133,7 +139,7 @@ def tanh_table(in_scale, in_zp, profile="tflm", *, out_scale=None, out_zp=0) -> 
         return np.array([tanh_int8_tflm(x, int(in_zp), m, shift, radius) for x in range(-128, 128)],
                         dtype=np.int8)
     if pid == XNNPACK:
-        return _lut_xnnpack(in_scale, in_zp, osc, ozp, math.tanh)
+        return _lut_xnnpack(in_scale, in_zp, osc, ozp, _tanh_f32)
     return _lut_float(in_scale, in_zp, osc, ozp, _tanh_f32)
 
 
@@ -146,7 +152,7 @@ def logistic_table(in_scale, in_zp, profile="tflm", *, out_scale=None, out_zp=-1
         return np.array([logistic_int8_tflm(x, int(in_zp), m, shift, radius)
                          for x in range(-128, 128)], dtype=np.int8)
     if pid == XNNPACK:
-        return _lut_xnnpack(in_scale, in_zp, osc, ozp, _sigmoid_f64)
+        return _lut_xnnpack(in_scale, in_zp, osc, ozp, _sigmoid_xnnpack)
     return _lut_float(in_scale, in_zp, osc, ozp, _logistic_f32)
 
 

@@ -91,6 +91,10 @@ def add_params(in1_scale, in1_zp, in2_scale, in2_zp, out_scale, out_zp, fused="N
         raise ConversionError("ADD scales must be positive")
     left = 20
     twice_max = 2.0 * float(max(s1, s2))
+    if not twice_max / (float(1 << left) * float(so)) < 1.0:
+        # QuantizeMultiplierSmallerThanOneExp CHECK-fails (aborts) in every runtime
+        raise ConversionError(f"ADD input/output scale ratio {float(max(s1, s2)) / float(so):.6g} "
+                              "is too large (TFLite requires < 2**19)")
     m1, sh1 = quantize_multiplier(float(s1) / twice_max)
     m2, sh2 = quantize_multiplier(float(s2) / twice_max)
     mo, sho = quantize_multiplier(twice_max / (float(1 << left) * float(so)))
