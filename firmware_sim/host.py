@@ -192,7 +192,10 @@ class ContractHost:
         self.t = 0
 
     def _check_code(self, code, speaker):
-        c = int(code)
+        try:
+            c = int(code)
+        except (TypeError, ValueError):
+            raise ConfigError(f"sample class index {code!r} is not an integer") from None
         if not 0 <= c < 256 or c != code:
             raise ConfigError(f"sample class index {code!r} outside 0..255")
         if self.speaker_name is None:
@@ -201,7 +204,10 @@ class ContractHost:
             return c, None
         if speaker is None:
             raise ConfigError(f"this model needs a speaker id in 0..{self.speaker_cardinality - 1}")
-        s = int(speaker)
+        try:
+            s = int(speaker)
+        except (TypeError, ValueError):
+            raise ConfigError(f"speaker id {speaker!r} is not an integer") from None
         if not 0 <= s < self.speaker_cardinality or s != speaker:
             raise ConfigError(f"speaker id {speaker!r} outside 0..{self.speaker_cardinality - 1}")
         return c, s

@@ -144,6 +144,8 @@ def test_speaker_validation():
         plain.step(3, speaker=0)
     with pytest.raises(ConfigError, match="0..255"):
         plain.step(256)
+    with pytest.raises(ConfigError, match="not an integer"):
+        plain.step("a")
     with pytest.raises(ConfigError, match="0..255"):
         plain.run([1, -1])
     with pytest.raises(ConfigError, match="not an output"):
