@@ -201,8 +201,11 @@ class _LiteRTRunner(Runner):
             kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         elif runtime == "litert-ref":
             kw["experimental_op_resolver_type"] = OpResolverType.BUILTIN_REF
+        # Keep the exact object handed to the interpreter alive as long as it runs (both wrappers
+        # read the flatbuffer in place).
+        self._model_bytes = model_bytes = bytes(model_bytes)
         try:
-            it = Interpreter(model_content=bytes(model_bytes), num_threads=1, **kw)
+            it = Interpreter(model_content=model_bytes, num_threads=1, **kw)
             it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelFileError(f"{runtime} cannot load the model: {str(e).splitlines()[0]}",
@@ -245,9 +248,10 @@ class _TFLMRunner(Runner):
         if arena_size is None:
             arena_size = find_arena_size(model_bytes)
         arena_size = int(arena_size)
+        self._model_bytes = model_bytes = bytes(model_bytes)
         try:
             with _captured_fds() as printed:
-                it = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=arena_size)
+                it = runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
         except (ValueError, RuntimeError) as e:
             said = [ln.strip() for ln in "".join(printed).splitlines() if ln.strip()]
             detail = "; ".join(said[:2]) or str(e).splitlines()[0]
