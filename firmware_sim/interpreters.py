@@ -13,7 +13,16 @@
 
 All runners share the API of :class:`Runner`: tensors are addressed by their names in the model,
 mapped once to the interpreter's own input/output positions, so a step costs one set per input,
-one invoke and one copy per output read.
+one invoke and one copy per output read; ``bind_input``/``bind_output`` return the raw wrapper calls
+for per-step loops.
+
+Measured here (2 cores shared with other jobs, so ±30 %): one step of a chain of 20 int8
+FULLY_CONNECTED 64x64 layers costs about 85-110 µs in ``tflm``, 25-35 µs in ``litert``, 16-28 µs in
+``litert-ref`` and 2-4 µs in ``litert-default``; the wrapper adds 0.3-2.5 µs per set or get.
+Bit-exactness vs TFLM on single int8 operators (``tests/test_tflite_file.py``): LiteRT builtin and
+reference kernels agree except FULLY_CONNECTED (±1 LSB on rare near-ties: TFLM rounds twice, the
+LiteRT reference kernel once, the optimized kernel differently again); XNNPACK also differs by
+±1 LSB on MUL.
 """
 
 from __future__ import annotations
