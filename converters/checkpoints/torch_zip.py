@@ -25,6 +25,7 @@ Refusals and corruption raise :class:`~wavenet_edge.errors.CheckpointError` nami
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickle
 import zipfile
@@ -166,6 +167,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     # -- globals ------------------------------------------------------------------------------
     def find_class(self, module, name):
+        # protocol-2 pickles spell Python 3 names the Python 2 way (__builtin__, commands.*):
+        # map them first so that the checks below see the real target
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         self.globals_seen.append(f"{module}.{name}")
         full = f"{module}.{name}"
         if module == "torch._utils":
