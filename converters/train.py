@@ -355,6 +355,37 @@ def _batch_loss_and_grads(params, cfg, xb, yb, sb, pool, n_workers):
 # ------------------------------------------------------------------------------------------------
 # the training loop
 # ------------------------------------------------------------------------------------------------
+class _WindowSampler:
+    """Uniformly random windows over all clips: a clip is picked with probability proportional to
+    its number of window positions, then a start inside it."""
+
+    def __init__(self, codes, speakers, window, rf, rng):
+        self.codes, self.speakers, self.window, self.rf, self.rng = codes, speakers, window, rf, rng
+        starts = np.array([len(c) - window for c in codes], dtype=np.float64)
+        self.p = starts / starts.sum()
+
+    def fill(self, xb, yb, sb):
+        """Write B windows: inputs xb (B, window), targets yb (B, window - rf + 1), speakers sb."""
+        w, rf = self.window, self.rf
+        for b in range(xb.shape[0]):
+            i = int(self.rng.choice(len(self.codes), p=self.p))
+            c = self.codes[i]
+            s0 = int(self.rng.integers(0, len(c) - w))
+            xb[b] = c[s0:s0 + w]
+            yb[b] = c[s0 + rf:s0 + w + 1]      # target of input t is input t + 1
+            sb[b] = self.speakers[i]
+
+
+def _clip_global_norm(grads: dict, max_norm: float) -> None:
+    """Scale all gradients in place so that their joint L2 norm is at most ``max_norm``."""
+    if not max_norm:
+        return
+    norm = math.sqrt(sum(float(np.vdot(v, v)) for v in grads.values()))
+    if norm > max_norm:
+        for v in grads.values():
+            v *= v.dtype.type(max_norm / norm)
+
+
 def _as_model(model_or_config, seed):
     if isinstance(model_or_config, FloatWaveNet):
         return FloatWaveNet(model_or_config.config, model_or_config.weights,
@@ -489,8 +520,6 @@ def _train(model_or_config, audio, *, steps: int | None = None, seconds: float |
         window = longest - 1
     T = window - rf + 1
     usable = [i for i, c in enumerate(codes) if len(c) >= window + 1]
-    starts = np.array([len(codes[i]) - window for i in usable], dtype=np.float64)
-    pick_p = starts / starts.sum()
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     if not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -509,7 +538,9 @@ def _train(model_or_config, audio, *, steps: int | None = None, seconds: float |
     frozen = () if cfg.use_biases else [k for k in params
                                         if k.endswith("/b") or k == "initial/bias"]
     opt = Adam(params, frozen=frozen)
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1,)))
+    sampler = _WindowSampler([codes[i] for i in usable], spk[usable], window, rf,
+                             np.random.default_rng(np.random.SeedSequence(int(seed),
+                                                                          spawn_key=(1,))))
 
     say(f"training: receptive field {rf} samples, {cfg.parameter_count():,} parameters, "
         f"{len(usable)} clips ({sum(len(codes[i]) for i in usable):,} samples), "
@@ -536,47 +567,44 @@ def _train(model_or_config, audio, *, steps: int | None = None, seconds: float |
         if bar is not None:
             stack.callback(bar.close)
         pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
-        while True:
-            elapsed = time.perf_counter() - t_start
-            frac = 0.0
-            if steps is not None:
-                frac = max(frac, step / steps)
-            if seconds is not None:
-                frac = max(frac, elapsed / seconds)
-            if frac >= 1.0:
-                break
-            for b in range(batch_size):
-                i = usable[int(rng.choice(len(usable), p=pick_p))]
-                s0 = int(rng.integers(0, len(codes[i]) - window))
-                c = codes[i]
-                xb[b] = c[s0:s0 + window]
-                yb[b] = c[s0 + rf:s0 + window + 1]
-                sb[b] = spk[i]
-            loss, g = _batch_loss_and_grads(params, cfg, xb, yb, sb if cfg.has_gc else None,
-                                            pool, workers)
-            if not math.isfinite(loss):
-                raise ConfigError(f"training diverged at step {step + 1} (loss is not finite); "
-                                  "lower the learning rate")
-            norm = math.sqrt(sum(float(np.vdot(v, v)) for v in g.values()))
-            if clip_norm and norm > clip_norm:
-                scale = np.float32(clip_norm / norm)
-                for v in g.values():
-                    v *= scale
-            cur_lr = lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
-            opt.step(params, g, cur_lr)
-            step += 1
-            bits = loss / LN2
-            history["loss_bits"].append(bits)
-            ema = bits if ema is None else 0.95 * ema + 0.05 * bits
-            if bar is not None:
+        try:
+            while True:
+                elapsed = time.perf_counter() - t_start
+                frac = 0.0
                 if steps is not None:
-                    bar.update(1)
-                else:
-                    bar.n = min(time.perf_counter() - t_start, float(seconds))
-                bar.set_postfix_str(f"step {step}, loss {ema * LN2:.3f} nats = {ema:.3f} bits/sample",
-                                    refresh=True)
-            if checkpoint is not None and step % checkpoint_every == 0:
+                    frac = max(frac, step / steps)
+                if seconds is not None:
+                    frac = max(frac, elapsed / seconds)
+                if frac >= 1.0:
+                    break
+                sampler.fill(xb, yb, sb)
+                loss, g = _batch_loss_and_grads(params, cfg, xb, yb, sb if cfg.has_gc else None,
+                                                pool, workers)
+                if not math.isfinite(loss):
+                    raise ConfigError(f"training diverged at step {step + 1} (loss is not finite); "
+                                      "lower the learning rate")
+                _clip_global_norm(g, clip_norm)
+                cur_lr = lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
+                opt.step(params, g, cur_lr)
+                step += 1
+                bits = loss / LN2
+                history["loss_bits"].append(bits)
+                ema = bits if ema is None else 0.95 * ema + 0.05 * bits
+                if bar is not None:
+                    if steps is not None:
+                        bar.update(1)
+                    else:
+                        bar.n = min(time.perf_counter() - t_start, float(seconds))
+                    bar.set_postfix_str(f"step {step}, loss {ema * LN2:.3f} nats, "
+                                        f"{ema:.3f} bits/sample", refresh=True)
+                if checkpoint is not None and step % checkpoint_every == 0:
+                    _to_model(cfg, params).save(checkpoint)
+        except KeyboardInterrupt:
+            # keep what was learnt: the checkpoint gets the current weights, then re-raise
+            if checkpoint is not None and step > 0:
                 _to_model(cfg, params).save(checkpoint)
+                say(f"interrupted at step {step}: wrote {checkpoint}")
+            raise
 
     history["steps"] = step
     history["seconds"] = time.perf_counter() - t_start
