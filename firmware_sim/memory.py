@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from wavenet_edge.config import WaveNetConfig
 
 __all__ = ["RUNTIME_FLASH_BYTES", "STACK_SRAM_BYTES", "DelayLines", "delay_lines_from_metadata",
-           "delay_line_bytes_for_config", "MemoryBudget", "memory_budget", "shrink_suggestions",
+           "delay_line_bytes_for_config", "MemoryBudget", "memory_budget", "shrink_moves", "Scaling",
            "ASSUMPTIONS"]
 
 #: Flash for TFLM's runtime (MicroInterpreter, allocator, flatbuffer reader ≈ 16 KB per the TFLM
@@ -152,49 +152,82 @@ def _blocks(dilations) -> list:
     return blocks
 
 
-def _candidates(cfg: WaveNetConfig) -> list:
+def shrink_moves(cfg: WaveNetConfig) -> list:
+    """One-step reductions of ``cfg``: ``[(description, smaller config), …]`` (halve R, G, R and G
+    down to 8; halve S and E down to 32; drop the last dilation block; drop the largest dilation;
+    initial width → 1)."""
     out = []
-    if cfg.residual_channels > 4:
-        r = cfg.residual_channels // 2
-        out.append((f"residual_channels {cfg.residual_channels} -> {r}",
-                    cfg.replace(residual_channels=r)))
-    if cfg.residual_channels > 4 and cfg.dilation_channels > 4:
-        r, g = cfg.residual_channels // 2, cfg.dilation_channels // 2
-        out.append((f"residual/dilation channels {cfg.residual_channels}/{cfg.dilation_channels} "
-                    f"-> {r}/{g}", cfg.replace(residual_channels=r, dilation_channels=g)))
+    R, G = cfg.residual_channels, cfg.dilation_channels
+    if R >= 16:
+        out.append((f"residual_channels {R} -> {R // 2}", cfg.replace(residual_channels=R // 2)))
+    if G >= 16:
+        out.append((f"dilation_channels {G} -> {G // 2}", cfg.replace(dilation_channels=G // 2)))
+    if R >= 16 and G >= 16:
+        out.append((f"residual/dilation channels {R}/{G} -> {R // 2}/{G // 2}",
+                    cfg.replace(residual_channels=R // 2, dilation_channels=G // 2)))
     blocks = _blocks(cfg.dilations)
     if len(blocks) > 1:
         dil = tuple(d for b in blocks[:-1] for d in b)
         out.append((f"dilation blocks {len(blocks)} -> {len(blocks) - 1}", cfg.replace(dilations=dil)))
     top = max(cfg.dilations)
-    if top > 1:
+    if top > 1 and any(d < top for d in cfg.dilations):
         dil = tuple(d for d in cfg.dilations if d < top)
-        out.append((f"drop dilation {top} (max {top} -> {max(dil) if dil else 1})",
-                    cfg.replace(dilations=dil or (1,))))
+        out.append((f"drop dilation {top} (max {top} -> {max(dil)})", cfg.replace(dilations=dil)))
     if cfg.initial_filter_width > 1:
         out.append((f"initial_filter_width {cfg.initial_filter_width} -> 1",
                     cfg.replace(initial_filter_width=1)))
-    if cfg.skip_channels > 32 or cfg.end_channels > 32:
-        s, e = max(32, cfg.skip_channels // 2), max(32, cfg.end_channels // 2)
-        out.append((f"skip/end channels {cfg.skip_channels}/{cfg.end_channels} -> {s}/{e}",
-                    cfg.replace(skip_channels=s, end_channels=e)))
+    S, E = cfg.skip_channels, cfg.end_channels
+    if S >= 64 or E >= 64:
+        s2, e2 = max(32, S // 2), max(32, E // 2)
+        out.append((f"skip/end channels {S}/{E} -> {s2}/{e2}",
+                    cfg.replace(skip_channels=s2, end_channels=e2)))
     return out
 
 
-def shrink_suggestions(cfg: WaveNetConfig, budget: MemoryBudget) -> list:
-    """What to shrink when ``budget`` does not fit: each candidate config change with its estimated
-    delay-line bytes, flash and SRAM (arena kept at the measured figure — conservative for a smaller
-    model; model bytes scaled by the parameter count) and whether it would fit."""
-    out = []
-    p0 = max(1, cfg.parameter_count())
-    for what, c in _candidates(cfg):
-        dl = delay_line_bytes_for_config(c)
-        model = int(budget.model_bytes * c.parameter_count() / p0)
-        flash = -(-model // 16) * 16 + budget.runtime_flash_bytes
-        sram = dl + budget.arena_bytes + budget.stack_bytes + budget.fifo_bytes
-        out.append({"change": what, "delay_line_bytes": dl, "model_bytes_est": model,
-                    "flash_bytes_est": flash, "sram_bytes_est": sram,
-                    "macs_per_sample": c.macs_per_sample(),
-                    "receptive_field": c.receptive_field, "n_layers": c.n_layers,
-                    "fits": flash <= budget.flash_capacity and sram <= budget.sram_capacity})
-    return out
+#: Bytes of per-channel quantization per FULLY_CONNECTED output channel in the flatbuffer: the
+#: weights' and the bias's float32 scale + int64 zero point each.
+PER_CHANNEL_BYTES = 2 * (4 + 8)
+#: Arena bytes per FULLY_CONNECTED output channel (TFLM's per-channel int32 multiplier and shift).
+ARENA_PER_CHANNEL_BYTES = 8
+
+
+def _fc_channels(counts) -> int:
+    return int(sum(o.requants for o in counts.ops if o.category == "fully_connected"))
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Flash and arena of an unbuilt config, scaled from a measured model of the same family.
+
+    The graph's constants follow from the config exactly (:func:`firmware_sim.opcount.
+    counts_from_config`), so does its per-channel quantization (:data:`PER_CHANNEL_BYTES` per FC
+    output channel); the rest of the file (tensor tables, names, metadata) and the TFLM arena
+    (per-tensor and per-node structures) are scaled by the tensor count; the arena also holds
+    :data:`ARENA_PER_CHANNEL_BYTES` per FC output channel.  Estimates: across the presets (57 to
+    866 tensors) the file came out within 0.3 % and the arena within 5 % of the measured values."""
+
+    model_bytes: int
+    constant_bytes: int
+    n_tensors: int
+    arena_bytes: int
+    fc_channels: int = 0
+
+    @classmethod
+    def from_model(cls, model_bytes: int, counts, n_tensors: int, arena_bytes: int) -> "Scaling":
+        return cls(model_bytes=int(model_bytes), constant_bytes=int(counts.constant_bytes),
+                   n_tensors=int(n_tensors), arena_bytes=int(arena_bytes),
+                   fc_channels=_fc_channels(counts))
+
+    def model_bytes_for(self, counts) -> int:
+        n = counts.extra["n_tensors"]
+        rest = max(0, self.model_bytes - self.constant_bytes - PER_CHANNEL_BYTES * self.fc_channels)
+        return int(counts.constant_bytes + PER_CHANNEL_BYTES * _fc_channels(counts)
+                   + round(rest * n / max(1, self.n_tensors)))
+
+    def arena_bytes_for(self, counts) -> int:
+        # TFLM keeps an int32 multiplier and an int32 shift per FC output channel in the arena;
+        # the rest is per-tensor / per-node bookkeeping
+        n = counts.extra["n_tensors"]
+        rest = max(0, self.arena_bytes - ARENA_PER_CHANNEL_BYTES * self.fc_channels)
+        a = ARENA_PER_CHANNEL_BYTES * _fc_channels(counts) + rest * n / max(1, self.n_tensors)
+        return int(-(-int(round(a)) // 16) * 16)

@@ -169,3 +169,101 @@ def count_ops(model) -> StepCounts:
     const = sum(t.data.nbytes for t in T if t.data is not None)
     return StepCounts(ops=ops, delay_read_bytes=reads, delay_write_bytes=writes,
                       delay_reads=n_reads, delay_writes=len(seen), constant_bytes=int(const))
+
+
+# -- the same counts from a config alone (the graph is determined by it, docs/step-graph.md) -------
+MAX_CONCAT_INPUTS = 10
+
+
+def _concat_tree(widths) -> list:
+    """Widths of the CONCATENATION operators the spec emits over ``widths`` (≤ 10 inputs per op),
+    as ``(n_inputs, out_width)`` in creation order, the final one last."""
+    items = list(widths)
+    ops = []
+    while len(items) > MAX_CONCAT_INPUTS:
+        grouped = []
+        for g in range(0, len(items), MAX_CONCAT_INPUTS):
+            chunk = items[g:g + MAX_CONCAT_INPUTS]
+            if len(chunk) == 1:
+                grouped.append(chunk[0])
+                continue
+            ops.append((len(chunk), sum(chunk)))
+            grouped.append(sum(chunk))
+        items = grouped
+    ops.append((len(items), sum(items)))
+    return ops
+
+
+def counts_from_config(cfg) -> StepCounts:
+    """:class:`StepCounts` of the step graph the spec defines for ``cfg`` (a WaveNetConfig),
+    without building it; ``extra`` holds ``n_tensors`` and ``constant_bytes`` breakdown.  Equal to
+    :func:`count_ops` of a converted graph (tested), so candidate configs can be costed cheaply."""
+    R, G, S, E, Q = (cfg.residual_channels, cfg.dilation_channels, cfg.skip_channels,
+                     cfg.end_channels, cfg.quantization_channels)
+    L, k, w = cfg.n_layers, cfg.kernel_size, cfg.initial_filter_width
+    C = cfg.gc_channels if cfg.has_gc else 0
+    ops = []
+    n_tensors = 1 + (1 if cfg.has_gc else 0)           # sample, speaker
+    n_reads = (w - 1) + L * (k - 1)
+    n_tensors += n_reads
+    const = 0
+
+    def add(opcode, out, cat, **kw):
+        ops.append(OpCount(index=len(ops), opcode=opcode, output=out, category=cat, **kw))
+
+    def fc(out, n_out, n_in):
+        nonlocal const, n_tensors
+        wb = n_out * n_in + 4 * n_out
+        const += wb
+        n_tensors += 3
+        add("FULLY_CONNECTED", out, "fully_connected", macs=n_out * n_in, requants=n_out,
+            weight_bytes=wb)
+
+    def concat(prefix, widths, final):
+        nonlocal n_tensors
+        tree = _concat_tree(widths)
+        for i, (n_in, width) in enumerate(tree):
+            name = final if i == len(tree) - 1 else f"{prefix}concat{i}"
+            add("CONCATENATION", name, "copy", copy_bytes=width, copy_calls=n_in)
+        n_tensors += len(tree)
+
+    if w == 1:
+        const += Q * R
+        n_tensors += 2
+        add("GATHER", "layer00/input", "copy", copy_bytes=R, copy_calls=1, weight_bytes=R)
+    else:
+        for j in range(w):
+            const += Q * R
+            n_tensors += 2
+            add("GATHER", f"initial/contrib{j}", "copy", copy_bytes=R, copy_calls=1,
+                weight_bytes=R)
+        concat("initial/", [R] * w, "initial/taps")
+        fc("layer00/input", R, w * R)
+    for l in range(L):
+        p = f"layer{l:02d}/"
+        if cfg.has_gc:
+            const += cfg.gc_cardinality * C
+            n_tensors += 2
+            add("GATHER", p + "speaker", "copy", copy_bytes=C, copy_calls=1, weight_bytes=C)
+        concat(p, [R] * k + ([C] if C else []), p + "taps")
+        fc(p + "filter", G, k * R + C)
+        fc(p + "gate", G, k * R + C)
+        add("TANH", p + "filter_tanh", "transcendental", elements=G)
+        add("LOGISTIC", p + "gate_sigmoid", "transcendental", elements=G)
+        add("MUL", p + "gated", "mul", elements=G, requants=G)
+        n_tensors += 3
+        if l < L - 1:
+            fc(p + "residual", R, G)
+            add("ADD", f"layer{l + 1:02d}/input", "add", elements=R, requants=R)
+            n_tensors += 1
+    if L > 1:
+        concat("skip/", [G] * L, "skip/gated_all")
+    fc("skip/relu", S, L * G)
+    fc("end/hidden", E, S)
+    fc("logits", Q, E)
+    add("SOFTMAX", "probs", "softmax", elements=Q)
+    n_tensors += 1
+    writes = (w - 1) + L
+    return StepCounts(ops=ops, delay_read_bytes=n_reads * R, delay_write_bytes=writes * R,
+                      delay_reads=n_reads, delay_writes=writes, constant_bytes=const,
+                      extra={"n_tensors": n_tensors})

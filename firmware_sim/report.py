@@ -34,12 +34,16 @@ def _suggestion_text(s: dict) -> str:
                  f"{s['est_real_time_factor']:.2f})")
     parts.append(f"receptive field {s['receptive_field']}")
     rt = s["est_real_time_factor"] >= 1
-    if s.get("fits") is None:
+    if s.get("achieved") is False:
+        verdict = "not reachable by these reductions"
+    elif s.get("fits") is None:
         verdict = "real time" if rt else "still not real time"
     elif s["fits"]:
         verdict = "fits and real time" if rt else "fits, not real time"
     else:
         verdict = "still does not fit"
+    if s.get("kind", "estimate") != "estimate":
+        parts.append(s["kind"])
     return f"{s['change']}: {', '.join(parts)} -> {verdict}"
 
 
@@ -176,8 +180,11 @@ class Report:
                            f"underruns with a {self.fifo_depth}-sample FIFO")
             lines.append("")
             lines.append(f"{r.target.name} {' and '.join(why)}; what to shrink (estimates):")
-            for s in r.suggestions:
+            shown = [s for s in r.suggestions if s.get("plan") or s.get("fits") is None]
+            for s in shown:
                 lines.append("  - " + _suggestion_text(s))
+            if len(shown) < len(r.suggestions):
+                lines.append(f"  ({len(r.suggestions) - len(shown)} one-step reductions in --json)")
         lines.append("")
         if self.bitexact is None:
             lines.append("bit-exactness: not checked")

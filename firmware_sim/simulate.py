@@ -14,7 +14,7 @@ from wavenet_edge.tflite_file import read_tflite
 from . import memory as _mem
 from .arena import measure_arena
 from .latency import JitterModel, estimate_latency, simulate_fifo, smallest_fifo
-from .opcount import contract_metadata, count_ops
+from .opcount import contract_metadata, count_ops, counts_from_config
 from .report import Report, TargetResult
 from .targets import select_targets
 
@@ -39,34 +39,122 @@ def _load(model, name):
     return data, read_tflite(data, name=label), label
 
 
-def _latency_suggestions(cfg, counts, lat, target, sample_rate, mem_suggestions):
-    """Attach estimated cycles to each memory suggestion: FC and per-layer work scale with the
-    candidate's MACs / op count (first-order estimate)."""
-    br = lat.breakdown
-    fc = br.get("fully_connected", 0.0) + br.get("weight_fetch", 0.0)
-    fixed = br.get("softmax", 0.0)  # one 256-class softmax whatever the model size
-    rest = lat.cycles_per_sample - fc - fixed
-    m0 = max(1, cfg.macs_per_sample())
-    out = []
-    for s in mem_suggestions:
-        ratio = s["macs_per_sample"] / m0
-        layers = len(cfg.dilations)
-        # per-layer overheads (dispatch, tanh/logistic, add, mul) scale roughly with layer count
-        cand_layers = s.get("n_layers", layers)
-        cyc = fc * ratio + fixed + rest * (cand_layers / layers if layers else 1.0)
-        s = dict(s, est_cycles_per_sample=round(cyc, 1),
-                 est_real_time_factor=round(target.clock_hz / cyc / sample_rate, 4))
-        out.append(s)
-    if fixed > 0.15 * lat.cycles_per_sample:
-        cyc = lat.cycles_per_sample - fixed
+def _config_diff(a: WaveNetConfig, b: WaveNetConfig) -> dict:
+    da, db = a.to_dict(), b.to_dict()
+    out = {}
+    for k in da:
+        if da[k] != db[k]:
+            if k == "dilations":
+                out[k] = [f"{len(da[k])} layers, max {max(da[k])}",
+                          f"{len(db[k])} layers, max {max(db[k])}"]
+            else:
+                out[k] = [da[k], db[k]]
+    return out
+
+
+def _evaluate(cfg, change, target, scaling, fifo, sr) -> dict:
+    """Estimated memory and cycles of ``cfg`` (unbuilt) on ``target``."""
+    counts = counts_from_config(cfg)
+    mb = _mem.memory_budget(target, model_bytes=scaling.model_bytes_for(counts),
+                            delay_line_bytes=cfg.delay_line_bytes(),
+                            arena_bytes=scaling.arena_bytes_for(counts), fifo_samples=fifo)
+    lat = estimate_latency(counts, target)
+    rtf = lat.real_time_factor(sr)
+    return {"change": change, "kind": "estimate", "delay_line_bytes": mb.delay_line_bytes,
+            "model_bytes_est": mb.model_bytes, "arena_bytes_est": mb.arena_bytes,
+            "flash_bytes_est": mb.flash_bytes, "sram_bytes_est": mb.sram_bytes,
+            "macs_per_sample": counts.macs, "est_cycles_per_sample": round(lat.cycles_per_sample, 1),
+            "est_real_time_factor": round(rtf, 4), "receptive_field": cfg.receptive_field,
+            "fits": mb.fits, "real_time": rtf >= 1.0,
+            "_deficit_mem": max(mb.flash_bytes / mb.flash_capacity,
+                                mb.sram_bytes / mb.sram_capacity),
+            "_deficit_rt": 1.0 / rtf}
+
+
+def _deficit(ev, need_rt) -> float:
+    return max(ev["_deficit_mem"], ev["_deficit_rt"] if need_rt else 0.0)
+
+
+def _public(ev) -> dict:
+    return {k: v for k, v in ev.items() if not k.startswith("_")}
+
+
+def _plan(cfg, target, scaling, fifo, sr, need_rt, max_steps=40) -> dict:
+    """Greedy: apply the one-step reduction that lowers the worst over-budget ratio most (ties: the
+    larger receptive field) until the config fits (and, with ``need_rt``, runs in real time)."""
+    cur, changes = cfg, []
+    ev = _evaluate(cur, "", target, scaling, fifo, sr)
+    while _deficit(ev, need_rt) > 1.0 and len(changes) < max_steps:
+        best = None
+        for what, c in _mem.shrink_moves(cur):
+            e = _evaluate(c, what, target, scaling, fifo, sr)
+            key = (_deficit(e, need_rt), -c.receptive_field)
+            if best is None or key < best[0]:
+                best = (key, what, c, e)
+        if best is None or best[0][0] >= _deficit(ev, need_rt):
+            break
+        _, what, cur, ev = best
+        changes.append(what)
+    out = _public(ev)
+    diff = _config_diff(cfg, cur)
+    out.update(change=("to fit and run in real time" if need_rt else "to fit") + ": "
+               + (", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items()) or "no change"),
+               plan=True, steps=changes, config_changes=diff,
+               achieved=_deficit(ev, need_rt) <= 1.0)
+    return out, cur
+
+
+def _proxy_measure(cfg) -> dict | None:
+    """Exact model bytes and MEASURED TFLM arena of ``cfg``'s graph, built with random weights and
+    fixed activation ranges (structure is all that flash size and arena depend on); None when the
+    converter is unavailable."""
+    try:
+        from converters.calibrate import activation_tensors
+        from converters.canonical import canonicalize
+        from converters.export import build_step_graph
+        from converters.quantize import activation_plan
+        from wavenet_edge.float_model import FloatWaveNet
+        model = canonicalize(FloatWaveNet.initialize(cfg.replace(residual_scale=1.0,
+                                                                 skip_scale=1.0), seed=0))
+        plan = activation_plan(model.config,
+                               {k: (-1.0, 1.0) for k in activation_tensors(model.config)})
+        data = build_step_graph(model, plan)
+    except (ImportError, WaveNetEdgeError, KeyError, ValueError):
+        return None
+    return {"model_bytes": len(data), "arena_bytes": measure_arena(data)["arena_bytes_aligned"]}
+
+
+def _suggestions(cfg, counts, lat, mb, target, scaling, fifo, sr, need_rt) -> list:
+    out = [_public(_evaluate(c, what, target, scaling, fifo, sr))
+           for what, c in _mem.shrink_moves(cfg)]
+    plans = []
+    if not mb.fits:
+        plans.append(_plan(cfg, target, scaling, fifo, sr, False))
+    if need_rt:
+        plans.append(_plan(cfg, target, scaling, fifo, sr, True))
+    for p, c in plans:
+        if p["achieved"] and p["steps"]:
+            m = _proxy_measure(c)
+            if m is not None:
+                pm = _mem.memory_budget(target, model_bytes=m["model_bytes"],
+                                        delay_line_bytes=c.delay_line_bytes(),
+                                        arena_bytes=m["arena_bytes"], fifo_samples=fifo)
+                p.update(kind="estimate (memory measured on a proxy graph)",
+                         model_bytes_est=pm.model_bytes, arena_bytes_est=pm.arena_bytes,
+                         flash_bytes_est=pm.flash_bytes, sram_bytes_est=pm.sram_bytes,
+                         fits=pm.fits)
+        out.append(p)
+    soft = lat.breakdown.get("softmax", 0.0)
+    if soft > 0.15 * lat.cycles_per_sample:
+        cyc = lat.cycles_per_sample - soft
         out.append({"change": "drop the SOFTMAX operator and sample from the int8 logits "
                               "(integer temperature table, wavenet_edge.sampling)",
-                    "delay_line_bytes": int(cfg.delay_line_bytes()),
+                    "kind": "estimate", "delay_line_bytes": mb.delay_line_bytes,
                     "model_bytes_est": None, "flash_bytes_est": None, "sram_bytes_est": None,
-                    "macs_per_sample": cfg.macs_per_sample(), "receptive_field": cfg.receptive_field,
-                    "n_layers": cfg.n_layers, "fits": None,
-                    "est_cycles_per_sample": round(cyc, 1),
-                    "est_real_time_factor": round(target.clock_hz / cyc / sample_rate, 4)})
+                    "macs_per_sample": counts.macs, "receptive_field": cfg.receptive_field,
+                    "fits": None, "est_cycles_per_sample": round(cyc, 1),
+                    "est_real_time_factor": round(target.clock_hz / cyc / sr, 4),
+                    "real_time": target.clock_hz / cyc / sr >= 1.0})
     return out
 
 
@@ -117,6 +205,8 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
 
     dl = _mem.delay_lines_from_metadata(meta, channels)
     arena = measure_arena(data, use_cache=use_cache, name=label)
+    scaling = _mem.Scaling.from_model(len(data), counts, len(tfl.tensors),
+                                      arena["arena_bytes_aligned"])
 
     results = []
     for t in chosen:
@@ -130,9 +220,9 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
         if mf is not None and lat.real_time_factor(sr) < 1.0:
             mf = None
         sugg = []
-        if cfg is not None and (not mb.fits or mf is None or fr.underruns):
-            sugg = _latency_suggestions(cfg, counts, lat, t, sr,
-                                        _mem.shrink_suggestions(cfg, mb))
+        need_rt = mf is None or fr.underruns > 0
+        if cfg is not None and (not mb.fits or need_rt):
+            sugg = _suggestions(cfg, counts, lat, mb, t, scaling, fifo, sr, need_rt)
         results.append(TargetResult(target=t, memory=mb, latency=lat, fifo=fr, min_fifo=mf,
                                     suggestions=sugg))
 

@@ -13,9 +13,10 @@ from wavenet_edge.tflite_file import read_tflite
 from firmware_sim.arena import arena_fits, measure_arena
 from firmware_sim.bitexact import check_bitexact
 from firmware_sim.latency import JitterModel
-from firmware_sim.memory import (RUNTIME_FLASH_BYTES, STACK_SRAM_BYTES, delay_line_bytes_for_config,
-                                 delay_lines_from_metadata, memory_budget, shrink_suggestions)
-from firmware_sim.opcount import contract_metadata, count_ops
+from firmware_sim.memory import (RUNTIME_FLASH_BYTES, STACK_SRAM_BYTES, Scaling,
+                                 delay_line_bytes_for_config, delay_lines_from_metadata,
+                                 memory_budget, shrink_moves)
+from firmware_sim.opcount import contract_metadata, count_ops, counts_from_config
 from firmware_sim.simulate import simulate
 from firmware_sim.targets import select_targets
 
@@ -47,9 +48,19 @@ def small():
     return build_graph(SMALL)
 
 
+# 12 layers: the skip concatenation needs a tree (at most 10 inputs per operator)
+TWELVE = WaveNetConfig(dilations=(1, 2, 4, 8, 16, 32) * 2, residual_channels=4,
+                       dilation_channels=6, skip_channels=8, end_channels=8)
+
+
 @pytest.fixture(scope="module")
 def k3():
     return build_graph(K3)
+
+
+@pytest.fixture(scope="module")
+def twelve():
+    return build_graph(TWELVE)
 
 
 @pytest.fixture(autouse=True)
@@ -92,18 +103,33 @@ def test_memory_budget_arithmetic(small):
     assert not tiny.fits_sram and tiny.fits_flash and not tiny.fits
 
 
-def test_shrink_suggestions_tensorflow_wavenet_on_f446():
+def test_shrink_moves_tensorflow_wavenet():
     cfg = preset("tensorflow-wavenet")
-    t = {x.name: x for x in select_targets()}["stm32f446"]
-    mb = memory_budget(t, model_bytes=1_900_000, delay_line_bytes=cfg.delay_line_bytes(),
-                       arena_bytes=30_000)
-    assert not mb.fits
-    sug = {s["change"]: s for s in shrink_suggestions(cfg, mb)}
-    half = sug["residual_channels 32 -> 16"]
-    assert half["delay_line_bytes"] == 179552 // 2
-    blocks = sug["dilation blocks 5 -> 4"]
-    assert blocks["delay_line_bytes"] == 4 * 1023 * 32 + sum(range(32)) * 32
-    assert all(s["flash_bytes_est"] > RUNTIME_FLASH_BYTES for s in sug.values())
+    moves = dict(shrink_moves(cfg))
+    assert moves["residual_channels 32 -> 16"].delay_line_bytes() == 179552 // 2
+    assert moves["dilation blocks 5 -> 4"].delay_line_bytes() == \
+        4 * 1023 * 32 + sum(range(32)) * 32
+    assert moves["drop dilation 512 (max 512 -> 256)"].delay_line_bytes() == \
+        5 * 511 * 32 + sum(range(32)) * 32
+    assert moves["initial_filter_width 32 -> 1"].delay_line_bytes() == 5 * 1023 * 32
+    # reductions stop at 8 residual/dilation channels and 32 skip/end channels
+    small = cfg.replace(residual_channels=8, dilation_channels=8, skip_channels=32,
+                        end_channels=32)
+    assert not any("channels" in what for what, _ in shrink_moves(small))
+
+
+def test_scaled_estimates_against_measured(small, twelve):
+    # calibrate on one graph, predict another of the same family: exact constants, file and arena
+    # scaled by tensor count
+    m12 = read_tflite(twelve)
+    c12 = count_ops(m12)
+    sc = Scaling.from_model(len(twelve), c12, len(m12.tensors),
+                            measure_arena(twelve)["arena_bytes"])
+    want = counts_from_config(SMALL)
+    assert want.constant_bytes == count_ops(read_tflite(small)).constant_bytes
+    assert abs(sc.model_bytes_for(want) - len(small)) < 0.05 * len(small)
+    a = measure_arena(small)["arena_bytes"]
+    assert abs(sc.arena_bytes_for(want) - a) < 0.05 * a
 
 
 # -- op counts ------------------------------------------------------------------------------------
@@ -125,6 +151,24 @@ def test_op_counts_match_graph_and_config(small, k3):
     w, R = K3.initial_filter_width, K3.residual_channels
     assert ck.macs == K3.macs_per_sample() - w * R + w * R * R
     assert ck.delay_read_bytes == 6 * R and ck.delay_write_bytes == 4 * R
+
+
+def _rows(counts):
+    return [(o.opcode, o.output, o.macs, o.requants, o.elements, o.copy_bytes, o.copy_calls,
+             o.weight_bytes) for o in counts.ops]
+
+
+def test_counts_from_config_equal_the_converted_graph(small, k3, twelve):
+    for cfg, data in ((SMALL, small), (K3, k3), (TWELVE, twelve)):
+        m = read_tflite(data)
+        got, want = count_ops(m), counts_from_config(cfg)
+        assert _rows(got) == _rows(want)
+        assert got.constant_bytes == want.constant_bytes
+        assert len(m.tensors) == want.extra["n_tensors"]
+        assert (got.delay_read_bytes, got.delay_write_bytes, got.delay_reads,
+                got.delay_writes) == (want.delay_read_bytes, want.delay_write_bytes,
+                                      want.delay_reads, want.delay_writes)
+    assert any(o.output == "skip/concat0" for o in counts_from_config(TWELVE).ops)
 
 
 def test_not_a_step_graph_is_rejected(small):
@@ -207,3 +251,22 @@ def test_simulate_bad_inputs(small, tmp_path):
     (tmp_path / "junk.tflite").write_bytes(b"not a flatbuffer at all")
     with pytest.raises(ModelFileError):
         simulate(tmp_path / "junk.tflite", check_bitexact=False)
+
+
+def test_simulate_plans_a_smaller_model_that_fits(twelve, tmp_path):
+    arena = measure_arena(twelve)["arena_bytes_aligned"]
+    board = tmp_path / "b.json"
+    # SRAM for about 2/3 of what the 12-layer model needs, a fast clock
+    need = arena + STACK_SRAM_BYTES + 2 * 64 + TWELVE.delay_line_bytes()
+    board.write_text(json.dumps([{"name": "mini", "core": "cortex-m7", "clock_hz": 10**9,
+                                  "sram_bytes": int(need * 2 / 3), "flash_bytes": 1 << 20}]))
+    rep = simulate(twelve, target_file=board, check_bitexact=False, fifo=64, seconds=0.2,
+                   sample_rate=8000)
+    r = rep.results[0]
+    assert not r.memory.fits_sram
+    plans = [s for s in r.suggestions if s.get("plan") and s["change"].startswith("to fit:")]
+    assert len(plans) == 1
+    p = plans[0]
+    assert p["achieved"] and p["fits"] and p["sram_bytes_est"] <= int(need * 2 / 3)
+    assert "measured" in p["kind"] and p["config_changes"]
+    assert "to fit" in rep.table()
