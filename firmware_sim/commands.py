@@ -58,7 +58,7 @@ def register_simulate(subparsers) -> None:
                     "interpreter + allowances), an ESTIMATE of cycles per sample with a deadline "
                     "simulation of an audio output FIFO, and a bit-exactness check of the Numba "
                     "engine against TFLM (exit status 1 on any difference).")
-    p.add_argument("model", metavar="MODEL.tflite", help="a wavenet-edge step graph")
+    p.add_argument("model", metavar="MODEL.tflite", nargs="?", help="a wavenet-edge step graph")
     p.add_argument("--target", action="append", metavar="NAME", dest="targets",
                    help="target to simulate (repeatable; default: all built-in, or all of "
                         "--target-file)")
@@ -96,6 +96,9 @@ def _run(args) -> int:
                   f"SRAM {t.sram_bytes // 1024} KiB  flash {t.flash_bytes // 1024} KiB  {t.title}")
         return 0
 
+    if args.model is None:
+        from wavenet_edge.errors import ConfigError
+        raise ConfigError("MODEL.tflite is required (or --list-targets)")
     from .latency import JitterModel
     from .simulate import DEFAULT_FIFO, DEFAULT_SECONDS, DEFAULT_STEPS, simulate
 
