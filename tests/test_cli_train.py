@@ -101,3 +101,31 @@ def test_missing_output_dir(tmp_path, small_config):
 def test_bad_budget(tmp_path, small_config):
     r = _run(["--config", small_config, "--steps", "0", "-o", "x.npz"], tmp_path)
     _assert_clean_failure(r, tmp_path, "steps")
+
+
+def test_ctrl_c_saves_the_checkpoint(tmp_path, small_config):
+    import signal
+    import time
+
+    out = tmp_path / "x.npz"
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    # --checkpoint-every 1: the file appears once the first step is done, then we interrupt
+    proc = subprocess.Popen([sys.executable, "-m", "wavenet_edge", "train", "--config",
+                             str(small_config), "--seconds", "120", "--checkpoint-every", "1",
+                             "--no-progress", "-o", str(out)],
+                            cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        deadline = time.monotonic() + 100
+        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted at step" in err, err
+    assert err.strip().splitlines()[-1] == "wavenet-edge train: interrupted"
+    FloatWaveNet.load(out)
+    assert not list(tmp_path.glob(".tmp-*"))
