@@ -60,11 +60,13 @@ class Engine:
         self._RS = int(p.ring_size)
         self._arena = np.zeros(self.batch * self._A, np.int8)
         self._ring = np.zeros(self.batch * self._RS, np.int8)
-        self._consts = (p.ops, p.wblob, p.bblob, p.mult, p.shift, p.fmul, p.tables, p.iparams, p.fparams,
+        self._consts = (p.ops, p.wblob, p.bblob, p.mult, p.shift, p.fmul, p.tables, p.iparams, p.pair_tables,
                         p.sm_tables, p.sm_scales, np.int64(p.profile_id))
         self._dl = (p.dl_read, p.dl_delay, p.dl_width, p.dl_zp, p.dl_ring, p.dl_len,
                     p.wr_src, p.wr_ring, p.wr_len, p.wr_width)
         self._speakers = np.zeros(self.batch, np.int32)
+        fc_rows = p.ops[p.ops[:, 0] == 2, 4]
+        self._accs = np.zeros(max(int(fc_rows.max()) if fc_rows.size else 1, 1), np.int32)
         self.t = 0
 
     # -- construction -------------------------------------------------------------------------
@@ -160,7 +162,7 @@ class Engine:
         if codes.shape[1] == 0:
             return
         _k.process(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
-                   self.batch, np.int64(self.t), codes, self._speakers, out, np.int64(off))
+                   self.batch, np.int64(self.t), codes, self._speakers, out, np.int64(off), self._accs)
         self.t += codes.shape[1]
 
     def tensor(self, name: str) -> np.ndarray:
@@ -217,7 +219,7 @@ class Engine:
             _k.generate(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
                         self.batch, np.int64(self.t), cur, self._speakers, buf,
                         np.int64(self.program.probs_off), np.int64(self.program.logits_off),
-                        np.int64(mode), table, rng)
+                        np.int64(mode), table, rng, self._accs)
             view[:] = buf
             cur = np.ascontiguousarray(buf[:, -1])
             self.t += m

@@ -26,10 +26,12 @@ Program arrays (all numpy, contiguous):
 ``tables`` int8 (n_tables, 256)
     TANH / LOGISTIC as 256-entry lookup tables indexed by ``q + 128``; each entry is the profile's
     exact integer function of that one input value, so the table *is* the kernel.
-``iparams`` int64, ``fparams`` float64
-    per-op scalar parameters (FC zero point and activation range; the ADD/MUL parameter vectors
-    of :mod:`wavenet_edge.int8.elementwise` at ``p_off`` / ``aux``; SOFTMAX multiplier, shift,
-    diff_min).  ``sm_tables`` float32 (n, 256) / ``sm_scales``: SOFTMAX exp tables per op.
+``iparams`` int64
+    per-op scalar parameters (FC zero point and activation range; SOFTMAX multiplier, shift,
+    diff_min).
+``pair_tables`` int8
+    ADD and MUL as 65536-entry tables over the input pair, evaluated at load time with
+    :func:`wavenet_edge.int8.add_int8` / ``mul_int8`` on every pair (exact by construction).  ``sm_tables`` float32 (n, 256) / ``sm_scales``: SOFTMAX exp tables per op.
     ``fmul`` float64: per-channel real multipliers of every FC (float profiles).
 
 Delay lines (contract order): ``dl_read`` arena offset of each read, ``dl_delay``, ``dl_width``
@@ -46,20 +48,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._jit import kernel
 from .config import WaveNetConfig
 from .errors import ConfigError, ModelFileError
 from .int8 import activations as _act
 from .int8 import elementwise as _ew
 from .int8 import requant as _rq
 from .int8 import softmax as _sm
+from .int8.elementwise import add_int8, mul_int8
 
 __all__ = ["Program", "compile_program", "parse_contract", "PROFILES", "SUPPORTED_OPS",
-           "OP_GATHER", "OP_FC", "OP_ADD", "OP_MUL", "OP_LUT", "OP_SOFTMAX", "OP_COPY"]
+           "OP_GATHER", "OP_FC", "OP_PAIR", "OP_LUT", "OP_SOFTMAX", "OP_COPY"]
 
 OP_GATHER = 1    # out[:n] = wblob[w_off + idx*n : +n], idx = code (aux=0) or speaker (aux=1); cols = rows of the table
 OP_FC = 2        # out[o] = clamp(requant(bblob[b_off+o] + Σ w·in, mult/shift[q_off+o]) + zp); n = rows
-OP_ADD = 3       # elementwise, n elements, params at p_off
-OP_MUL = 4       # elementwise, n elements, params at p_off
+OP_PAIR = 3      # ADD/MUL: out[i] = pair_tables[T + (in0[i]+128)·256 + in1[i]+128], T = w_off if i < cols else b_off
 OP_LUT = 5       # out[i] = tables[aux, in[i] + 128]
 OP_SOFTMAX = 6   # n classes, params at p_off
 OP_COPY = 7      # out[:n] = in0[:n]
@@ -82,7 +85,7 @@ class Program:
     fmul: np.ndarray
     tables: np.ndarray
     iparams: np.ndarray
-    fparams: np.ndarray
+    pair_tables: np.ndarray
     sm_tables: np.ndarray
     sm_scales: np.ndarray
     arena_size: int
@@ -322,7 +325,7 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
 
     # ---- operators -> program rows -------------------------------------------------------------
     rows, wparts, bparts, mparts, sparts, tables, ip = [], [], [], [], [], [], []
-    fparts, sm_tables, sm_scales, fvals = [], [], [], []
+    fparts, sm_tables, sm_scales = [], [], []
     wlen = blen = qlen = 0
     macs = 0
 
@@ -337,9 +340,11 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         ip.extend(int(v) for v in vals)
         return len(ip) - len(vals)
 
-    def add_f(vals):
-        fvals.extend(float(v) for v in vals)
-        return len(fvals) - len(vals)
+    pair_tables = []
+
+    def add_pair(tbl):
+        pair_tables.append(tbl)
+        return (len(pair_tables) - 1) * 65536
 
     for op in model.operators:
         o = op.outputs[0]
@@ -442,9 +447,18 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
             fn = _ew.add_params if op.opcode == "ADD" else _ew.mul_params
             ep = fn(qa[0], qa[1], qc[0], qc[1], qo[0], qo[1],
                     op.options.get("fused_activation_function", "NONE"), profile)
-            code = OP_ADD if op.opcode == "ADD" else OP_MUL
-            row = [code, offsets[a], offsets[c], offsets[o], n, 0, 0, 0, 0, add_p(ep.ip),
-                   add_f(ep.fp), 0]
+            # The op is a function of the two int8 inputs only, so it is evaluated once here on
+            # all 65536 pairs with the int8 module's own kernel (exact by construction) and looked
+            # up per step.  LiteRT rounds full SIMD blocks of 16 and the tail differently: two
+            # tables then ("blocked" for i < 16·floor(n/16), "tail" for the rest).
+            is_add = op.opcode == "ADD"
+            two = _rq.profile_id(profile) in (_rq.LITERT, _rq.XNNPACK)
+            blocked = (n // 16) * 16
+            t_blk = add_pair(_pair_table(is_add, ep.ip, ep.fp, ep.profile, True if two else False))
+            t_tail = add_pair(_pair_table(is_add, ep.ip, ep.fp, ep.profile, False)) \
+                if (two and blocked < n) else t_blk
+            row = [OP_PAIR, offsets[a], offsets[c], offsets[o], n, blocked, t_blk, t_tail, 0, 0,
+                   0, 0]
         elif op.opcode in ("TANH", "LOGISTIC"):
             a = op.inputs[0]
             if a not in offsets or _size(T[a]) != _size(out):
@@ -516,7 +530,7 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         sm_scales=np.asarray(sm_scales if sm_scales else [1.0], np.float64),
         tables=np.asarray(tables, np.int8).reshape(-1, 256) if tables else np.zeros((1, 256), np.int8),
         iparams=np.asarray(ip if ip else [0], np.int64),
-        fparams=np.asarray(fvals if fvals else [0.0], np.float64),
+        pair_tables=np.concatenate(pair_tables) if pair_tables else np.zeros(1, np.int8),
         arena_size=max(arena_size, 64),
         dl_read=dl_read, dl_delay=dl_delay, dl_width=dl_width, dl_zp=dl_zp, dl_ring=dl_ring,
         dl_len=dl_len, wr_src=wr_src, wr_ring=wr_ring, wr_len=wr_len, wr_width=wr_width,
@@ -527,3 +541,23 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         tensor_offsets={T[i].name: (offsets[i], _size(T[i])) for i in activations},
         op_counts=op_counts, macs_per_sample=macs,
     )
+
+
+
+@kernel
+def _pair_grid(is_add, ip, fp, profile, simd, out):
+    for a in range(256):
+        for b in range(256):
+            if is_add:
+                v = add_int8(np.int8(a - 128), np.int8(b - 128), ip, fp, profile, simd)
+            else:
+                v = mul_int8(np.int8(a - 128), np.int8(b - 128), ip, fp, profile, simd)
+            out[a * 256 + b] = v
+
+
+def _pair_table(is_add, ip, fp, profile, simd) -> np.ndarray:
+    """int8[65536]: the ADD (or MUL) of every input pair, index ``(a + 128)·256 + (b + 128)``."""
+    out = np.empty(65536, np.int8)
+    _pair_grid(bool(is_add), np.ascontiguousarray(ip, np.int64), np.ascontiguousarray(fp, np.float64),
+               int(profile), bool(simd), out)
+    return out
