@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from wavenet_edge._fileio import atomic_write
-from wavenet_edge.errors import ModelFileError, WaveNetEdgeError
+from wavenet_edge.errors import WaveNetEdgeError
 
 __all__ = ["measure_arena", "arena_fits", "ArenaError"]
 

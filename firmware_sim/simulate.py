@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from wavenet_edge.config import WaveNetConfig
 from wavenet_edge.errors import ConfigError, ModelFileError, WaveNetEdgeError
 from wavenet_edge.tflite_file import read_tflite
@@ -199,9 +201,9 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
     counts = count_ops(tfl)
 
     def channels(n):
+        # bytes one step of tensor n occupies (int8: its channel count)
         t = tfl.tensor(n)
-        return t.data.nbytes if t.data is not None else int(
-            t.dtype.itemsize * max(1, int(__import__("numpy").prod(t.shape))))
+        return int(t.dtype.itemsize * np.prod(t.shape, dtype=np.int64))
 
     dl = _mem.delay_lines_from_metadata(meta, channels)
     arena = measure_arena(data, use_cache=use_cache, name=label)
