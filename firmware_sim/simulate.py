@@ -121,7 +121,7 @@ def _proxy_measure(cfg) -> dict | None:
         plan = activation_plan(model.config,
                                {k: (-1.0, 1.0) for k in activation_tensors(model.config)})
         data = build_step_graph(model, plan)
-    except (ImportError, WaveNetEdgeError, KeyError, ValueError):
+    except (ImportError, WaveNetEdgeError, KeyError, ValueError, TypeError):
         return None
     return {"model_bytes": len(data), "arena_bytes": measure_arena(data)["arena_bytes_aligned"]}
 
