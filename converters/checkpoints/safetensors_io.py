@@ -94,7 +94,8 @@ def write_safetensors(path, tensors: dict, *, metadata: dict | None = None) -> N
     from wavenet_edge._fileio import atomic_write
     header, chunks, pos = {}, [], 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        a = np.asarray(tensors[name])
+        a = np.ascontiguousarray(a).reshape(a.shape)      # (ascontiguousarray makes 0-d 1-d)
         key = _NP_TO_ST.get(a.dtype.name)
         if key is None:
             raise CheckpointError(f"cannot store dtype {a.dtype} of {name!r} in safetensors",
