@@ -177,9 +177,10 @@ def step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_
 @kernel
 def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, profile,
             dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
-            arena, A, ring, RS, nb, t0, codes, speakers, out, out_off, accs):
-    """Teacher-forced steps ``t0 … t0+n−1``: ``codes`` int32 (nb, n); ``out`` int8 (nb, n, 256)
-    receives the 256 bytes at arena offset ``out_off`` (probs or logits) after each step."""
+            arena, A, ring, RS, nb, t0, codes, speakers, out, out_offs, out_sizes, accs):
+    """Teacher-forced steps ``t0 … t0+n−1``: ``codes`` int32 (nb, n).  After each step the arena
+    ranges ``[out_offs[k], out_offs[k] + out_sizes[k])`` are copied, concatenated, into
+    ``out[b, j, :]`` (int8 (nb, n, Σ sizes)): probs, logits or any set of tensors."""
     n = codes.shape[1]
     cur = np.empty(nb, np.int32)
     for j in range(n):
@@ -189,9 +190,12 @@ def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
              dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
              arena, A, ring, RS, nb, t0 + j, cur, speakers, accs)
         for b in range(nb):
-            src = b * A + out_off
-            for c in range(256):
-                out[b, j, c] = arena[src + c]
+            c = 0
+            for k in range(out_offs.shape[0]):
+                src = b * A + out_offs[k]
+                for i in range(out_sizes[k]):
+                    out[b, j, c] = arena[src + i]
+                    c += 1
 
 
 @kernel

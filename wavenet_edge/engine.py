@@ -158,12 +158,37 @@ class Engine:
         self._run(c, buf, self.program.logits_off if logits else self.program.probs_off)
         return buf[0] if self.batch == 1 else buf
 
-    def _run(self, codes, out, off):
+    def _run(self, codes, out, off, size=256):
         if codes.shape[1] == 0:
             return
+        offs = np.atleast_1d(np.asarray(off, np.int64))
+        sizes = np.atleast_1d(np.asarray(size, np.int64))
         _k.process(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
-                   self.batch, np.int64(self.t), codes, self._speakers, out, np.int64(off), self._accs)
+                   self.batch, np.int64(self.t), codes, self._speakers, out, offs, sizes,
+                   self._accs)
         self.t += codes.shape[1]
+
+    def trace(self, codes, names) -> dict:
+        """Teacher-forced run recording activations: ``{name: int8 (n, size)}`` ((B, n, size)
+        with a batch) of each tensor in ``names`` after every step (e.g. the delay-line writes,
+        to compare with an interpreter).  Advances the state like :meth:`process`."""
+        c = self._codes2d(codes)
+        offs, sizes = [], []
+        for name in names:
+            try:
+                o, z = self.program.tensor_offsets[name]
+            except KeyError:
+                raise ConfigError(f"no activation tensor named {name!r}") from None
+            offs.append(o)
+            sizes.append(z)
+        buf = np.empty((self.batch, c.shape[1], int(sum(sizes))), np.int8)
+        self._run(c, buf, offs, sizes)
+        res, k = {}, 0
+        for name, z in zip(names, sizes):
+            v = buf[:, :, k:k + z]
+            res[name] = v[0] if self.batch == 1 else v
+            k += z
+        return res
 
     def tensor(self, name: str) -> np.ndarray:
         """Current int8 value of activation ``name`` after the last step: (B, size) copy."""

@@ -1,0 +1,66 @@
+"""Small converted step graphs shared by the engine tests (built once per session, cached)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from wavenet_edge import FloatWaveNet, WaveNetConfig, load_wav, preset
+
+SPEECH = "/work/shared/audio/speech_{}.16k.wav"
+
+
+def _audio(n, seed, freqs=(220.0, 347.0), sr=16000):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    y = sum(0.35 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in freqs)
+    return np.clip(y + 0.01 * rng.standard_normal(n), -1, 1)
+
+
+def speech(which="a", n=None):
+    """A shared speech clip (float32 in [-1, 1], 16 kHz) or, if absent, a synthetic signal."""
+    try:
+        y, _ = load_wav(SPEECH.format(which))
+    except Exception:  # pragma: no cover - the shared clips are part of the workspace
+        y = _audio(40000, ord(which)).astype(np.float32)
+    return y if n is None else y[:n]
+
+
+CONFIGS = {
+    "k2": dict(dilations=(1, 2, 4, 8, 16), residual_channels=8, dilation_channels=8,
+               skip_channels=16, end_channels=16),
+    "k3": dict(dilations=(1, 2, 4, 1, 2, 4), kernel_size=3, residual_channels=8,
+               dilation_channels=12, skip_channels=16, end_channels=24),
+    "gc": dict(dilations=(1, 2, 4, 8), residual_channels=8, dilation_channels=8,
+               skip_channels=16, end_channels=16, gc_cardinality=3, gc_channels=4),
+    "wide": dict(dilations=(1, 2, 4, 8), residual_channels=8, dilation_channels=8,
+                 skip_channels=16, end_channels=16, initial_filter_width=4,
+                 mulaw="tensorflow-wavenet"),
+    # 17 channels: LiteRT's SIMD blocks of 16 plus a scalar tail in ADD/MUL
+    "odd": dict(dilations=(1, 3, 9), residual_channels=17, dilation_channels=17,
+                skip_channels=20, end_channels=18, residual_scale=0.7, skip_scale=0.5),
+}
+
+
+def config(name) -> WaveNetConfig:
+    if name in CONFIGS:
+        return WaveNetConfig(**CONFIGS[name])
+    return preset(name)
+
+
+@functools.lru_cache(maxsize=None)
+def model_bytes(name: str, seed: int = 0) -> bytes:
+    """Convert a randomly initialised (non-zero biases) float model of config ``name``."""
+    from converters.convert import convert
+
+    cfg = config(name)
+    m = FloatWaveNet.initialize(cfg, seed=seed)
+    rng = np.random.default_rng(seed + 7)
+    for k, a in m.weights.items():
+        if k.endswith("/b") or k == "initial/bias":
+            m.weights[k] = rng.normal(0.0, 0.1, a.shape)
+    n = max(4000, cfg.receptive_field + 2100)
+    cal = [speech("a", n).astype(np.float64), _audio(n, 2, (260.0, 410.0))]
+    res = convert(m, calibration=cal, method="minmax", progress=False, evaluate_quality=False)
+    return res.tflite
