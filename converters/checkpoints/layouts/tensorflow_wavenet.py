@@ -35,7 +35,8 @@ NAME = "tensorflow-wavenet"
 MULAW = "tensorflow-wavenet"
 NATIVE_KEYS = ("filter_width", "sample_rate", "dilations", "residual_channels",
                "dilation_channels", "quantization_channels", "skip_channels", "use_biases",
-               "scalar_input", "initial_filter_width")
+               "scalar_input", "initial_filter_width", "batch_size", "histograms",
+               "global_condition_channels", "global_condition_cardinality")
 _OPT_SUFFIXES = ("/Adam", "/Adam_1", "/Momentum", "/RMSProp", "/RMSProp_1",
                  "/ExponentialMovingAverage")
 _OPT_NAMES = ("beta1_power", "beta2_power", "global_step")
