@@ -45,10 +45,6 @@ LN2 = math.log(2.0)
 # ------------------------------------------------------------------------------------------------
 # forward + backward (valid convolutions)
 # ------------------------------------------------------------------------------------------------
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, *,
                    grads: bool = True):
     """Mean next-sample cross-entropy (nats) of a batch of windows and its gradient.
@@ -478,12 +474,10 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
                       log_fn=log_fn)
 
 
-def _train(model_or_config, audio, *, steps: int | None = None, seconds: float | None = None,
-          batch_size: int = 8, window: int | None = None, lr: float = 1e-2, seed: int = 0,
-          checkpoint=None, checkpoint_every: int = 250, progress: bool = True, heldout=None,
-          speakers=None, heldout_speakers=None, clip_norm: float = 1.0, workers: int | None = None,
-          log_fn=None):
-    # the body of train(); options validated here
+def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, seed, checkpoint,
+           checkpoint_every, progress, heldout, speakers, heldout_speakers, clip_norm, workers,
+           log_fn):
+    """The body of :func:`train` (same arguments); validates the options."""
     from .signals import order0_entropy_bits
 
     say = log_fn or (lambda msg: None)
