@@ -1,0 +1,26 @@
+"""firmware_sim: will this model run on my microcontroller, in real time, computing what I validated?
+
+Front door: :func:`simulate` (memory, latency estimate, FIFO deadline simulation, bit-exactness
+against TFLM) and :func:`check_bitexact` (the engine against any real interpreter through the
+delay-line contract).
+"""
+
+from .arena import measure_arena
+from .bitexact import BitExactResult, check_bitexact
+from .host import ContractHost
+from .interpreters import make_runner
+from .latency import JitterModel, estimate_latency, simulate_fifo, smallest_fifo
+from .memory import MemoryBudget, delay_line_bytes_for_config, memory_budget
+from .opcount import OpCount, StepCounts, count_ops, counts_from_config
+from .report import Report, TargetResult
+from .simulate import simulate
+from .targets import CoreModel, Target, builtin_targets, load_registry, select_targets
+
+__all__ = [
+    "simulate", "Report", "TargetResult",
+    "check_bitexact", "BitExactResult", "ContractHost", "make_runner",
+    "select_targets", "builtin_targets", "load_registry", "Target", "CoreModel",
+    "count_ops", "counts_from_config", "StepCounts", "OpCount",
+    "memory_budget", "MemoryBudget", "delay_line_bytes_for_config",
+    "estimate_latency", "simulate_fifo", "smallest_fifo", "JitterModel", "measure_arena",
+]

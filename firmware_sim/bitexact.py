@@ -1,8 +1,9 @@
-"""Bit-exactness of the Numba engine against the REAL TFLM interpreter, through the contract.
+"""Bit-exactness of the Numba engine against a REAL interpreter, through the contract.
 
-Both runtimes run the same ``.tflite``: TFLM through :class:`firmware_sim.host.ContractHost`
-(the reference host written from the delay-line contract alone) and
-:class:`wavenet_edge.engine.Engine` with ``profile="tflm"``.  Two phases, each from silence:
+Both run the same ``.tflite``: the interpreter (TFLM by default; LiteRT with its builtin kernels
+for ``runtime="litert"``) through :class:`firmware_sim.host.ContractHost` (the reference host
+written from the delay-line contract alone) and :class:`wavenet_edge.engine.Engine` with the
+matching arithmetic profile.  Two phases, each from silence:
 
 * teacher-forced: ``steps`` class indices of audio (the built-in held-out signals of
   :mod:`converters.signals`, or a WAV resampled to the model's rate) fed to both;
@@ -25,6 +26,11 @@ from wavenet_edge.errors import ConfigError, MismatchError
 
 __all__ = ["BitExactResult", "check_bitexact", "teacher_codes"]
 
+_RUNTIME_NAMES = {"tflm": "TFLM", "litert": "LiteRT (builtin kernels)",
+                  "litert-ref": "LiteRT (reference kernels)", "litert-default": "LiteRT (XNNPACK)"}
+_DEFAULT_PROFILE = {"tflm": "tflm", "litert": "litert", "litert-ref": "litert-ref",
+                    "litert-default": "xnnpack"}
+
 
 @dataclass
 class BitExactResult:
@@ -40,28 +46,35 @@ class BitExactResult:
     mismatch: dict | None = None
     compared: list = field(default_factory=list)
     profile: str = "tflm"
+    runtime: str = "tflm"
+    # phase -> tensor -> [identical steps, different steps]
+    per_tensor: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.mismatch is None
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "runtime": "tflite-micro (TFLM) via ContractHost",
+        return {"ok": self.ok, "runtime": f"{_RUNTIME_NAMES.get(self.runtime, self.runtime)} via ContractHost",
                 "engine_profile": self.profile, "audio": self.audio, "seed": self.seed,
                 "compared_tensors": list(self.compared),
                 "teacher_forced": {"steps": self.teacher_forced_steps,
                                    "identical": self.teacher_forced_identical},
                 "free_running": {"steps": self.free_running_steps,
                                  "identical": self.free_running_identical},
+                "per_tensor": {ph: {n: {"identical": c[0], "different": c[1]}
+                                    for n, c in d.items()}
+                               for ph, d in self.per_tensor.items()},
                 "first_mismatch": self.mismatch}
 
     def message(self) -> str:
         m = self.mismatch
         if m is None:
             return "bit-exact"
-        return (f"engine (profile {self.profile}) and TFLM differ at {m['phase']} step {m['step']} in tensor "
+        rt = _RUNTIME_NAMES.get(self.runtime, self.runtime)
+        return (f"engine (profile {self.profile}) and {rt} differ at {m['phase']} step {m['step']} in tensor "
                 f"{m['tensor']!r} ({m['n_different']} of {m['size']} elements, first at index "
-                f"{m['first_index']}: engine {m['engine']} vs TFLM {m['tflm']})")
+                f"{m['first_index']}: engine {m['engine']} vs {rt} {m['tflm']})")
 
 
 def teacher_codes(engine, steps: int, *, wav=None, seed: int = 0) -> tuple:
@@ -127,13 +140,20 @@ def _localize(engine, host, codes, speaker, upto, phase, names):
 def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = None, wav=None,
                    seed: int = 0, speaker: int | None = None, raise_on_mismatch: bool = False,
                    name: str = "<bytes>", progress: bool = False,
-                   profile: str = "tflm") -> BitExactResult:
-    """Run ``data`` (``.tflite`` bytes) in TFLM and in the engine side by side (see module doc).
+                   profile: str | None = None, runtime: str = "tflm",
+                   stop_at_first: bool = True) -> BitExactResult:
+    """Run ``data`` (``.tflite`` bytes) in a real interpreter and in the engine side by side.
 
+    ``runtime``: ``"tflm"`` (default), ``"litert"``, ``"litert-ref"`` or ``"litert-default"``.
     ``steps``: teacher-forced steps (``free_steps``, default the same, free-running ones).
-    ``profile``: the engine's arithmetic profile; ``"tflm"`` is the claim being checked, others
-    (``"litert"``) show how a mismatch is reported.
+    ``profile``: the engine's arithmetic profile, by default the one matching ``runtime``; a
+    different one shows how a mismatch is reported.
+    ``stop_at_first``: return at the first differing step (default); ``False`` runs both phases
+    to the end and counts identical/different steps per tensor (``per_tensor``).
     """
+    if runtime not in _DEFAULT_PROFILE:
+        raise ConfigError(f"unknown runtime {runtime!r}; known: {', '.join(_DEFAULT_PROFILE)}")
+    profile = _DEFAULT_PROFILE[runtime] if profile is None else profile
     from wavenet_edge.engine import Engine
     from wavenet_edge.sampling import Sampler
 
@@ -143,7 +163,7 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
         raise ConfigError("steps must be >= 0")
     free_steps = steps if free_steps is None else free_steps
     engine = Engine.from_bytes(data, profile=profile, name=name)
-    host = ContractHost(bytes(data), runtime="tflm", name=name)
+    host = ContractHost(bytes(data), runtime=runtime, name=name)
     if engine.config.has_gc:
         speaker = 0 if speaker is None else int(speaker)
         engine.speaker = speaker
@@ -156,7 +176,7 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
     names = ["probs", "logits"] + [w for w in host.output_names if w in writes]
     res = BitExactResult(teacher_forced_steps=steps, teacher_forced_identical=0,
                          free_running_steps=free_steps, free_running_identical=0, audio="",
-                         seed=seed, compared=names, profile=profile)
+                         seed=seed, compared=names, profile=profile, runtime=runtime)
 
     # -- teacher-forced: whole-sequence runs on both sides, compared row by row
     codes, res.audio = teacher_codes(engine, steps, wav=wav, seed=seed) if steps else \
@@ -166,7 +186,12 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
         engine.reset()
         e_logits = engine.process(codes, logits=True)
         ref = host.run(codes, speaker=speaker, outputs=("probs", "logits"), progress=progress)
-        same = np.all(e_probs == ref["probs"], axis=1) & np.all(e_logits == ref["logits"], axis=1)
+        same_p = np.all(e_probs == ref["probs"], axis=1)
+        same_l = np.all(e_logits == ref["logits"], axis=1)
+        same = same_p & same_l
+        res.per_tensor["teacher-forced"] = {
+            "probs": [int(same_p.sum()), int((~same_p).sum())],
+            "logits": [int(same_l.sum()), int((~same_l).sum())]}
         bad = np.flatnonzero(~same)
         res.teacher_forced_identical = int(same.sum())
         if bad.size:
@@ -175,7 +200,8 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
                 _first_diff("probs", e_probs[t], ref["probs"][t], "teacher-forced", t)
             if raise_on_mismatch:
                 raise MismatchError(res.message(), path=name)
-            return res
+            if stop_at_first:
+                return res
 
     # -- free-running: the engine samples, both consume its codes, every step compared
     engine.reset()
@@ -187,16 +213,24 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
     if progress:
         from tqdm import tqdm
         it = tqdm(it, desc="free-running", unit="step")
+    counts = {n: [0, 0] for n in names}
+    res.per_tensor["free-running"] = counts
     for t in it:
         fed.append(code)
         eng, out = _step_both(engine, host, code, speaker, names)
+        step_ok = True
         for n in names:
             f = _first_diff(n, eng[n], out[n], "free-running", t)
+            counts[n][f is not None] += 1
             if f:
-                res.mismatch = f
-                if raise_on_mismatch:
-                    raise MismatchError(res.message(), path=name)
-                return res
-        res.free_running_identical += 1
+                step_ok = False
+                if res.mismatch is None:
+                    res.mismatch = f
+                    if raise_on_mismatch:
+                        raise MismatchError(res.message(), path=name)
+        if not step_ok and stop_at_first:
+            return res
+        res.free_running_identical += step_ok
+        # both sides keep consuming the engine's codes, so later steps stay comparable
         code = sampler.sample(eng["probs"], eng["logits"])
     return res

@@ -114,3 +114,80 @@ def _run(args) -> int:
     if not report.ok:
         raise MismatchError(report.bitexact.message(), path=args.model)
     return 0
+
+
+_RUNTIMES = ("tflm", "litert", "litert-ref", "litert-default")
+
+
+def _runtime_list(text):
+    import argparse
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in _RUNTIMES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(_RUNTIMES)}; got {text!r}")
+    return names
+
+
+def register_verify(subparsers) -> None:
+    """Add the ``verify`` sub-command."""
+    p = subparsers.add_parser(
+        "verify", help="run the engine and real interpreters side by side: identical int8 outputs?",
+        description="Drives each real interpreter through the .tflite's delay-line contract and "
+                    "the Numba engine (matching arithmetic profile) on the same teacher-forced "
+                    "audio, then on free-running generation (both fed the engine's sampled codes); "
+                    "prints identical/different step counts per output tensor. Exit status 1 on "
+                    "any difference.")
+    p.add_argument("model", help="the .tflite written by 'wavenet-edge convert'")
+    p.add_argument("--steps", type=_nonneg_int, default=2000,
+                   help="teacher-forced steps (default 2000)")
+    p.add_argument("--free-steps", type=_nonneg_int, default=None,
+                   help="free-running steps (default: --steps)")
+    p.add_argument("--against", type=_runtime_list, default=["tflm", "litert"],
+                   help="comma-separated runtimes (default tflm,litert; also litert-ref, "
+                        "litert-default = XNNPACK)")
+    p.add_argument("--wav", default=None, help="teacher-forcing audio (default: built-in held-out)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed for free-running steps")
+    p.add_argument("--speaker", type=_nonneg_int, default=None, help="speaker id (gc models)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=_run_verify)
+
+
+def _run_verify(args) -> int:
+    import json
+
+    from wavenet_edge.errors import MismatchError, ModelFileError
+
+    from .bitexact import check_bitexact
+    try:
+        with open(args.model, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ModelFileError(f"cannot read ({e.strerror or e})", path=args.model) from None
+    results = {}
+    for rt in args.against:
+        results[rt] = check_bitexact(data, steps=args.steps, free_steps=args.free_steps,
+                                     wav=args.wav, seed=args.seed, speaker=args.speaker,
+                                     runtime=rt, name=args.model, stop_at_first=False)
+    if args.json:
+        print(json.dumps({rt: r.to_dict() for rt, r in results.items()}, indent=2))
+    else:
+        rows = [("runtime", "engine profile", "phase", "tensor", "identical", "different")]
+        for rt, r in results.items():
+            for phase, d in r.per_tensor.items():
+                for tensor, (same, diff) in d.items():
+                    rows.append((rt, r.profile, phase, tensor, str(same), str(diff)))
+        w = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for i, row in enumerate(rows):
+            print("  ".join(c.ljust(w[j]) if j < 4 else c.rjust(w[j]) for j, c in enumerate(row)))
+            if i == 0:
+                print("  ".join("-" * x for x in w))
+        for rt, r in results.items():
+            print(f"{rt}: {'bit-exact' if r.ok else 'DIFFERENT'} "
+                  f"(teacher-forced {r.teacher_forced_identical}/{r.teacher_forced_steps}, "
+                  f"free-running {r.free_running_identical}/{r.free_running_steps} identical steps; "
+                  f"{r.audio})")
+    bad = [r for r in results.values() if not r.ok]
+    if bad:
+        raise MismatchError(bad[0].message(), path=args.model)
+    return 0
