@@ -1,0 +1,170 @@
+/* Test/benchmark driver for an exported engine (firmware_sim.emulate and the host tests).
+ * Reads its scenario from wn_driver_data.h; prints one line per step:
+ *   S <step> <input code> <sampled code or -1> <fnv1a32 of probs|logits|writes>
+ * and every WN_DRV_FULL_EVERY steps the full vectors (P probs, L logits, W writes, hex bytes).
+ * marker() calls delimit each wn_step (and the FC benchmark) for the instruction counter. */
+#include <stdint.h>
+#include <string.h>
+#include "wavenet_engine.h"
+#include "wn_driver_data.h"
+
+#ifdef WN_HOST
+#include <stdio.h>
+static void wn_drv_puts(const char *s) { fputs(s, stdout); }
+#else
+void sh_puts(const char *s);
+static void wn_drv_puts(const char *s) { sh_puts(s); }
+#endif
+
+__attribute__((noinline)) void marker(void) { __asm__ volatile("" ::: "memory"); }
+
+static wn_state st;
+static char line[2 * (256 + WN_DRV_WRITE_BYTES) + 64];
+
+static uint32_t fnv(uint32_t h, const int8_t *p, int32_t n)
+{
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        h ^= (uint8_t)p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static char *put_uint(char *q, uint32_t v)
+{
+    char tmp[12];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v);
+    while (n)
+        *q++ = tmp[--n];
+    return q;
+}
+
+static char *put_int(char *q, int32_t v)
+{
+    if (v < 0) {
+        *q++ = '-';
+        return put_uint(q, (uint32_t)(-v));
+    }
+    return put_uint(q, (uint32_t)v);
+}
+
+static char *put_hex(char *q, const int8_t *p, int32_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        *q++ = hx[((uint8_t)p[i]) >> 4];
+        *q++ = hx[((uint8_t)p[i]) & 15];
+    }
+    return q;
+}
+
+static void full(char tag, uint32_t j, const int8_t *p, int32_t n)
+{
+    char *q = line;
+    *q++ = tag;
+    *q++ = ' ';
+    q = put_uint(q, j);
+    *q++ = ' ';
+    q = put_hex(q, p, n);
+    *q++ = '\n';
+    *q = 0;
+    wn_drv_puts(line);
+}
+
+#if WN_DRV_BENCH
+static int8_t bx[WN_DRV_BENCH_COLS], by[WN_DRV_BENCH_ROWS];
+static int8_t bw[WN_DRV_BENCH_ROWS * WN_DRV_BENCH_COLS];
+static int32_t bb[WN_DRV_BENCH_ROWS], bm[WN_DRV_BENCH_ROWS], bs[WN_DRV_BENCH_ROWS];
+#endif
+
+int main(void)
+{
+    uint32_t j;
+    int32_t cur = wn_drv_codes[0];
+    wn_sampler r;
+    wn_reset(&st);
+    (void)wn_set_speaker(&st, WN_DRV_SPEAKER);
+    wn_sampler_init(&r, WN_DRV_SEED, 0, WN_DRV_SMODE, wn_temperature_table);
+    marker();
+    marker();   /* empty interval: the marker's own overhead */
+    for (j = 0; j < WN_DRV_STEPS; j++) {
+        int32_t out = -1, k;
+        uint32_t h = 2166136261u;
+        char *q = line;
+        if (!WN_DRV_GENERATE)
+            cur = wn_drv_codes[j];
+        marker();
+        (void)wn_step(&st, cur, 0, 0);
+        marker();
+        if (WN_DRV_GENERATE)
+            out = wn_sample(&r, wn_probs(&st), wn_logits(&st));
+        h = fnv(h, wn_probs(&st), 256);
+        h = fnv(h, wn_logits(&st), 256);
+        for (k = 0; k < WN_N_WRITES; k++)
+            h = fnv(h, wn_delay_write(&st, k), wn_dl_writes[k].width);
+        *q++ = 'S';
+        *q++ = ' ';
+        q = put_uint(q, j);
+        *q++ = ' ';
+        q = put_int(q, cur);
+        *q++ = ' ';
+        q = put_int(q, out);
+        *q++ = ' ';
+        q = put_uint(q, h);
+        *q++ = '\n';
+        *q = 0;
+        wn_drv_puts(line);
+        if (WN_DRV_FULL_EVERY && j % WN_DRV_FULL_EVERY == 0) {
+            int32_t off = 0;
+            static int8_t wbuf[WN_DRV_WRITE_BYTES + 1];
+            full('P', j, wn_probs(&st), 256);
+            full('L', j, wn_logits(&st), 256);
+            for (k = 0; k < WN_N_WRITES; k++) {
+                memcpy(wbuf + off, wn_delay_write(&st, k), (size_t)wn_dl_writes[k].width);
+                off += wn_dl_writes[k].width;
+            }
+            full('W', j, wbuf, off);
+        }
+        if (WN_DRV_GENERATE)
+            cur = out;
+    }
+#if WN_DRV_BENCH
+    {
+        uint32_t v = 12345u;
+        int32_t i;
+        for (i = 0; i < WN_DRV_BENCH_ROWS * WN_DRV_BENCH_COLS; i++) {
+            v = v * 1103515245u + 12345u;
+            bw[i] = (int8_t)(v >> 24);
+        }
+        for (i = 0; i < WN_DRV_BENCH_COLS; i++)
+            bx[i] = (int8_t)(i * 37);
+        for (i = 0; i < WN_DRV_BENCH_ROWS; i++) {
+            bb[i] = i;
+            bm[i] = 1518500250;
+            bs[i] = -9;
+        }
+        marker();
+        wn_fc(bx, by, WN_DRV_BENCH_ROWS, WN_DRV_BENCH_COLS, bw, bb, bm, bs, 0, -128, 127);
+        marker();
+        wn_fc(bx, by, WN_DRV_BENCH_ROWS, 0, bw, bb, bm, bs, 0, -128, 127);
+        marker();
+        {
+            char *q = line;
+            *q++ = 'B';
+            *q++ = ' ';
+            q = put_int(q, by[0]);
+            *q++ = '\n';
+            *q = 0;
+            wn_drv_puts(line);
+        }
+    }
+#endif
+    wn_drv_puts("END\n");
+    return 0;
+}

@@ -1,0 +1,401 @@
+"""Run the exported C engine as real firmware in QEMU: bit-exactness and exact instruction counts.
+
+:func:`emulate` exports the model (:mod:`firmware_sim.c_export`), cross-compiles it with a small
+driver (``c/wn_driver.c``) for each core and kernel variant (:mod:`firmware_sim.qemu`), runs it
+with the instruction-counting plugin, and compares every step with the Numba engine (profile
+``tflm``): the driver prints a hash of (probs, logits, every delay-line write) per step and the
+full vectors every ``full_every`` steps.  A ``marker()`` call before and after each ``wn_step``
+gives the executed instructions per generated sample; a FULLY_CONNECTED-only benchmark (one
+matrix, run with ``cols`` and with zero columns) gives instructions per MAC of the inner loop.
+
+QEMU counts *instructions*, not cycles.  :data:`CPI_ASSUMED` converts them to a cycle ESTIMATE
+with an assumed cycles-per-instruction factor per core (the same factors ``targets.json`` states
+for its cost coefficients).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wavenet_edge.errors import ConfigError, WaveNetEdgeError
+
+__all__ = ["emulate", "EmulationReport", "CoreRun", "CPI_ASSUMED", "KERNELS_FOR_CORE",
+           "engine_reference", "parse_driver_output", "driver_header", "build_host_driver",
+           "REFERENCE_INSTRUCTIONS_PER_MAC"]
+
+_C_DIR = Path(__file__).parent / "c"
+
+#: assumed cycles per executed instruction (an ESTIMATE; QEMU does not model timing):
+#: M4 ~1.2 (2-cycle loads, 1-cycle SMLAD; Cortex-M4 TRM DDI0439B §3.3), M7 ~0.75 (dual issue with
+#: data in TCM/D-cache; Cortex-M7 TRM DDI0489F), M55 ~1.2 (dual-beat MVE; Cortex-M55 TRM 101051)
+CPI_ASSUMED = {"cortex-m4": 1.2, "cortex-m7": 0.75, "cortex-m55": 1.2}
+
+#: kernel variants each core can run
+KERNELS_FOR_CORE = {"cortex-m4": ("plain", "dsp"), "cortex-m7": ("plain", "dsp"),
+                    "cortex-m55": ("plain", "dsp", "mve")}
+
+#: reference figures (instructions per int8 MAC of an FC kernel) quoted by the brief
+REFERENCE_INSTRUCTIONS_PER_MAC = {
+    "plain C": {"cortex-m4": 5.0, "cortex-m7": 5.0, "cortex-m55": 4.0},
+    "DSP intrinsics": {"cortex-m4": 3.0, "cortex-m7": 3.0, "cortex-m55": 3.0},
+    "optimized library": {"cortex-m4": 1.9, "cortex-m7": 1.9, "cortex-m55": 0.5},
+}
+
+_KCODE = {"plain": 1, "dsp": 2, "mve": 3}
+_HOST_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
+_ARM_WARN = ["-Wall", "-Wextra", "-Werror"]
+
+
+# ------------------------------------------------------------------------------------------------
+# the driver scenario and its output
+# ------------------------------------------------------------------------------------------------
+def driver_header(codes, *, generate: bool, seed: int = 0, sampling_mode: int = 0, speaker: int = 0,
+                  full_every: int = 1, bench=None, write_bytes: int = 0) -> str:
+    """Text of ``wn_driver_data.h``: teacher-forced ``codes`` (generate=False) or free-running
+    generation of ``len(codes)`` steps from ``codes[0]`` (generate=True)."""
+    codes = [int(c) for c in np.asarray(codes).ravel()]
+    rows, cols = bench if bench else (1, 1)
+    body = ", ".join(str(c) for c in codes)
+    return (f"#define WN_DRV_STEPS {len(codes)}u\n#define WN_DRV_GENERATE {int(bool(generate))}\n"
+            f"#define WN_DRV_SEED {int(seed) % 2**64}ull\n#define WN_DRV_SMODE {int(sampling_mode)}\n"
+            f"#define WN_DRV_SPEAKER {int(speaker)}\n#define WN_DRV_FULL_EVERY {int(full_every)}u\n"
+            f"#define WN_DRV_BENCH {1 if bench else 0}\n#define WN_DRV_BENCH_ROWS {int(rows)}\n"
+            f"#define WN_DRV_BENCH_COLS {int(cols)}\n#define WN_DRV_WRITE_BYTES {int(write_bytes)}\n"
+            f"static const int16_t wn_drv_codes[{len(codes)}] = {{{body}}};\n")
+
+
+@dataclass
+class DriverOutput:
+    """Parsed driver output: per step input code, sampled code (-1 teacher-forced) and hash;
+    full vectors {step: int8 array} for probs (P), logits (L) and concatenated writes (W)."""
+
+    inputs: np.ndarray
+    sampled: np.ndarray
+    hashes: np.ndarray
+    full: dict
+    complete: bool
+
+
+def parse_driver_output(text: str) -> DriverOutput:
+    inputs, sampled, hashes = [], [], []
+    full = {"P": {}, "L": {}, "W": {}}
+    complete = False
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "S" and len(parts) == 5:
+            inputs.append(int(parts[2]))
+            sampled.append(int(parts[3]))
+            hashes.append(int(parts[4]))
+        elif parts[0] in full and len(parts) in (2, 3):
+            hx = parts[2] if len(parts) == 3 else ""
+            full[parts[0]][int(parts[1])] = np.frombuffer(bytes.fromhex(hx), np.int8).copy()
+        elif parts[0] == "END":
+            complete = True
+    return DriverOutput(np.array(inputs, np.int64), np.array(sampled, np.int64),
+                        np.array(hashes, np.int64), full, complete)
+
+
+def _fnv(h, b: bytes) -> int:
+    for x in b:
+        h = ((h ^ x) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def engine_reference(engine, inputs, *, speaker=None):
+    """Step the Numba engine (from reset) over ``inputs``; returns (probs (n,256), logits (n,256),
+    writes (n, W) int8, hashes (n,)) in the driver's hash convention."""
+    from firmware_sim.c_export import _write_names
+    engine.reset()
+    if speaker is not None:
+        engine.speaker = speaker
+    names = _write_names(engine)
+    n = len(inputs)
+    probs = np.empty((n, 256), np.int8)
+    logits = np.empty((n, 256), np.int8)
+    ws = []
+    for j, c in enumerate(inputs):
+        probs[j] = engine.step(int(c))
+        logits[j] = engine.tensor("logits" if "logits" not in engine.metadata["outputs"]
+                                  else engine.metadata["outputs"]["logits"])[0]
+        ws.append(np.concatenate([engine.tensor(nm)[0] for nm in names]) if names
+                  else np.zeros(0, np.int8))
+    writes = np.stack(ws) if ws else np.zeros((0, 0), np.int8)
+    hashes = np.array([_fnv(_fnv(_fnv(2166136261, probs[j].tobytes()), logits[j].tobytes()),
+                            writes[j].tobytes()) for j in range(n)], np.int64)
+    return probs, logits, writes, hashes
+
+
+def build_host_driver(export_dir, header_text: str, out_dir, *, kernels: str = "plain",
+                      extra_flags=()) -> Path:
+    """Compile export + driver with the host gcc (``-std=c99 -Wall -Wextra -Werror``)."""
+    out_dir = Path(out_dir)
+    (out_dir / "wn_driver_data.h").write_text(header_text)
+    exe = out_dir / "wn_driver_host"
+    ed = Path(export_dir)
+    cmd = ["gcc", *_HOST_FLAGS, f"-DWN_KERNELS={_KCODE[kernels]}", "-DWN_HOST", *extra_flags,
+           f"-I{ed}", f"-I{out_dir}", str(ed / "wavenet_model.c"), str(ed / "wavenet_engine.c"),
+           str(_C_DIR / "wn_driver.c"), "-o", str(exe)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise WaveNetEdgeError("host gcc failed: " + " | ".join(r.stderr.strip().splitlines()[:6]))
+    return exe
+
+
+# ------------------------------------------------------------------------------------------------
+# report
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class CoreRun:
+    """One core × kernel variant."""
+
+    core: str
+    kernels: str
+    steps: int
+    bitexact_steps: int           # steps whose hash (probs, logits, writes) equals the engine's
+    full_vectors_checked: int     # steps whose full vectors were compared too
+    codes_match: bool             # generated codes equal the engine's (free-running)
+    instructions_per_sample: float     # mean over steps (exact counts; marker overhead removed)
+    instructions_min: int
+    instructions_max: int
+    repeatable: bool              # a second run gave the same counts
+    fc_instructions_per_mac: float     # FC-only benchmark, inner loop (requant excluded)
+    fc_instructions_per_mac_with_requant: float
+    fc_bench_shape: tuple
+    macs_per_sample: int
+    cpi_assumed: float
+    text_bytes: int = 0
+
+    @property
+    def cycles_per_sample_estimate(self) -> float:
+        return self.instructions_per_sample * self.cpi_assumed
+
+    @property
+    def instructions_per_mac_whole_step(self) -> float:
+        return self.instructions_per_sample / max(self.macs_per_sample, 1)
+
+    @property
+    def bitexact(self) -> bool:
+        return self.bitexact_steps == self.steps and self.codes_match
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fc_bench_shape"] = list(self.fc_bench_shape)
+        d["cycles_per_sample_ESTIMATE"] = round(self.cycles_per_sample_estimate, 1)
+        d["instructions_per_mac_whole_step"] = round(self.instructions_per_mac_whole_step, 3)
+        d["bitexact"] = self.bitexact
+        return d
+
+
+@dataclass
+class EmulationReport:
+    """Result of :func:`emulate`: one :class:`CoreRun` per core × kernel variant."""
+
+    model: str
+    mode: str
+    steps: int
+    runs: list = field(default_factory=list)
+    macs_per_sample: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.bitexact for r in self.runs)
+
+    def run(self, core, kernels) -> CoreRun:
+        for r in self.runs:
+            if r.core == core and r.kernels == kernels:
+                return r
+        raise KeyError((core, kernels))
+
+    def measured_instructions_per_mac(self) -> dict:
+        """{core: {kernels: FC inner-loop instructions per MAC}} (feed for the latency model)."""
+        out = {}
+        for r in self.runs:
+            out.setdefault(r.core, {})[r.kernels] = round(r.fc_instructions_per_mac, 3)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "mode": self.mode, "steps": self.steps,
+                "macs_per_sample": self.macs_per_sample, "ok": self.ok,
+                "cycle_estimate_note": "QEMU counts executed instructions exactly; cycles are an "
+                                       "ESTIMATE = instructions x assumed CPI per core",
+                "cpi_assumed": CPI_ASSUMED,
+                "reference_instructions_per_mac": REFERENCE_INSTRUCTIONS_PER_MAC,
+                "runs": [r.to_dict() for r in self.runs]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def table(self) -> str:
+        lines = [f"Emulated firmware (QEMU, exact executed instructions): {self.model}",
+                 f"{self.mode}, {self.steps} steps, {self.macs_per_sample} MACs/sample; "
+                 "cycles = ESTIMATE (instructions x assumed CPI)",
+                 f"{'core':11s} {'kernels':7s} {'instr/sample':>12s} {'instr/MAC':>9s} "
+                 f"{'FC instr/MAC':>12s} {'CPI':>5s} {'cycles/sample EST':>17s}  bit-exact"]
+        for r in self.runs:
+            ok = (f"{r.bitexact_steps}/{r.steps} steps" + ("" if r.codes_match else ", codes DIFFER")
+                  + f" ({r.full_vectors_checked} full)")
+            lines.append(f"{r.core:11s} {r.kernels:7s} {r.instructions_per_sample:12.1f} "
+                         f"{r.instructions_per_mac_whole_step:9.2f} {r.fc_instructions_per_mac:12.2f} "
+                         f"{r.cpi_assumed:5.2f} {r.cycles_per_sample_estimate:17.0f}  {ok}")
+        lines.append("reference FC instr/MAC: plain C ~5 (M4/M7), ~4 (M55); DSP intrinsics ~3; "
+                     "optimized library ~1.9 (M4/M7), ~0.5 (M55)")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# front door
+# ------------------------------------------------------------------------------------------------
+def _load(model):
+    from wavenet_edge.engine import Engine
+    if isinstance(model, Engine):
+        return Engine(model.model, profile="tflm"), model.path
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return Engine.from_bytes(bytes(model), profile="tflm"), "<bytes>"
+    if isinstance(model, (str, os.PathLike)):
+        from wavenet_edge.errors import ModelFileError
+        if not os.path.isfile(model):
+            raise ModelFileError("no such file", path=os.fspath(model))
+        return Engine.from_file(model, profile="tflm"), os.fspath(model)
+    raise ConfigError(f"model must be a .tflite path, its bytes or an Engine, got {type(model).__name__}")
+
+
+def _text_size(elf) -> int:
+    try:
+        r = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            p = line.split()
+            if p and p[0] == ".text":
+                return int(p[1])
+    except OSError:
+        pass
+    return 0
+
+
+def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int = 200,
+            kernels="all", codes=None, seed: int = 0, speaker=None, full_every: int = 25,
+            bench=(64, 256), repeat_check: bool = True, work_dir=None,
+            progress: bool = False) -> EmulationReport:
+    """Export ``model``, run it as firmware on each core in QEMU, compare with the engine.
+
+    model : ``.tflite`` path, bytes or :class:`Engine`
+    cores : subset of :data:`firmware_sim.qemu.CORES`
+    steps : steps per run; with ``codes`` None the firmware generates freely (PCG32 ``seed``,
+        temperature 1) from the silence code, else it is teacher-forced with ``codes``
+    kernels : ``"all"`` (every variant the core supports, :data:`KERNELS_FOR_CORE`), ``"auto"``
+        (the best one), one name, or a sequence of names
+    full_every : print and compare full vectors every this many steps (hashes at every step)
+    bench : (rows, cols) of the FC-only instructions-per-MAC benchmark
+    """
+    from firmware_sim.c_export import export_c
+    from firmware_sim.qemu import CORES, compile_firmware, run_firmware, toolchain_status
+
+    missing = toolchain_status()
+    if missing:
+        raise WaveNetEdgeError(f"cannot emulate: {missing}")
+    for c in cores:
+        if c not in CORES:
+            raise ConfigError(f"unknown core {c!r}; known: {', '.join(CORES)}")
+    if not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    eng, label = _load(model)
+    cfg = eng.config
+    spk = 0 if speaker is None else int(speaker)
+    if cfg.has_gc and not (0 <= spk < cfg.gc_cardinality):
+        raise ConfigError(f"speaker must lie in [0, {cfg.gc_cardinality - 1}]")
+    generate = codes is None
+    if generate:
+        gen = eng.generate(int(steps), seed=seed, temperature=1.0,
+                           speaker=spk if cfg.has_gc else None)
+        first = eng.silence_code()
+        inputs = np.concatenate([[first], gen[:-1]]).astype(np.int64)
+        drv_codes = [first]
+    else:
+        inputs = np.asarray(codes, np.int64).ravel()[:steps]
+        if inputs.size == 0 or inputs.min() < 0 or inputs.max() > 255:
+            raise ConfigError("codes must be class indices in [0, 255]")
+        gen = None
+        drv_codes = inputs
+    probs, logits, writes, hashes = engine_reference(eng, inputs, speaker=spk if cfg.has_gc else None)
+    n = len(inputs)
+
+    tmp = tempfile.TemporaryDirectory(prefix="wn-emulate-") if work_dir is None else None
+    wd = Path(tmp.name if tmp else work_dir)
+    wd.mkdir(parents=True, exist_ok=True)
+    try:
+        exp = export_c(eng, wd / "export")
+        wb = int(sum(exp.write_widths))
+        drv = [drv_codes[0]] * n if generate else inputs
+        (wd / "wn_driver_data.h").write_text(driver_header(
+            drv, generate=generate, seed=seed, speaker=spk, full_every=full_every, bench=bench,
+            write_bytes=wb))
+        report = EmulationReport(model=label, mode="free-running generation (T=1, seed "
+                                 f"{seed})" if generate else "teacher-forced", steps=n,
+                                 macs_per_sample=exp.macs_per_sample)
+        jobs = []
+        for core in cores:
+            avail = KERNELS_FOR_CORE[core]
+            if kernels == "all":
+                ks = avail
+            elif kernels == "auto":
+                ks = (avail[-1],)
+            else:
+                ks = (kernels,) if isinstance(kernels, str) else tuple(kernels)
+                for k in ks:
+                    if k not in avail:
+                        raise ConfigError(f"kernels {k!r} not available on {core} ({', '.join(avail)})")
+            jobs.extend((core, k) for k in ks)
+        from tqdm.auto import tqdm
+        for core, k in tqdm(jobs, desc="emulating", unit="run", disable=not progress, leave=False):
+            bdir = wd / f"{core}-{k}"
+            bdir.mkdir(exist_ok=True)
+            src = [wd / "export" / "wavenet_model.c", wd / "export" / "wavenet_engine.c",
+                   _C_DIR / "wn_driver.c"]
+            elf = compile_firmware(src, core, bdir, defines=[f"WN_KERNELS={_KCODE[k]}"],
+                                   include_dirs=[wd / "export", wd])
+            res = run_firmware(elf, core)
+            out = parse_driver_output(res.stdout)
+            if not out.complete or len(out.hashes) != n:
+                raise WaveNetEdgeError(f"firmware on {core} ({k}) printed {len(out.hashes)} of {n} steps")
+            rep_ok = True
+            if repeat_check:
+                rep_ok = run_firmware(elf, core).marks == res.marks
+            marks = res.marks
+            over = marks[1]
+            step_counts = np.array([marks[3 + 2 * j] - over for j in range(n)], np.int64)
+            nb = 2 + 2 * n
+            fc_full = marks[nb + 1] - over
+            fc_zero = marks[nb + 2] - over
+            bmacs = bench[0] * bench[1]
+            eq = out.hashes == hashes
+            nfull = 0
+            for j, v in out.full["P"].items():
+                good = (np.array_equal(v, probs[j]) and np.array_equal(out.full["L"][j], logits[j])
+                        and np.array_equal(out.full["W"][j], writes[j]))
+                eq[j] &= good
+                nfull += 1
+            codes_match = bool(np.array_equal(out.inputs, inputs))
+            if generate:
+                codes_match &= bool(np.array_equal(out.sampled, gen))
+            report.runs.append(CoreRun(
+                core=core, kernels=k, steps=n, bitexact_steps=int(eq.sum()),
+                full_vectors_checked=nfull, codes_match=codes_match,
+                instructions_per_sample=float(step_counts.mean()),
+                instructions_min=int(step_counts.min()), instructions_max=int(step_counts.max()),
+                repeatable=rep_ok, fc_instructions_per_mac=(fc_full - fc_zero) / bmacs,
+                fc_instructions_per_mac_with_requant=fc_full / bmacs,
+                fc_bench_shape=tuple(bench), macs_per_sample=exp.macs_per_sample,
+                cpi_assumed=CPI_ASSUMED[core], text_bytes=_text_size(elf)))
+        return report
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
