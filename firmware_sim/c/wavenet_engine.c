@@ -148,6 +148,18 @@ static inline uint32_t wn_ld32(const int8_t *p)
     return v;
 }
 
+/* SXTB16 of the input rotated right by 8 (bytes 1 and 3) in one instruction */
+static inline int16x2_t wn_sxtb16_ror8(uint32_t v)
+{
+#if defined(__GNUC__)
+    int16x2_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return __sxtb16((v >> 8) | (v << 24));
+#endif
+}
+
 /* Two rows at a time share the sign-extended input; SXTB16 splits 4 int8 into 2 x (2 int16)
  * (bytes 0,2 and 1,3), SMLAD does 2 MACs.  Both operands are split the same way, so the pairs
  * match and the sum is the plain dot product. */
@@ -163,12 +175,12 @@ void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t 
         int32_t a0 = 0, a1 = 0;
         for (i = 0; i < c4; i += 4) {
             const uint32_t xv = wn_ld32(x + i);
-            const int16x2_t xe = __sxtb16(xv), xo = __sxtb16(__ror(xv, 8));
+            const int16x2_t xe = __sxtb16(xv), xo = wn_sxtb16_ror8(xv);
             const uint32_t v0 = wn_ld32(w0 + i), v1 = wn_ld32(w1 + i);
             a0 = __smlad(__sxtb16(v0), xe, a0);
-            a0 = __smlad(__sxtb16(__ror(v0, 8)), xo, a0);
+            a0 = __smlad(wn_sxtb16_ror8(v0), xo, a0);
             a1 = __smlad(__sxtb16(v1), xe, a1);
-            a1 = __smlad(__sxtb16(__ror(v1, 8)), xo, a1);
+            a1 = __smlad(wn_sxtb16_ror8(v1), xo, a1);
         }
         for (; i < cols; i++) {
             a0 += (int32_t)w0[i] * (int32_t)x[i];
@@ -183,7 +195,7 @@ void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t 
         for (i = 0; i < c4; i += 4) {
             const uint32_t xv = wn_ld32(x + i), v0 = wn_ld32(w0 + i);
             a0 = __smlad(__sxtb16(v0), __sxtb16(xv), a0);
-            a0 = __smlad(__sxtb16(__ror(v0, 8)), __sxtb16(__ror(xv, 8)), a0);
+            a0 = __smlad(wn_sxtb16_ror8(v0), wn_sxtb16_ror8(xv), a0);
         }
         for (; i < cols; i++)
             a0 += (int32_t)w0[i] * (int32_t)x[i];
