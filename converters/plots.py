@@ -55,8 +55,10 @@ def plot_layer_response(result: dict, path, *, title: str = "") -> None:
         lf = np.log(freqs)
         mid = (lf[1:] + lf[:-1]) / 2
         edges = np.exp(np.concatenate([[2 * lf[0] - mid[0]], mid, [2 * lf[-1] - mid[-1]]]))
+        # a colour range that shows the structure a model has, without inventing any
+        lo = float(np.clip(np.percentile(M, 5), -30.0, -6.0))
         mesh = ax.pcolormesh(edges, np.arange(L + 1), M, shading="flat", cmap="magma",
-                             vmin=-20, vmax=0)
+                             vmin=lo, vmax=0)
         ax.set_xscale("log")
         ax.plot(result["octave_hz"], np.arange(L) + 0.5, "c.", ms=5, label="fs/(2d)")
         ax.set_xlabel("frequency (Hz)")
