@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +193,36 @@ def test_fuzz_truncated_or_flipped_raise_checkpoint_error_only(all_files, tmp_pa
     for pos, bit in flips:
         b[int(pos * len(b))] ^= 1 << bit
     _try(tmp, bytes(b), cfg, "flip.bin")
+
+
+# -- TensorFlow checkpoint bundles ------------------------------------------------------------
+_TF_FX = Path(__file__).parent / "data" / "peers" / "tensorflow-wavenet" / "k3_nobias"
+
+
+@pytest.mark.skipif(not (_TF_FX / "model.ckpt-1.index").exists(), reason="no ibab fixture")
+@settings(max_examples=40, deadline=None)
+@given(which=st.sampled_from(["index", "data"]), cut=st.floats(0, 1, exclude_max=True),
+       flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)),
+                      min_size=0, max_size=3))
+def test_fuzz_tf_bundle(tmp_path_factory, which, cut, flips):
+    d = tmp_path_factory.mktemp("tfb")
+    files = {"index": "model.ckpt-1.index", "data": "model.ckpt-1.data-00000-of-00001"}
+    for f in files.values():
+        shutil.copy(_TF_FX / f, d / f)
+    target = d / files[which]
+    b = bytearray(target.read_bytes())
+    if flips:
+        for pos, bit in flips:
+            b[int(pos * len(b))] ^= 1 << bit
+    else:
+        b = b[: int(cut * len(b))]
+    target.write_bytes(bytes(b))
+    cfg = str(_TF_FX / "config.json")
+    try:
+        m = load_checkpoint(str(d / "model.ckpt-1"), config=cfg)
+    except CheckpointError as e:
+        assert "\n" not in str(e)
+    else:
+        # checksums guard every byte that matters: whatever loads is the original model
+        ref = load_checkpoint(str(_TF_FX / "variables.npz"), config=cfg)
+        assert all(np.array_equal(m.weights[k], ref.weights[k]) for k in ref.weights)

@@ -149,15 +149,20 @@ def test_peer_wrong_layout_override():
 
 
 @pytest.mark.skipif(not os.path.isdir(PEERS / "tensorflow-wavenet"), reason="no ibab fixtures")
-def test_tf_saver_checkpoint_files_are_refused_with_advice():
+def test_tf_saver_bundle_read_without_tensorflow():
+    """The Saver's own files (``model.ckpt-N.index`` + ``.data-*``), addressed four ways."""
+    n = 0
     for fx in sorted((PEERS / "tensorflow-wavenet").glob("*")):
-        for f in fx.glob("model.ckpt-*.index"):
-            try:
-                m = load_checkpoint(f, config=str(fx / "config.json"))
-            except CheckpointError as e:
-                assert ".npz" in str(e)
-            else:       # a native reader of the TF bundle format, if present, must be exact
-                meta, x, spk = _fixture(fx)
-                ref = np.load(fx / "logits.npy")
-                assert np.abs(m.logits(x, speaker=spk)[meta["logits_first_t"]:]
-                              - ref).max() <= TOL
+        meta, x, spk = _fixture(fx)
+        ref = np.load(fx / "logits.npy")
+        for idx in fx.glob("model.ckpt-*.index"):
+            prefix = str(idx)[: -len(".index")]
+            shard = next(fx.glob(idx.name[: -len(".index")] + ".data-*"))
+            for p in (fx, prefix, idx, shard):
+                m, rep = import_checkpoint(p, config=str(fx / "config.json"))
+                assert rep["format"] == "TensorFlow checkpoint bundle"
+                assert rep["layout"] == "tensorflow-wavenet"
+                got = m.logits(x, speaker=spk)[meta["logits_first_t"]:]
+                assert np.abs(got - ref).max() <= TOL
+                n += 1
+    assert n >= 4

@@ -1,7 +1,9 @@
 """Front door: read any supported checkpoint file into a :class:`FloatWaveNet`.
 
 Containers (recognised by their bytes, not their suffix): PyTorch zip (``torch.save``, state dict,
-trainer dict with ``state_dict``, or a whole pickled model), safetensors, ``.npz``.  Layouts
+trainer dict with ``state_dict``, or a whole pickled model), safetensors, ``.npz``, and TensorFlow
+V2 checkpoint bundles (``model.ckpt-N.index`` + ``.data-*``, the prefix, or the directory holding
+the ``checkpoint`` file).  Layouts
 (recognised by key names, see :mod:`converters.checkpoints.layouts`): ``wavenet-edge``,
 ``pytorch-wavenet``, ``wavenet_vocoder``, ``tensorflow-wavenet``.
 """
@@ -23,6 +25,7 @@ from .layouts._base import FIELDS, Context
 from .layouts.tensorflow_wavenet import normalize_name
 from .npz_io import read_npz
 from .safetensors_io import looks_like_safetensors, read_safetensors, write_safetensors
+from .tf_bundle import bundle_prefix, read_tf_bundle
 from .torch_zip import Placeholder, TensorRef, is_legacy_torch, read_torch_zip
 
 __all__ = ["load_checkpoint", "inspect_checkpoint", "import_checkpoint", "read_tensors",
@@ -138,15 +141,17 @@ def _from_torch(path) -> _Raw:
 def read_tensors(path) -> _Raw:
     """Read the container at ``path``: ``.format``, ``.tensors`` (name → array), ``.attrs``."""
     path = os.fspath(path)
+    if not os.path.isfile(path) or path.endswith(".index") or ".data-0" in \
+            os.path.basename(path):
+        prefix = bundle_prefix(path)
+        if prefix is not None:
+            return _Raw("TensorFlow checkpoint bundle", read_tf_bundle(prefix, path=path))
     try:
         with open(path, "rb") as f:
             head = f.read(64)
     except FileNotFoundError:
         raise CheckpointError("no such file", path=path) from None
     except IsADirectoryError:
-        if os.path.exists(os.path.join(path, "checkpoint")):
-            raise CheckpointError("a TensorFlow checkpoint directory: dump its variables to "
-                                  ".npz first (name → array)", path=path) from None
         raise CheckpointError("is a directory, not a checkpoint file", path=path) from None
     except OSError as e:
         raise CheckpointError(f"cannot read ({e.strerror})", path=path) from None
@@ -187,9 +192,6 @@ def read_tensors(path) -> _Raw:
         if _META_CONFIG in meta:
             attrs["config_json"] = meta[_META_CONFIG]
         return _Raw("safetensors", tensors, attrs)
-    if path.endswith(".index") or ".data-0" in os.path.basename(path):
-        raise CheckpointError("a TensorFlow checkpoint shard: dump its variables to .npz "
-                              "first (name → array)", path=path)
     raise CheckpointError("unrecognised file format (not a torch zip, safetensors or .npz)",
                           path=path)
 
