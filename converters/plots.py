@@ -48,15 +48,19 @@ def plot_layer_response(result: dict, path, *, title: str = "") -> None:
     freqs, d = result["freqs"], result["dilations"]
     L = d.shape[0]
     fig, axes = plt.subplots(1, 2, figsize=(12, 0.28 * L + 2.5), sharey=True)
+
+    def rel_db(M):
+        return 20 * np.log10(np.maximum(M, 1e-12) / np.maximum(M.max(axis=1, keepdims=True), 1e-12))
+
+    # one colour range for both panels that shows the structure a model has, without inventing any
+    lo = float(np.clip(min(np.percentile(rel_db(result[k]), 5) for k in ("measured", "analytic")),
+                       -30.0, -6.0))
     for ax, key, name in ((axes[0], "measured", "measured: RMS of gated output (sine sweep)"),
                           (axes[1], "analytic", "analytic: ‖Σ_j W_j e^{-jω(k-1-j)d}‖")):
-        M = result[key]
-        M = 20 * np.log10(np.maximum(M, 1e-12) / np.maximum(M.max(axis=1, keepdims=True), 1e-12))
+        M = rel_db(result[key])
         lf = np.log(freqs)
         mid = (lf[1:] + lf[:-1]) / 2
         edges = np.exp(np.concatenate([[2 * lf[0] - mid[0]], mid, [2 * lf[-1] - mid[-1]]]))
-        # a colour range that shows the structure a model has, without inventing any
-        lo = float(np.clip(np.percentile(M, 5), -30.0, -6.0))
         mesh = ax.pcolormesh(edges, np.arange(L + 1), M, shading="flat", cmap="magma",
                              vmin=lo, vmax=0)
         ax.set_xscale("log")
