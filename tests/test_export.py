@@ -40,7 +40,7 @@ def _model(seed=0, **kw):
 def _graph(model, method="mse"):
     canon = canonicalize(model)
     cfg = canon.config
-    clips = [encode_classes(_audio(6000, s, (150.0 + 90 * s, 410.0 + 35 * s))) for s in range(3)]
+    clips = [encode_classes(_audio(4000, s, (150.0 + 90 * s, 410.0 + 35 * s))) for s in range(3)]
     spk = [i % cfg.gc_cardinality for i in range(3)] if cfg.has_gc else None
     stats = calibrate.collect_statistics(canon, clips, speakers=spk, progress=False)
     plan = activation_plan(cfg, calibrate.choose_ranges(stats, method))
