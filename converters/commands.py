@@ -26,6 +26,10 @@ def register_convert(subparsers):
                         "(default: auto)")
     p.add_argument("--eval-steps", type=int, default=4000,
                    help="int8 steps run for the quality report (default: 4000)")
+    p.add_argument("--runner", default="litert", choices=["litert", "tflm", "engine"],
+                   help="what runs the int8 graph for the report: LiteRT builtin kernels or TFLM "
+                        "through the metadata contract, or the Numba engine (bit-exact with "
+                        "LiteRT, fast) (default: litert)")
     p.add_argument("--report", metavar="JSON", help="also write the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_convert)
@@ -36,12 +40,15 @@ def _run_convert(args) -> int:
     from wavenet_edge.errors import ConfigError
 
     from .convert import convert
+    from .report import contract_host_runner, engine_runner
 
     if args.eval_steps < 2:
         raise ConfigError(f"--eval-steps must be >= 2, got {args.eval_steps}")
     result = convert(args.checkpoint, calibration=args.calibration, heldout=args.heldout,
                      out=args.output, method=args.method, report=args.report,
-                     progress=not args.no_progress, eval_steps=args.eval_steps)
+                     progress=not args.no_progress, eval_steps=args.eval_steps,
+                     runner=(engine_runner("litert") if args.runner == "engine"
+                             else contract_host_runner(args.runner)))
     print(result.table())
     print(f"wrote {result.path} ({len(result.tflite):,} bytes, method {result.method})")
     return 0
@@ -71,7 +78,8 @@ def register_train(subparsers):
     p.add_argument("--batch-size", type=int, default=8, help="windows per step (default 8)")
     p.add_argument("--window", type=int, default=None,
                    help="input samples per window (default: receptive field + 511)")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam step size (default 1e-2)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam step size (default 1e-2, or 1e-3 with --init)")
     p.add_argument("--checkpoint-every", type=int, default=250,
                    help="also write the output every N steps (default 250)")
     p.add_argument("-o", "--output", default=None,
@@ -118,8 +126,9 @@ def _run_train(args) -> int:
         clips = builtin_signals(split="train", sr=cfg.sample_rate)
         heldout = builtin_signals(split="heldout", sr=cfg.sample_rate)
         source = f"built-in signal set ({len(clips)} clips, {len(heldout)} held out)"
+    lr = args.lr if args.lr is not None else (1e-3 if args.init else 1e-2)
     trained, h = train(model, clips, steps=args.steps, seconds=args.seconds, seed=args.seed,
-                       batch_size=args.batch_size, window=args.window, lr=args.lr,
+                       batch_size=args.batch_size, window=args.window, lr=lr,
                        checkpoint=out, checkpoint_every=args.checkpoint_every,
                        progress=not args.no_progress, heldout=heldout, log_fn=say)
     if h["heldout_bits_before"] is not None:

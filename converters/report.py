@@ -22,7 +22,7 @@ import json
 
 import numpy as np
 
-__all__ = ["contract_host_runner", "litert_runner", "default_runner", "quality", "evaluate", "model_facts", "format_table",
+__all__ = ["contract_host_runner", "engine_runner", "litert_runner", "default_runner", "quality", "evaluate", "model_facts", "format_table",
            "write_report"]
 
 
@@ -35,6 +35,18 @@ def contract_host_runner(runtime: str = "litert"):
         lg = out["logits"] if isinstance(out, dict) else out
         return np.asarray(lg).reshape(len(codes), -1)
     run.__name__ = f"ContractHost[{runtime}]"
+    return run
+
+
+def engine_runner(profile: str = "litert"):
+    """A runner on the Numba engine (:class:`wavenet_edge.engine.Engine`), bit-exact with the
+    ``profile`` runtime (``"litert"``, ``"tflm"``, ``"litert-ref"``) and much faster."""
+    def run(data: bytes, codes, speaker=None) -> np.ndarray:
+        from wavenet_edge.engine import Engine
+        eng = Engine.from_bytes(data, profile=profile)
+        eng.speaker = speaker
+        return eng.process(np.asarray(codes), logits=True)
+    run.__name__ = f"Engine[{profile}]"
     return run
 
 

@@ -177,6 +177,18 @@ def test_convert_one_method_from_a_checkpoint_and_wav_files(tmp_path):
     assert res.quality["logit_snr_db"] > 20
 
 
+def test_engine_runner_is_bit_exact_with_litert():
+    from converters.report import contract_host_runner, engine_runner
+    res = convert(_model(seed=8, kernel_size=3, gc_cardinality=2, gc_channels=3), calibration=CAL,
+                  method="mse", evaluate_quality=False, progress=False)
+    assert res.report["methods"] == {}
+    codes = encode_classes(HELD[0])[:800]
+    for spk in (0, 1):
+        a = engine_runner("litert")(res.tflite, codes, spk)
+        b = contract_host_runner("litert")(res.tflite, codes, spk)
+        assert np.array_equal(a, b)
+
+
 def test_runner_is_a_parameter():
     calls = []
 
@@ -225,10 +237,10 @@ def test_cli_convert(tmp_path, capsys):
     rc = main(["convert", str(ckpt), "-o", str(out), "--calibration", str(tmp_path / "cal0.wav"),
                str(tmp_path / "cal1.wav"), "--heldout", str(tmp_path / "held.wav"),
                "--method", "mse", "--eval-steps", "300", "--report", str(tmp_path / "r.json"),
-               "--no-progress"])
+               "--runner", "engine", "--no-progress"])
     assert rc == 0 and out.exists() and (tmp_path / "r.json").exists()
     text = capsys.readouterr().out
-    assert "receptive field" in text and "mse" in text
+    assert "receptive field" in text and "mse" in text and "Engine[litert]" in text
     rc = main(["convert", str(ckpt), "-o", str(tmp_path / "x" / "m.tflite"), "--no-progress"])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
