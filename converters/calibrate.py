@@ -154,11 +154,15 @@ def collect_statistics(model: FloatWaveNet, clips, *, speakers=None, progress=Tr
     """
     from tqdm.auto import tqdm
 
+    from .train import single_threaded_blas
+
     if speakers is None:
         speakers = [None] * len(clips)
     lo, hi = {}, {}
     total = 2 * len(clips)
-    with tqdm(total=total, desc="calibrating", unit="clip", disable=not progress, leave=False) as bar:
+    # small matmuls: OpenBLAS threads gain little and collapse when the cores are shared
+    with single_threaded_blas(), tqdm(total=total, desc="calibrating", unit="clip",
+                                      disable=not progress, leave=False) as bar:
         for codes, spk in zip(clips, speakers):
             for key, x in float_activations(model, codes, speaker=spk, dtype=np.float32):
                 lo[key] = min(lo.get(key, np.inf), float(x.min()))
