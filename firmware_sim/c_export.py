@@ -65,6 +65,8 @@ class ExportResult:
     write_widths: list = field(default_factory=list)
     silence_code: int = 0
     n_speakers: int = 0
+    #: the exported program (:func:`exported_program`), for callers that profile it
+    program: dict = field(default_factory=dict, repr=False)
 
 
 def _load_engine(model):
@@ -391,7 +393,7 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
     return ExportResult(out_dir=str(out), files=files, kernels=kernels, flash_bytes=flash,
                         state_bytes=state, macs_per_sample=d["macs"], n_ops=len(d["ops"]),
                         write_widths=[w["width"] for w in d["writes"]],
-                        silence_code=d["silence_code"], n_speakers=d["n_speakers"])
+                        silence_code=d["silence_code"], n_speakers=d["n_speakers"], program=d)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -173,6 +173,15 @@ class CoreRun:
     macs_per_sample: int
     cpi_assumed: float
     text_bytes: int = 0
+    #: measured instructions per operator kind and per delay-line pass of one steady step
+    #: (profiling build with a marker before every operator), see :func:`_profile_costs`
+    op_profile: dict = field(default_factory=dict)
+    #: cost coefficients in ``targets.json`` form (cycles = instructions x ``cpi_assumed``)
+    measured_costs: dict = field(default_factory=dict)
+    #: analytic latency model (firmware_sim.latency) with ``measured_costs`` on the C engine's
+    #: operator list, cycles per sample — agrees with ``cycles_per_sample_estimate`` when the
+    #: coefficients describe the step
+    analytic_cycles_per_sample: float = 0.0
 
     @property
     def cycles_per_sample_estimate(self) -> float:
@@ -185,6 +194,16 @@ class CoreRun:
     @property
     def bitexact(self) -> bool:
         return self.bitexact_steps == self.steps and self.codes_match
+
+    def core_model(self):
+        """:class:`firmware_sim.targets.CoreModel` with the measured coefficients."""
+        from firmware_sim.targets import CoreModel
+        return CoreModel(name=f"{self.core}-wavenet-c-{self.kernels}",
+                         kernels=f"wavenet-edge C export, {self.kernels} kernels (QEMU-measured "
+                                 f"instructions x assumed CPI {self.cpi_assumed})",
+                         costs=dict(self.measured_costs),
+                         sources={k: "firmware_sim.emulate: QEMU instruction counts per operator"
+                                  for k in self.measured_costs})
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -282,7 +301,7 @@ def _text_size(elf) -> int:
 
 def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int = 200,
             kernels="all", codes=None, seed: int = 0, speaker=None, full_every: int = 25,
-            bench=(64, 256), repeat_check: bool = True, work_dir=None,
+            bench=(64, 256), repeat_check: bool = True, profile_ops: bool = True, work_dir=None,
             progress: bool = False) -> EmulationReport:
     """Export ``model``, run it as firmware on each core in QEMU, compare with the engine.
 
@@ -294,6 +313,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
         (the best one), one name, or a sequence of names
     full_every : print and compare full vectors every this many steps (hashes at every step)
     bench : (rows, cols) of the FC-only instructions-per-MAC benchmark
+    profile_ops : also build with a marker before every operator, fit cost coefficients per
+        operator kind (``CoreRun.measured_costs``) and evaluate the analytic latency model with them
     """
     from firmware_sim.c_export import export_c
     from firmware_sim.qemu import CORES, compile_firmware, run_firmware, toolchain_status
@@ -382,6 +403,9 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                         and np.array_equal(out.full["W"][j], writes[j]))
                 eq[j] &= good
                 nfull += 1
+            prof, costs, analytic = {}, {}, 0.0
+            if profile_ops:
+                prof, costs, analytic = _profile(eng, exp, wd, bdir, core, k, inputs, spk)
             codes_match = bool(np.array_equal(out.inputs, inputs))
             if generate:
                 codes_match &= bool(np.array_equal(out.sampled, gen))
@@ -393,9 +417,106 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 repeatable=rep_ok, fc_instructions_per_mac=(fc_full - fc_zero) / bmacs,
                 fc_instructions_per_mac_with_requant=fc_full / bmacs,
                 fc_bench_shape=tuple(bench), macs_per_sample=exp.macs_per_sample,
-                cpi_assumed=CPI_ASSUMED[core], text_bytes=_text_size(elf)))
+                cpi_assumed=CPI_ASSUMED[core], text_bytes=_text_size(elf), op_profile=prof,
+                measured_costs=costs, analytic_cycles_per_sample=analytic))
         return report
     finally:
         if tmp is not None:
             tmp.cleanup()
 
+
+
+# ------------------------------------------------------------------------------------------------
+# per-operator profile -> cost coefficients for the analytic latency model
+# ------------------------------------------------------------------------------------------------
+_KIND_NAMES = {1: "gather", 2: "fully_connected", 3: "add", 4: "mul", 5: "transcendental",
+               6: "softmax", 7: "copy"}
+
+
+def _profile(eng, exp, wd, bdir, core, kernels, inputs, spk):
+    """Build with ``-DWN_OP_HOOK=marker``, run 3 teacher-forced steps, return
+    (per-kind instruction totals, cost coefficients, analytic cycles per sample)."""
+    from firmware_sim.qemu import compile_firmware, run_firmware
+    prog = exp.program
+    n_ops = len(prog["ops"])
+    pdir = bdir / "profile"
+    pdir.mkdir(exist_ok=True)
+    steps = 3
+    (pdir / "wn_driver_data.h").write_text(driver_header(
+        list(inputs[:steps]) + [inputs[0]] * max(0, steps - len(inputs)), generate=False,
+        speaker=spk, full_every=0, bench=None, write_bytes=int(sum(exp.write_widths))))
+    src = [wd / "export" / "wavenet_model.c", wd / "export" / "wavenet_engine.c",
+           _C_DIR / "wn_driver.c"]
+    elf = compile_firmware(src, core, pdir, defines=[f"WN_KERNELS={_KCODE[kernels]}",
+                                                     "WN_OP_HOOK=marker"],
+                           include_dirs=[wd / "export", pdir])
+    marks = run_firmware(elf, core).marks
+    over = marks[1]
+    per = n_ops + 3                      # gap, delay reads, every op, delay writes
+    last = 2 + (steps - 1) * per
+    seg = [m - over for m in marks[last:last + per]]
+    reads_i, ops_i, writes_i = seg[1], seg[2:2 + n_ops], seg[2 + n_ops]
+    return _fit_costs(prog, ops_i, reads_i, writes_i, CPI_ASSUMED[core], eng)
+
+
+def _fit_costs(prog, ops_i, reads_i, writes_i, cpi, eng):
+    ops = prog["ops"]
+    totals = {}
+    for o, c in zip(ops, ops_i):
+        totals[_KIND_NAMES[o["kind"]]] = totals.get(_KIND_NAMES[o["kind"]], 0) + int(c)
+    totals["delay_lines"] = int(reads_i + writes_i)
+    # FC: instructions = a*macs + b*rows + c (c: per-operator dispatch)
+    fc = [(o["n"] * o["cols"], o["n"], c) for o, c in zip(ops, ops_i) if o["kind"] == 2]
+    A = np.array([[m, r, 1.0] for m, r, _ in fc], np.float64)
+    y = np.array([c for *_, c in fc], np.float64)
+    a, b, disp = np.linalg.lstsq(A, y, rcond=None)[0] if len(fc) >= 3 else (0.0, 0.0, 0.0)
+    disp = max(float(disp), 0.0)
+
+    def per_elem(kind):
+        sel = [(o["n"], c) for o, c in zip(ops, ops_i) if o["kind"] == kind]
+        if not sel:
+            return 0.0
+        return max(0.0, (sum(c for _, c in sel) - disp * len(sel)) / sum(n for n, _ in sel))
+
+    # copies: gather/copy operators and the two delay-line passes, bytes and calls
+    rows, ys = [], []
+    for o, c in zip(ops, ops_i):
+        if o["kind"] in (1, 7):
+            rows.append([o["n"], 1.0])
+            ys.append(c - disp)
+    rb = sum(prog["writes"][r["write"]]["width"] for r in prog["reads"])
+    wb = sum(w["width"] for w in prog["writes"])
+    rows += [[rb, len(prog["reads"])], [wb, len(prog["writes"])]]
+    ys += [reads_i, writes_i]
+    cb, cc = np.linalg.lstsq(np.array(rows, np.float64), np.array(ys, np.float64), rcond=None)[0]
+    if cb < 0 or cc < 0:
+        cb, cc = max(0.0, float(np.sum(ys)) / max(1, sum(r[0] for r in rows))), 0.0
+    instr = {"cycles_per_mac": float(a), "cycles_per_requant": float(b),
+             "cycles_per_add_element": per_elem(3), "cycles_per_mul_element": per_elem(4),
+             "cycles_per_transcendental_element": per_elem(5),
+             "cycles_per_softmax_element": per_elem(6),
+             "cycles_per_copy_byte": float(cb), "cycles_per_copy_call": float(cc),
+             "cycles_per_op_dispatch": disp}
+    costs = {k: round(v * cpi, 4) for k, v in instr.items()}
+    analytic = _analytic(eng, costs)
+    return dict(instructions=totals, instruction_coefficients={k: round(v, 4) for k, v in instr.items()}), \
+        costs, analytic
+
+
+def _analytic(eng, costs) -> float:
+    """Cycles per sample from :func:`firmware_sim.latency.estimate_latency` with ``costs`` on the
+    graph's counts minus the CONCATENATION/RESHAPE operators the C engine aliases away."""
+    try:
+        from dataclasses import replace
+
+        from firmware_sim.latency import estimate_latency
+        from firmware_sim.opcount import count_ops
+        from firmware_sim.targets import CoreModel, Target
+        counts = count_ops(eng.model)
+        counts = replace(counts, ops=[o for o in counts.ops
+                                      if o.opcode not in ("CONCATENATION", "RESHAPE")])
+        t = Target(name="emulated", title="emulated", core=CoreModel("emulated", "C export", costs),
+                   clock_hz=1, sram_bytes=1, flash_bytes=1)
+        return float(estimate_latency(counts, t).cycles_per_sample)
+    except Exception:  # noqa: BLE001 - the latency model is another module's; never fail emulation
+        return float("nan")

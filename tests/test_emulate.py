@@ -27,7 +27,7 @@ def teacher_k2():
 @pytest.fixture(scope="module")
 def generate_k3():
     """k = 3 (wide initial conv, gc): 160 free-running steps, sampled on the device."""
-    return emulate(build_model("k3"), steps=160, seed=7, speaker=2, full_every=10)
+    return emulate(build_model("k3"), steps=160, seed=7, speaker=2, full_every=10, profile_ops=False)
 
 
 @pytest.mark.parametrize("which", ["teacher_k2", "generate_k3"])
@@ -62,6 +62,15 @@ def test_instruction_counts(teacher_k2):
         assert rep.run(core, "dsp").instructions_per_sample < rep.run(core, "plain").instructions_per_sample
     assert rep.run("cortex-m55", "mve").instructions_per_sample < \
         rep.run("cortex-m55", "dsp").instructions_per_sample
+    for r in rep.runs:
+        # the analytic latency model, fed the coefficients measured per operator, reproduces the
+        # measured step (instructions x CPI) — the two descriptions of the step agree
+        assert r.analytic_cycles_per_sample == pytest.approx(r.cycles_per_sample_estimate, rel=0.03)
+        assert r.measured_costs["cycles_per_mac"] == pytest.approx(
+            r.fc_instructions_per_mac * r.cpi_assumed, rel=0.15)
+        assert set(r.op_profile["instructions"]) >= {"fully_connected", "add", "mul", "softmax",
+                                                      "transcendental", "delay_lines"}
+        assert r.core_model().cycles_per_mac == r.measured_costs["cycles_per_mac"]
     d = json.loads(rep.to_json())
     assert d["ok"] and len(d["runs"]) == len(ALL)
     assert "ESTIMATE" in rep.table() and "cortex-m55  mve" in rep.table()

@@ -310,12 +310,21 @@ const int8_t *wn_delay_write(const wn_state *s, int k)
     return s->arena + wn_dl_writes[k].src;
 }
 
+/* Profiling hook (firmware_sim.emulate builds with -DWN_OP_HOOK=marker): called before every
+ * operator and after the last one. */
+#ifdef WN_OP_HOOK
+void WN_OP_HOOK(void);
+#endif
+
 static void wn_run_ops(wn_state *s, int32_t code)
 {
     int8_t *a = s->arena;
     int32_t k;
     for (k = 0; k < WN_N_OPS; k++) {
         const wn_op *op = &wn_ops[k];
+#ifdef WN_OP_HOOK
+        WN_OP_HOOK();
+#endif
         switch (op->kind) {
         case WN_OP_GATHER: {
             const int32_t idx = op->aux ? s->speaker : code;
@@ -353,6 +362,9 @@ static void wn_run_ops(wn_state *s, int32_t code)
             break;
         }
     }
+#ifdef WN_OP_HOOK
+    WN_OP_HOOK();
+#endif
 }
 
 int wn_step(wn_state *s, int32_t code, int8_t *probs, int8_t *logits)
