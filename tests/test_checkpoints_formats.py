@@ -18,7 +18,7 @@ from converters.checkpoints import load_checkpoint, read_tensors
 from converters.checkpoints.npz_io import read_npz
 from converters.checkpoints.safetensors_io import read_safetensors, write_safetensors
 from test_checkpoints_layouts import _model, to_pytorch_wavenet, to_tensorflow_wavenet
-from test_checkpoints_torchzip import state_dict_obj, torch_zip
+from test_checkpoints_torchzip import legacy_stream, state_dict_obj, torch_zip
 from wavenet_edge.errors import CheckpointError
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -134,6 +134,8 @@ def _valid_files():
                end_channels=4)
     files = {}
     files["torch"] = (torch_zip(state_dict_obj(to_pytorch_wavenet(m))), {"layers": 3})
+    files["torch_legacy"] = (legacy_stream(state_dict_obj(to_pytorch_wavenet(m))),
+                             {"layers": 3})
     b = io.BytesIO()
     np.savez(b, **to_tensorflow_wavenet(m))
     files["npz_tf"] = (b.getvalue(), {"dilations": [1, 2, 4]})
@@ -168,7 +170,7 @@ def _try(tmp_path, data, cfg, name):
         assert "\n" not in str(e) and str(p) in str(e)
 
 
-@pytest.mark.parametrize("kind", ["torch", "npz_tf", "ours_npz", "ours_st"])
+@pytest.mark.parametrize("kind", ["torch", "torch_legacy", "npz_tf", "ours_npz", "ours_st"])
 def test_valid_fuzz_seeds_load(all_files, tmp_path, kind):
     data, cfg = all_files[kind]
     p = tmp_path / "ok.bin"
@@ -178,7 +180,7 @@ def test_valid_fuzz_seeds_load(all_files, tmp_path, kind):
 
 
 @settings(max_examples=60, deadline=None)
-@given(kind=st.sampled_from(["torch", "npz_tf", "ours_npz", "ours_st"]),
+@given(kind=st.sampled_from(["torch", "torch_legacy", "npz_tf", "ours_npz", "ours_st"]),
        cut=st.floats(0, 1, exclude_max=True),
        flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)),
                       min_size=0, max_size=4))

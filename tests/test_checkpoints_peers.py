@@ -30,10 +30,13 @@ def _cases():
         for fx in sorted(layout_dir.glob("*")):
             if not (fx / "meta.json").exists():
                 continue
-            for f in sorted(fx.iterdir()):
-                if f.suffix in _CKPT_SUFFIXES and f.name not in ("inputs.npy",):
-                    out.append(pytest.param(layout_dir.name, fx, f.name,
-                                            id=f"{layout_dir.name}/{fx.name}/{f.name}"))
+            # legacy_container/: the same checkpoints in the pre-1.6 torch stream format
+            files = sorted(fx.iterdir()) + sorted((fx / "legacy_container").glob("*"))
+            for f in files:
+                if f.suffix in _CKPT_SUFFIXES and f.is_file():
+                    rel = str(f.relative_to(fx))
+                    out.append(pytest.param(layout_dir.name, fx, rel,
+                                            id=f"{layout_dir.name}/{fx.name}/{rel}"))
     return out
 
 
@@ -84,8 +87,10 @@ def test_peer_report(layout, fx, fname):
         L = cfg["layers"]
         assert rep["config"]["skip_scale"] == pytest.approx(math.sqrt(1 / L))
         assert rep["config"]["residual_scale"] == pytest.approx(math.sqrt(0.5))
-        if fname == "checkpoint.pth":
+        if fname.endswith("checkpoint.pth"):
             assert "trainer checkpoint" in rep["format"]
+    if fname.startswith("legacy_container/"):
+        assert rep["format"].startswith("legacy torch (< 1.6)")
     elif layout == "tensorflow-wavenet":
         assert inf["initial_filter_width"]["value"] == cfg["filter_width"]
         assert inf["use_biases"]["value"] == cfg["use_biases"]

@@ -66,10 +66,12 @@ class Obj:
 
 
 class Writer:
-    def __init__(self, byteorder="little"):
+    def __init__(self, byteorder="little", legacy=False):
         self.out = bytearray(b"\x80\x02")
         self.storages = {}
         self.byteorder = byteorder
+        self.legacy = legacy
+        self.itemsize = {}
 
     def emit(self, v):
         o = self.out
@@ -118,6 +120,7 @@ class Writer:
             key = str(len(self.storages))
             dt = v.data.dtype.newbyteorder(">" if self.byteorder == "big" else "<")
             self.storages[key] = v.data.astype(dt).tobytes()
+            self.itemsize[key] = dt.itemsize
             if v.param:
                 o += b"ctorch._utils\n_rebuild_parameter\n("
             o += b"ctorch._utils\n_rebuild_tensor_v2\n("
@@ -127,6 +130,8 @@ class Writer:
             self.emit(key)
             self.emit("cpu")
             self.emit(int(v.data.size))
+            if self.legacy:
+                self.emit(getattr(v, "view", None))
             o += b"tQ"
             self.emit(v.offset)
             self.emit(v.size)
@@ -160,6 +165,24 @@ def torch_zip(obj=None, *, pickle_bytes=None, archive="archive", byteorder="litt
             z.writestr(f"{archive}/data/{k}", b)
         z.writestr(f"{archive}/version", "3\n")
     return buf.getvalue()
+
+
+def legacy_stream(obj, *, keys=None, counts=None, sys_info=None) -> bytes:
+    """Bytes of a legacy (torch < 1.6) ``torch.save`` stream holding ``obj``."""
+    head = pickle.dumps(LEGACY_MAGIC, protocol=2) + pickle.dumps(1001, protocol=2)
+    head += pickle.dumps(sys_info if sys_info is not None else
+                         {"protocol_version": 1001, "little_endian": True,
+                          "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2)
+    w = Writer(legacy=True)
+    w.emit(obj)
+    w.out += b"."
+    keys = list(w.storages) if keys is None else keys
+    body = bytes(w.out) + pickle.dumps(keys, protocol=2)
+    for i, k in enumerate(keys):
+        raw = w.storages.get(k, b"")
+        n = len(raw) // w.itemsize[k] if counts is None else counts[i]
+        body += int(n).to_bytes(8, "little", signed=True) + raw
+    return head + body
 
 
 def state_dict_obj(arrays: dict) -> Call:
@@ -306,11 +329,36 @@ def test_calling_an_unknown_class_is_refused(tmp_path):
         read_tensors(p)
 
 
-def test_legacy_raw_pickle_torchscript_refused(tmp_path):
-    legacy = b"\x80\x02\x8a\x0a" + LEGACY_MAGIC.to_bytes(10, "little") + b".\x80\x02}q\x00."
-    p = write(tmp_path, "old.pt", legacy)
-    with pytest.raises(CheckpointError, match="legacy PyTorch serialization"):
-        read_tensors(p)
+def test_legacy_stream_read_and_checked(tmp_path):
+    a = np.arange(12, dtype="<f4").reshape(3, 4)
+    p = write(tmp_path, "old.pt", legacy_stream(state_dict_obj({"w": a, "b": a[0] * 2})))
+    r = read_tensors(p)
+    assert r.format == "legacy torch (< 1.6): state_dict"
+    assert np.array_equal(r.tensors["w"], a) and np.array_equal(r.tensors["b"], a[0] * 2)
+    # torch 0.3 rebuilt tensors with the 4-argument _rebuild_tensor
+    from converters.checkpoints.torch_zip import StorageRef, _RestrictedUnpickler
+    up = _RestrictedUnpickler(io.BytesIO(b"\x80\x02N."), None, allow_objects=False)
+    ref = up._rebuild_tensor(StorageRef("0", "<f4", 12), 0, (3, 4), (4, 1))
+    assert ref.shape == (3, 4)
+    # short storage data, truncated file, wrong element count, bad magic
+    good = legacy_stream({"w": Tensor(a)})
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_tensors(write(tmp_path, "t.pt", good[:-5]))
+    with pytest.raises(CheckpointError, match="holds 11 elements, expected 12"):
+        read_tensors(write(tmp_path, "c.pt", legacy_stream({"w": Tensor(a)}, counts=[11])))
+    with pytest.raises(CheckpointError, match="big-endian"):
+        read_tensors(write(tmp_path, "be.pt", legacy_stream({"w": Tensor(a)},
+                                                             sys_info={"little_endian": False})))
+    # a payload inside the legacy header or main pickle is refused like in the zip format
+    marker = tmp_path / "PWNED3"
+    evil = pickle.dumps(_Payload(os.system, f"touch {marker}"), protocol=2)
+    stream = good[:good.index(b"\x80\x02", 4)] + evil        # magic, then the payload
+    with pytest.raises(CheckpointError, match="refusing unsafe global posix.system|os.system"):
+        read_tensors(write(tmp_path, "e.pt", stream))
+    assert not marker.exists()
+
+
+def test_raw_pickle_and_torchscript_refused(tmp_path):
     p = write(tmp_path, "raw.pkl", pickle.dumps({"a": 1}, protocol=2))
     with pytest.raises(CheckpointError, match="raw pickle"):
         read_tensors(p)

@@ -1,7 +1,8 @@
 """Front door: read any supported checkpoint file into a :class:`FloatWaveNet`.
 
-Containers (recognised by their bytes, not their suffix): PyTorch zip (``torch.save``, state dict,
-trainer dict with ``state_dict``, or a whole pickled model), safetensors, ``.npz``, and TensorFlow
+Containers (recognised by their bytes, not their suffix): PyTorch ``torch.save`` files, zip or
+legacy (< 1.6) stream (state dict, trainer dict with ``state_dict``, or a whole pickled model),
+safetensors, ``.npz``, and TensorFlow
 V2 checkpoint bundles (``model.ckpt-N.index`` + ``.data-*``, the prefix, or the directory holding
 the ``checkpoint`` file).  Layouts
 (recognised by key names, see :mod:`converters.checkpoints.layouts`): ``wavenet-edge``,
@@ -18,7 +19,7 @@ from wavenet_edge.config import WaveNetConfig
 from wavenet_edge.errors import CheckpointError, ConfigError
 from wavenet_edge.float_model import FloatWaveNet
 
-from ._limits import open_zip
+from ._limits import MAX_MEMBER_BYTES, open_zip
 from .detect import detect_layout, layout_scores
 from .layouts import LAYOUTS
 from .layouts._base import FIELDS, Context
@@ -26,7 +27,8 @@ from .layouts.tensorflow_wavenet import normalize_name
 from .npz_io import read_npz
 from .safetensors_io import looks_like_safetensors, read_safetensors, write_safetensors
 from .tf_bundle import bundle_prefix, read_tf_bundle
-from .torch_zip import Placeholder, TensorRef, is_legacy_torch, read_torch_zip
+from .torch_zip import (Placeholder, TensorRef, is_legacy_torch, read_torch_legacy,
+                        read_torch_zip)
 
 __all__ = ["load_checkpoint", "inspect_checkpoint", "import_checkpoint", "read_tensors",
            "save_safetensors", "LAYOUT_NAMES"]
@@ -91,50 +93,64 @@ def _simple(v, depth=0):
 def _from_torch(path) -> _Raw:
     zf = open_zip(path)
     with zf:
-        obj, globals_seen = read_torch_zip(path, zf)
-        notes, attrs = [], {}
-        if isinstance(obj, Placeholder):
-            flat = {}
-            _module_tensors(obj, "", flat, set(), path)
-            st = obj.state if isinstance(obj.state, dict) else {}
-            attrs = {k: v for k, v in st.items() if not k.startswith("_") and _simple(v)}
-            fmt = f"torch zip: whole pickled model ({obj._global})"
-        elif isinstance(obj, dict):
-            if obj and all(isinstance(v, TensorRef) for v in obj.values()):
-                flat, fmt = dict(obj), "torch zip: state_dict"
-            else:
-                for key in ("state_dict", "model_state_dict", "model"):
-                    sub = obj.get(key)
-                    if isinstance(sub, dict) or isinstance(sub, Placeholder):
-                        break
-                else:
-                    raise CheckpointError("torch checkpoint holds neither tensors nor a "
-                                          "'state_dict' entry (keys: "
-                                          + ", ".join(map(str, list(obj)[:5])) + ")", path=path)
-                others = [str(k) for k in obj if k != key]
-                fmt = f"torch zip: trainer checkpoint ['{key}']"
-                if others:
-                    notes.append(f"ignored checkpoint entries: {', '.join(others[:8])}")
-                if isinstance(sub, Placeholder):
-                    flat = {}
-                    _module_tensors(sub, "", flat, set(), path)
-                else:
-                    flat = {}
-                    for k, v in sub.items():
-                        if not isinstance(v, TensorRef):
-                            raise CheckpointError(f"state_dict entry {k!r} is not a tensor",
-                                                  path=path)
-                        flat[str(k)] = v
+        obj, _ = read_torch_zip(path, zf)
+        # materialise while the archive is open (shape/bounds checked per tensor)
+        return _torch_object(path, obj, "torch zip")
+
+
+def _from_torch_legacy(path) -> _Raw:
+    size = os.path.getsize(path)
+    if size > MAX_MEMBER_BYTES:
+        raise CheckpointError(f"legacy torch file of {size} bytes is too large", path=path)
+    with open(path, "rb") as f:
+        data = f.read()
+    obj, _ = read_torch_legacy(path, data)
+    return _torch_object(path, obj, "legacy torch (< 1.6)")
+
+
+def _torch_object(path, obj, container) -> _Raw:
+    notes, attrs = [], {}
+    if isinstance(obj, Placeholder):
+        flat = {}
+        _module_tensors(obj, "", flat, set(), path)
+        st = obj.state if isinstance(obj.state, dict) else {}
+        attrs = {k: v for k, v in st.items() if not k.startswith("_") and _simple(v)}
+        fmt = f"{container}: whole pickled model ({obj._global})"
+    elif isinstance(obj, dict):
+        if obj and all(isinstance(v, TensorRef) for v in obj.values()):
+            flat, fmt = dict(obj), f"{container}: state_dict"
         else:
-            raise CheckpointError(f"torch file holds a {type(obj).__name__}, not a state_dict "
-                                  "or model", path=path)
-        if not flat:
-            raise CheckpointError("checkpoint holds no tensors", path=path)
-        if all(k.startswith("module.") for k in flat):
-            flat = {k[len("module."):]: v for k, v in flat.items()}
-            notes.append("stripped DataParallel prefix 'module.'")
-        # materialise now, while the archive is open (shape/bounds checked per tensor)
-        tensors = {k: v.numpy() for k, v in flat.items()}
+            for key in ("state_dict", "model_state_dict", "model"):
+                sub = obj.get(key)
+                if isinstance(sub, dict) or isinstance(sub, Placeholder):
+                    break
+            else:
+                raise CheckpointError("torch checkpoint holds neither tensors nor a "
+                                      "'state_dict' entry (keys: "
+                                      + ", ".join(map(str, list(obj)[:5])) + ")", path=path)
+            others = [str(k) for k in obj if k != key]
+            fmt = f"{container}: trainer checkpoint ['{key}']"
+            if others:
+                notes.append(f"ignored checkpoint entries: {', '.join(others[:8])}")
+            if isinstance(sub, Placeholder):
+                flat = {}
+                _module_tensors(sub, "", flat, set(), path)
+            else:
+                flat = {}
+                for k, v in sub.items():
+                    if not isinstance(v, TensorRef):
+                        raise CheckpointError(f"state_dict entry {k!r} is not a tensor",
+                                              path=path)
+                    flat[str(k)] = v
+    else:
+        raise CheckpointError(f"torch file holds a {type(obj).__name__}, not a state_dict "
+                              "or model", path=path)
+    if not flat:
+        raise CheckpointError("checkpoint holds no tensors", path=path)
+    if all(k.startswith("module.") for k in flat):
+        flat = {k[len("module."):]: v for k, v in flat.items()}
+        notes.append("stripped DataParallel prefix 'module.'")
+    tensors = {k: v.numpy() for k, v in flat.items()}
     return _Raw(fmt, tensors, attrs, notes)
 
 
@@ -158,9 +174,7 @@ def read_tensors(path) -> _Raw:
     if not head:
         raise CheckpointError("empty file", path=path)
     if is_legacy_torch(head):
-        raise CheckpointError("legacy PyTorch serialization (torch < 1.6, not a zip archive) "
-                              "is not supported; re-save it with a recent torch: "
-                              "torch.save(torch.load(f, map_location='cpu'), g)", path=path)
+        return _from_torch_legacy(path)
     if head[:2] == b"PK":
         zf = open_zip(path)
         with zf:

@@ -1,4 +1,5 @@
-"""PyTorch ``torch.save`` files (zip format, torch ≥ 1.6) read without torch, safely.
+"""PyTorch ``torch.save`` files read without torch, safely: zip format (torch ≥ 1.6) and the
+legacy stream (torch < 1.6, :func:`read_torch_legacy`).
 
 A torch checkpoint is a zip archive ``<name>/data.pkl`` (a protocol-2 pickle) plus one entry
 ``<name>/data/<key>`` of raw bytes per storage and an optional ``<name>/byteorder`` ("little" when
@@ -36,8 +37,8 @@ from wavenet_edge.errors import CheckpointError
 
 from ._limits import check_zip_member, read_member
 
-__all__ = ["TensorRef", "StorageRef", "Placeholder", "read_torch_zip", "is_legacy_torch",
-           "LEGACY_MAGIC"]
+__all__ = ["TensorRef", "StorageRef", "Placeholder", "read_torch_zip", "read_torch_legacy",
+           "is_legacy_torch", "LEGACY_MAGIC"]
 
 # torch's legacy (pre-1.6) serialization starts with this pickled long
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -81,12 +82,13 @@ _STUB_TORCH_PREFIXES = ("torch.nn.modules.", "torch.nn.parameter", "torch.nn.uti
 
 
 class StorageRef:
-    """One storage of the archive: entry ``data/<key>``, element dtype, element count."""
+    """One storage: its key (zip entry ``data/<key>`` or legacy record), element dtype, element
+    count, and for a legacy storage *view* the element offset into its root storage."""
 
-    __slots__ = ("key", "dtype", "numel")
+    __slots__ = ("key", "dtype", "numel", "base")
 
-    def __init__(self, key: str, dtype: str, numel: int):
-        self.key, self.dtype, self.numel = key, dtype, numel
+    def __init__(self, key: str, dtype: str, numel: int, base: int = 0):
+        self.key, self.dtype, self.numel, self.base = key, dtype, numel, base
 
 
 class TensorRef:
@@ -158,10 +160,12 @@ def _device(*args):
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, reader, *, allow_objects: bool):
-        super().__init__(io.BytesIO(data))
+    def __init__(self, stream, reader, *, allow_objects: bool, legacy: bool = False):
+        super().__init__(stream)
         self._reader = reader
         self._allow_objects = allow_objects
+        self._legacy = legacy
+        self.storages: dict = {}
         self._placeholders: dict = {}
         self.globals_seen: list = []
 
@@ -176,14 +180,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self.globals_seen.append(f"{module}.{name}")
         full = f"{module}.{name}"
         if module == "torch._utils":
-            fn = {"_rebuild_tensor_v2": self._rebuild_tensor_v2,
+            fn = {"_rebuild_tensor": self._rebuild_tensor,
+                  "_rebuild_tensor_v2": self._rebuild_tensor_v2,
                   "_rebuild_tensor_v3": self._rebuild_tensor_v3,
                   "_rebuild_parameter": self._rebuild_parameter,
                   "_rebuild_parameter_with_state": self._rebuild_parameter_with_state,
                   }.get(name)
             if fn is not None:
                 return fn
-        elif module == "torch":
+        elif module in ("torch", "torch.cuda"):
             if name in _STORAGE_DTYPES:
                 return _DtypeTag(name)
             if name == "Size":
@@ -198,7 +203,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         elif module in ("builtins", "__builtin__") and name in ("set", "frozenset"):
             return set if name == "set" else frozenset
         elif module == "torch.nn.parameter" and name == "Parameter":
-            return self._placeholder(full)
+            return self._rebuild_parameter      # torch 0.3 pickled Parameter(data, grad)
         root = module.split(".")[0]
         stub_ok = (module.startswith(_STUB_TORCH_PREFIXES)
                    or (root not in _DENIED_ROOTS and not root.startswith("_")))
@@ -215,14 +220,35 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     # -- storages -----------------------------------------------------------------------------
     def persistent_load(self, pid):
-        if (not isinstance(pid, tuple) or len(pid) != 5 or pid[0] != "storage"
-                or not isinstance(pid[1], _DtypeTag) or not isinstance(pid[2], str)
+        if not isinstance(pid, tuple) or not pid:
+            raise _Refused(f"unsupported persistent id {str(pid)[:60]}")
+        kind = pid[0].decode("ascii", "replace") if isinstance(pid[0], bytes) else pid[0]
+        if self._legacy and kind == "module" and len(pid) == 4:
+            # legacy files record each module class with its source; the class is a stub
+            return pid[1]
+        n = 6 if self._legacy else 5
+        if (kind != "storage" or len(pid) != n or not isinstance(pid[1], _DtypeTag)
+                or not isinstance(pid[2], (str, bytes))
                 or not isinstance(pid[4], int) or pid[4] < 0):
             raise _Refused(f"unsupported persistent id {str(pid)[:60]}")
         tag = pid[1].name
         if tag not in _STORAGE_DTYPES:
             raise _Refused(f"unsupported storage type torch.{tag}")
-        return StorageRef(pid[2], _STORAGE_DTYPES[tag], pid[4])
+        key = pid[2].decode("ascii", "replace") if isinstance(pid[2], bytes) else pid[2]
+        dt = _STORAGE_DTYPES[tag]
+        root = self.storages.get(key)
+        if root is None:
+            root = self.storages[key] = StorageRef(key, dt, pid[4])
+        elif root.dtype != dt or root.numel != pid[4]:
+            raise _Refused(f"storage {key} declared twice differently")
+        view = pid[5] if self._legacy else None
+        if view is None:
+            return root
+        if (not isinstance(view, tuple) or len(view) != 3
+                or not all(isinstance(v, int) and v >= 0 for v in view[1:])
+                or view[1] + view[2] > root.numel):
+            raise _Refused(f"malformed storage view of {key}")
+        return StorageRef(key, dt, view[2], base=view[1])
 
     # -- tensor rebuilders (ours) -------------------------------------------------------------
     def _tensor(self, storage, offset, size, stride, dtype=None):
@@ -241,6 +267,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             item = 2 if dt == "bf16" else np.dtype(dt).itemsize
             storage = StorageRef(storage.key, dt, storage.numel // item)
         return TensorRef(storage, offset, size, stride, self._reader)
+
+    def _rebuild_tensor(self, storage, offset, size, stride):
+        return self._tensor(storage, offset, size, stride)
 
     def _rebuild_tensor_v2(self, storage, offset, size, stride, requires_grad=False,
                            backward_hooks=None, metadata=None):
@@ -268,38 +297,30 @@ def is_legacy_torch(head: bytes) -> bool:
     return head.startswith(_LEGACY_PREFIX)
 
 
-def _storage_reader(zf: zipfile.ZipFile, prefix: str, byteorder: str, path):
-    cache: dict = {}
+def _tensor_reader(get_raw, byteorder: str, path):
+    """``TensorRef -> ndarray`` given ``get_raw(StorageRef) -> bytes`` of its root storage."""
 
     def read(t: TensorRef) -> np.ndarray:
         st = t.storage
-        name = f"{prefix}data/{st.key}"
         dt = st.dtype
-        item = 2 if dt == "bf16" else np.dtype(dt).itemsize
-        if name not in cache:
-            try:
-                info = zf.getinfo(name)
-            except KeyError:
-                raise CheckpointError(f"storage entry {name} missing from the archive",
-                                      path=path) from None
-            if info.file_size < st.numel * item:
-                raise CheckpointError(f"storage {name} holds {info.file_size} bytes, "
-                                      f"expected {st.numel * item}", path=path)
-            raw = read_member(zf, info, path=path, limit=st.numel * item)
-            cache[name] = raw
-        raw = cache[name]
         base_dt = np.dtype("<u2" if dt == "bf16" else dt)
         if byteorder == "big":
             base_dt = base_dt.newbyteorder(">")
-        flat = np.frombuffer(raw, dtype=base_dt, count=st.numel)
+        raw = get_raw(st)
+        if len(raw) < (st.base + st.numel) * base_dt.itemsize:
+            raise CheckpointError(f"storage {st.key} holds {len(raw)} bytes, expected "
+                                  f"{(st.base + st.numel) * base_dt.itemsize}", path=path)
+        flat = np.frombuffer(raw, dtype=base_dt, count=st.numel,
+                             offset=st.base * base_dt.itemsize)
         size, stride = t.size, t.stride
-        if any(s == 0 for s in size):
+        if any(n == 0 for n in size):
             out = np.zeros(size, dtype=base_dt)
         else:
             last = t.offset + sum((n - 1) * s for n, s in zip(size, stride))
             if last >= st.numel:
-                raise CheckpointError(f"tensor view exceeds its storage {name} "
-                                      f"(needs element {last}, storage has {st.numel})", path=path)
+                raise CheckpointError(f"tensor view exceeds its storage {st.key} "
+                                      f"(needs element {last}, storage has {st.numel})",
+                                      path=path)
             out = np.lib.stride_tricks.as_strided(
                 flat[t.offset:], shape=size, strides=[s * base_dt.itemsize for s in stride],
                 writeable=False)
@@ -309,6 +330,44 @@ def _storage_reader(zf: zipfile.ZipFile, prefix: str, byteorder: str, path):
         return out
 
     return read
+
+
+def _zip_raw(zf: zipfile.ZipFile, prefix: str, path):
+    cache: dict = {}
+
+    def get(st: StorageRef) -> bytes:
+        name = f"{prefix}data/{st.key}"
+        if name not in cache:
+            try:
+                info = zf.getinfo(name)
+            except KeyError:
+                raise CheckpointError(f"storage entry {name} missing from the archive",
+                                      path=path) from None
+            item = 2 if st.dtype == "bf16" else np.dtype(st.dtype).itemsize
+            need = (st.base + st.numel) * item
+            if info.file_size < need:
+                raise CheckpointError(f"storage {name} holds {info.file_size} bytes, "
+                                      f"expected {need}", path=path)
+            cache[name] = read_member(zf, info, path=path, limit=info.file_size)
+        return cache[name]
+
+    return get
+
+
+def _unpickle(up: "_RestrictedUnpickler", path, what="data.pkl"):
+    try:
+        return up.load()
+    except _Refused as e:
+        raise CheckpointError(str(e), path=path) from None
+    except CheckpointError:
+        raise
+    except RecursionError:
+        raise CheckpointError("pickle nests too deeply", path=path) from None
+    except MemoryError:
+        raise CheckpointError("pickle too large to unpickle", path=path) from None
+    except Exception as e:  # corrupt pickle streams raise many types
+        raise CheckpointError(f"corrupt pickle {what} ({type(e).__name__}: {str(e)[:80]})",
+                              path=path) from None
 
 
 def read_torch_zip(path, zf: zipfile.ZipFile, *, allow_objects: bool = True):
@@ -336,19 +395,68 @@ def read_torch_zip(path, zf: zipfile.ZipFile, *, allow_objects: bool = True):
     info = zf.getinfo(pkl[0])
     check_zip_member(info, path=path, limit=_MAX_PICKLE_BYTES)
     data = read_member(zf, info, path=path, limit=_MAX_PICKLE_BYTES)
-    up = _RestrictedUnpickler(data, _storage_reader(zf, prefix, byteorder, path),
+    up = _RestrictedUnpickler(io.BytesIO(data), _tensor_reader(_zip_raw(zf, prefix, path),
+                                                                byteorder, path),
                               allow_objects=allow_objects)
-    try:
-        obj = up.load()
-    except _Refused as e:
-        raise CheckpointError(str(e), path=path) from None
-    except CheckpointError:
-        raise
-    except RecursionError:
-        raise CheckpointError("pickle nests too deeply", path=path) from None
-    except MemoryError:
-        raise CheckpointError("pickle too large to unpickle", path=path) from None
-    except Exception as e:  # corrupt pickle streams raise many types
-        raise CheckpointError(f"corrupt pickle data.pkl ({type(e).__name__}: {str(e)[:80]})",
-                              path=path) from None
+    obj = _unpickle(up, path)
+    return obj, up.globals_seen
+
+
+def read_torch_legacy(path, data: bytes, *, allow_objects: bool = True):
+    """Unpickle a legacy (torch < 1.6) ``torch.save`` stream held in ``data``.
+
+    The stream is: pickled magic number, protocol version 1001, sys-info dict, the main pickle
+    (storages as persistent ids ``('storage', type, key, location, numel, view)``), the list of
+    storage keys, then per key an int64 element count and the raw bytes.  Every pickle goes
+    through the same restricted unpickler as the zip format.
+    """
+    f = io.BytesIO(data)
+
+    def small():
+        return _unpickle(_RestrictedUnpickler(f, None, allow_objects=False), path, "header")
+
+    if small() != LEGACY_MAGIC:
+        raise CheckpointError("bad legacy torch magic number", path=path)
+    version = small()
+    if version != 1001:
+        raise CheckpointError(f"unsupported legacy torch protocol version {version!r}",
+                              path=path)
+    info = small()
+    if not isinstance(info, dict):
+        raise CheckpointError("corrupt legacy torch header", path=path)
+    if info.get("little_endian") is False:
+        raise CheckpointError("big-endian legacy torch file: not supported", path=path)
+    raws: dict = {}
+
+    def get(st: StorageRef) -> bytes:
+        return raws[st.key]
+
+    up = _RestrictedUnpickler(f, _tensor_reader(get, "little", path),
+                              allow_objects=allow_objects, legacy=True)
+    obj = _unpickle(up, path)
+    keys = small()
+    if not isinstance(keys, list) or not all(isinstance(k, (str, bytes)) for k in keys):
+        raise CheckpointError("corrupt legacy storage key list", path=path)
+    pos = f.tell()
+    for k in keys:
+        k = k.decode("ascii", "replace") if isinstance(k, bytes) else k
+        st = up.storages.get(k)
+        if st is None:
+            raise CheckpointError(f"legacy storage {k} listed but never used", path=path)
+        if pos + 8 > len(data):
+            raise CheckpointError("legacy torch file is truncated (storage header)", path=path)
+        n = int.from_bytes(data[pos:pos + 8], "little", signed=True)
+        pos += 8
+        item = 2 if st.dtype == "bf16" else np.dtype(st.dtype).itemsize
+        if n != st.numel:
+            raise CheckpointError(f"legacy storage {k} holds {n} elements, expected "
+                                  f"{st.numel}", path=path)
+        if pos + n * item > len(data):
+            raise CheckpointError("legacy torch file is truncated (storage data)", path=path)
+        raws[k] = data[pos:pos + n * item]
+        pos += n * item
+    missing = sorted(set(up.storages) - set(raws))
+    if missing:
+        raise CheckpointError(f"legacy storages without data: {', '.join(missing[:3])}",
+                              path=path)
     return obj, up.globals_seen

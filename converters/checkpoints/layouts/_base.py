@@ -73,7 +73,8 @@ class Context:
         a = np.asarray(a)
         if a.dtype.kind not in "fiu":
             self.fail(f"tensor {name} has non-numeric dtype {a.dtype}")
-        a = a.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            a = a.astype(np.float64)
         if not np.all(np.isfinite(a)):
             self.fail(f"tensor {name} contains NaN or Inf")
         self.used.add(name)

@@ -25,7 +25,8 @@ Dilations ``2**(l mod (L/stacks))``: ``stacks`` is not in the weights (config ``
 (constructor), 2 → 1).  Refused: local conditioning (``conv1x1c``, ``upsample_net``,
 ``upsample_conv``), scalar input (raw / mulaw), mixture outputs (``out_channels`` ≠ 256), global
 conditioning by external vectors (``conv1x1g`` without ``embed_speakers``).
-Mu-law: ``mulaw="wavenet_vocoder"`` (round half up, mu = 255).
+Mu-law: ``mulaw="wavenet_vocoder"`` (nnmnkwii ``mulaw_quantize``, mu = 255: the class is
+``int((F(x) + 1)/2 · 255)``, truncated).
 """
 
 from __future__ import annotations
@@ -148,6 +149,13 @@ def convert(ctx: Context):
         ctx.fail("embed_speakers.weight present but no conv1x1g in the layers")
     else:
         ctx.infer("gc_cardinality", 0, "no conv1x1g / embed_speakers")
+    for nk, v in (("gin_channels", C), ("n_speakers", n_spk)):
+        given = nat.get(nk)
+        if given is not None and (int(given) > 0 or v > 0) and int(given) != v:
+            ctx.fail(f"config {nk}={given} but the checkpoint has {v or 'no speaker embedding'}")
+    if nat.get("cin_channels") is not None and int(nat["cin_channels"]) > 0:
+        ctx.fail(f"config cin_channels={nat['cin_channels']} (local conditioning) but the "
+                 "checkpoint has none; this importer takes unconditional models only")
 
     W = {}
     W["initial/table"] = np.ascontiguousarray(_weight(ctx, "first_conv.", (R, Q, 1))[:, :, 0].T)[None]
