@@ -52,6 +52,9 @@ def _f32(x) -> float:
     return float(np.float32(x))
 
 
+# narrowest activation range (real units) given to any tensor
+MIN_SPAN = 1e-3
+
 # fixed output quantizations required by the TFLite int8 kernels
 TANH_QPARAMS = QParams(_f32(1.0 / 128.0), 0)
 LOGISTIC_QPARAMS = QParams(_f32(1.0 / 256.0), -128)
@@ -59,12 +62,14 @@ SOFTMAX_QPARAMS = QParams(_f32(1.0 / 256.0), -128)
 
 
 def activation_qparams(lo: float, hi: float) -> QParams:
-    """Asymmetric int8 parameters covering ``[lo, hi]`` (widened to include 0)."""
+    """Asymmetric int8 parameters covering ``[lo, hi]`` (widened to include 0 and to a span of at
+    least ``MIN_SPAN``)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ConversionError(f"activation range [{lo}, {hi}] is not finite")
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8
+    if hi - lo < MIN_SPAN:
+        # a (nearly) constant-zero tensor: a tiny scale would overflow the next layer's int32 bias
+        hi = lo + MIN_SPAN
     scale = _f32((hi - lo) / 255.0)
     zp = int(np.clip(np.round(-128.0 - lo / scale), -128, 127))
     return QParams(scale, zp)

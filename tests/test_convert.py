@@ -244,3 +244,14 @@ def test_cli_convert(tmp_path, capsys):
     rc = main(["convert", str(ckpt), "-o", str(tmp_path / "x" / "m.tflite"), "--no-progress"])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_dead_relu_model_converts():
+    # every skip output negative: skip/relu is constantly 0 — its range must not collapse
+    model = _model(seed=9)
+    for l in range(model.config.n_layers):
+        model.weights[f"layers/{l}/skip/w"][:] = 0.0
+        model.weights[f"layers/{l}/skip/b"][:] = -1.0
+    res = convert(model, calibration=CAL, heldout=HELD, method="minmax", progress=False,
+                  eval_steps=400)
+    assert abs(res.quality["delta_bits"]) < 0.01
