@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["register_simulate"]
+__all__ = ["register_simulate", "register_export_c"]
 
 
 def _positive_int(text):
@@ -82,6 +82,11 @@ def register_simulate(subparsers) -> None:
     p.add_argument("--engine-profile", choices=("tflm", "litert", "litert-ref"), default="tflm",
                    help="arithmetic profile of the Numba engine compared with TFLM (default tflm; "
                         "the others are for diagnosis and are expected to differ)")
+    p.add_argument("--emulate", action="store_true",
+                   help="also export the C engine and run it as firmware on Cortex-M4/M7/M55 in "
+                        "QEMU: exact instructions per sample, bit-exactness, cycle ESTIMATE")
+    p.add_argument("--emulate-steps", type=_positive_int, default=200, metavar="N",
+                   help="free-running steps of the emulated firmware (default 200)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_run)
 
@@ -110,9 +115,25 @@ def _run(args) -> int:
                       seconds=DEFAULT_SECONDS if args.seconds is None else args.seconds,
                       jitter=JitterModel(jitter=args.jitter, seed=args.seed), wav=args.wav,
                       seed=args.seed, progress=not args.json, engine_profile=args.engine_profile)
-    print(report.to_json() if args.json else report.table())
+    emu = None
+    if args.emulate:  # firmware_sim.emulate (C export in QEMU)
+        from .emulate import emulate
+        emu = emulate(args.model, steps=args.emulate_steps, seed=args.seed, progress=not args.json)
+    if args.json:
+        import json
+        d = json.loads(report.to_json())
+        if emu is not None:
+            d["emulation"] = emu.to_dict()
+        print(json.dumps(d, indent=2))
+    else:
+        print(report.table())
+        if emu is not None:
+            print("\n" + emu.table())
     if not report.ok:
         raise MismatchError(report.bitexact.message(), path=args.model)
+    if emu is not None and not emu.ok:
+        raise MismatchError("emulated firmware differs from the engine (see the emulation report)",
+                            path=args.model)
     return 0
 
 
@@ -191,3 +212,9 @@ def _run_verify(args) -> int:
     if bad:
         raise MismatchError(bad[0].message(), path=args.model)
     return 0
+
+
+def register_export_c(subparsers) -> None:
+    """Add the ``export-c`` sub-command (:mod:`firmware_sim.c_export`)."""
+    from .c_export import register_export_c as register
+    register(subparsers)
