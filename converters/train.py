@@ -372,6 +372,16 @@ class _WindowSampler:
             sb[b] = self.speakers[i]
 
 
+WARMUP_STEPS = 50
+
+
+def _lr_at(lr: float, step: int, frac: float) -> float:
+    """Linear warm-up over the first WARMUP_STEPS steps (a fresh Adam state makes the first steps
+    ~lr per weight whatever the gradient), then cosine decay to lr/10 at ``frac`` = 1 of budget."""
+    warm = min(1.0, (step + 1) / WARMUP_STEPS)
+    return warm * lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
+
+
 def _clip_global_norm(grads: dict, max_norm: float) -> None:
     """Scale all gradients in place so that their joint L2 norm is at most ``max_norm``."""
     if not max_norm:
@@ -448,8 +458,9 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
     batch_size : windows per step.  window : input samples per window (default receptive field
         + 511, i.e. 512 scored positions per window); only positions whose receptive field lies in
         the window are scored (see the module docstring).
-    lr : Adam step size, cosine-decayed to lr/10 over the budget; gradients are clipped to a
-        global norm of ``clip_norm``.
+    lr : Adam step size, after a 50-step linear warm-up cosine-decayed to lr/10 over the budget;
+        gradients are clipped to a global norm of ``clip_norm``.  Fine-tuning wants a smaller lr
+        (e.g. 1e-3).
     seed : seeds initialization and window sampling (same seed, same budget in steps → same model).
     checkpoint : path of a ``.npz`` written atomically every ``checkpoint_every`` steps and at the
         end (:meth:`FloatWaveNet.save`).
@@ -578,7 +589,7 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                     raise ConfigError(f"training diverged at step {step + 1} (loss is not finite); "
                                       "lower the learning rate")
                 _clip_global_norm(g, clip_norm)
-                cur_lr = lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))))
+                cur_lr = _lr_at(lr, step, frac)
                 opt.step(params, g, cur_lr)
                 step += 1
                 bits = loss / LN2
