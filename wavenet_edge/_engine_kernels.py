@@ -18,10 +18,51 @@ import numpy as np
 
 from ._jit import kernel
 from .int8.requant import requantize_int8
+from .int8.fixedpoint import clz32, one_over_one_plus_x_for_x_in_0_1, rdbpot, srdhm, wrap32
 from .int8.softmax import softmax_int8
 from .sampling import sample_one
 
 OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY = 1, 2, 3, 5, 6, 7
+
+
+@kernel
+def softmax_fixed_lut(arena, xo, yo, n, exps):
+    """The fixed-point int8 SOFTMAX of :func:`wavenet_edge.int8.softmax_int8` (profiles tflm,
+    litert-ref) with its per-element exponentials looked up instead of recomputed.
+
+    ``exps`` int64 (256,): ``exps[k]`` = ``exp_on_negative_values(SRDHM((−k) << left_shift, M),
+    5)`` (Q0.31) for the input difference ``d = x − max = −k``, or −1 where ``d < diff_min``
+    (the element is excluded and outputs −128); built at load time by
+    :func:`wavenet_edge.program._softmax_exps` from the int8 module's primitives.  The rest (the
+    Q12.19 sum, ``GetReciprocal``, the final rounding) is the same arithmetic step by step;
+    ``tests/test_engine.py`` checks it against ``softmax_int8`` on random rows.
+    """
+    mx = np.int64(-128)
+    for c in range(n):
+        if np.int64(arena[xo + c]) > mx:
+            mx = np.int64(arena[xo + c])
+    total = np.int64(0)
+    for c in range(n):
+        e = exps[mx - np.int64(arena[xo + c])]
+        if e >= 0:
+            total = wrap32(total + rdbpot(e, 12))
+    headroom_plus_one = clz32(total)
+    num_bits_over_unit = 12 - headroom_plus_one
+    shifted_sum_minus_one = wrap32(((total << np.int64(headroom_plus_one)) & np.int64(4294967295))
+                                   - np.int64(2147483648))
+    shifted_scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
+    exponent = num_bits_over_unit + 31 - 8
+    for c in range(n):
+        e = exps[mx - np.int64(arena[xo + c])]
+        if e >= 0:
+            v = rdbpot(srdhm(shifted_scale, e), exponent) - 128
+            if v > 127:
+                v = np.int64(127)
+            if v < -128:
+                v = np.int64(-128)
+            arena[yo + c] = np.int8(v)
+        else:
+            arena[yo + c] = np.int8(-128)
 
 
 @kernel
@@ -61,52 +102,41 @@ def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
 
 
 @kernel
-def _dot_rows(W, X, o0, o1, accs):
-    """``accs[o] = Σ_i W[o, i]·X[i]`` for o in [o0, o1): int8 × int8 into int32.
-
-    Kept free of everything else so that LLVM turns it into widening multiply-adds
-    (``vpdpwssd`` with AVX-512 VNNI: ≈ 55 GMAC/s on one core here); the views give 0-based
-    indices numba knows are non-negative (no negative-index wraparound in the loop).
-    """
-    cols = X.shape[0]
-    for o in range(o0, o1):
-        acc = np.int32(0)
-        for i in range(cols):
-            acc += np.int32(W[o, i]) * np.int32(X[i])
-        accs[o] = acc
-
-
-@kernel
 def _fc(arena, A, nb, xo, yo, rows, cols, wblob, wo, bblob, bo, mult, shift, fmul, qo,
         zp, lo, hi, profile, accs):
-    W = wblob[wo:wo + rows * cols].reshape((rows, cols))
-    if nb == 1:
-        X = arena[xo:xo + cols]
-        Y = arena[yo:yo + rows]
-        _dot_rows(W, X, 0, rows, accs)
-        for o in range(rows):
-            acc32 = np.int32(accs[o] + bblob[bo + o])
-            Y[o] = np.int8(requantize_int8(acc32, mult[qo + o], shift[qo + o], fmul[qo + o],
-                                           zp, lo, hi, profile))
-        return
-    # Large matrices with several streams: blocks of ≈ 16 KB of weight rows stay in L1 while
-    # every stream uses them (weights stream from memory once per step, not once per stream).
+    """FULLY_CONNECTED of ``nb`` streams: ``y[o] = requant(Σ_i W[o, i]·x[i] + bias'[o])``.
+
+    Two loops per row block: the int8 × int8 → int32 dot products into ``accs`` (int32 scratch),
+    then the requantization of the block (no loop-carried dependency: it vectorizes too).
+    Indices are *unsigned*: numba then emits no negative-index wraparound select and LLVM
+    vectorizes the dot product into widening multiply-adds (``vpdpwssd`` with AVX-512 VNNI,
+    ≈ 45-55 GMAC/s on one core here).  With several streams, rows go in blocks of ≈ 16 KB of
+    weights that stay in L1 while every stream uses them.
+    """
+    uc = np.uint64(cols)
+    ub = np.uint64(bo)
+    uq = np.uint64(qo)
     rb = rows if (nb == 1 or rows * cols <= 16384) else max(1, 16384 // cols)
     for o0 in range(0, rows, rb):
         o1 = min(rows, o0 + rb)
         for b in range(nb):
-            X = arena[b * A + xo:b * A + xo + cols]
-            _dot_rows(W, X, o0, o1, accs)
-            base = b * A + yo
+            ux = np.uint64(b * A + xo)
             for o in range(o0, o1):
+                uw = np.uint64(wo + o * cols)
+                acc = np.int32(0)
+                for i in range(uc):
+                    acc += np.int32(wblob[uw + i]) * np.int32(arena[ux + i])
+                accs[o] = acc
+            uy = np.uint64(b * A + yo)
+            for o in range(np.uint64(o0), np.uint64(o1)):
                 # the bias has the input zero point folded in; int32 wrap as in C
-                acc32 = np.int32(accs[o] + bblob[bo + o])
-                arena[base + o] = np.int8(requantize_int8(acc32, mult[qo + o], shift[qo + o],
-                                                          fmul[qo + o], zp, lo, hi, profile))
+                acc32 = np.int32(accs[o] + bblob[ub + o])
+                arena[uy + o] = np.int8(requantize_int8(acc32, mult[uq + o], shift[uq + o],
+                                                        fmul[uq + o], zp, lo, hi, profile))
 
 
 @kernel
-def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, profile,
+def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
             arena, A, nb, codes, speakers, accs):
     """Execute every op of the program once for ``nb`` streams.
 
@@ -153,6 +183,9 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
             st = ops[k, 10]
             for b in range(nb):
                 base = b * A
+                if profile == 0 or profile == 2:
+                    softmax_fixed_lut(arena, base + i0, base + out, n, sm_exps[st])
+                    continue
                 softmax_int8(arena[base + i0:base + i0 + n], iparams[p], iparams[p + 1],
                              iparams[p + 2], sm_tables[st], sm_scales[st], profile,
                              arena[base + out:base + out + n])
@@ -164,18 +197,18 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
 
 
 @kernel
-def step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, profile,
+def step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
          dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
          arena, A, ring, RS, nb, t, codes, speakers, accs):
     """One full step (delay reads, every op, delay writes) for ``nb`` streams at time ``t``."""
     _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len)
-    run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales,
+    run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps,
             profile, arena, A, nb, codes, speakers, accs)
     _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width)
 
 
 @kernel
-def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, profile,
+def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
             dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
             arena, A, ring, RS, nb, t0, codes, speakers, out, out_offs, out_sizes, accs):
     """Teacher-forced steps ``t0 … t0+n−1``: ``codes`` int32 (nb, n).  After each step the arena
@@ -186,7 +219,7 @@ def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
     for j in range(n):
         for b in range(nb):
             cur[b] = codes[b, j]
-        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, profile,
+        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
              dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
              arena, A, ring, RS, nb, t0 + j, cur, speakers, accs)
         for b in range(nb):
@@ -199,7 +232,7 @@ def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
 
 
 @kernel
-def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, profile,
+def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
              dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
              arena, A, ring, RS, nb, t0, first, speakers, out, probs_off, logits_off,
              mode, table, rng, accs):
@@ -209,7 +242,7 @@ def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
     cur = first.copy()
     weights = np.empty(256, np.int64)
     for j in range(n):
-        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, profile,
+        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
              dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
              arena, A, ring, RS, nb, t0 + j, cur, speakers, accs)
         for b in range(nb):

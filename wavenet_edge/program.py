@@ -56,6 +56,7 @@ from .int8 import elementwise as _ew
 from .int8 import requant as _rq
 from .int8 import softmax as _sm
 from .int8.elementwise import add_int8, mul_int8
+from .int8.fixedpoint import exp_on_negative_values, mbqm_greater_than_one
 
 __all__ = ["Program", "compile_program", "parse_contract", "PROFILES", "SUPPORTED_OPS",
            "OP_GATHER", "OP_FC", "OP_PAIR", "OP_LUT", "OP_SOFTMAX", "OP_COPY"]
@@ -88,6 +89,7 @@ class Program:
     pair_tables: np.ndarray
     sm_tables: np.ndarray
     sm_scales: np.ndarray
+    sm_exps: np.ndarray
     arena_size: int
     dl_read: np.ndarray
     dl_delay: np.ndarray
@@ -325,7 +327,7 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
 
     # ---- operators -> program rows -------------------------------------------------------------
     rows, wparts, bparts, mparts, sparts, tables, ip = [], [], [], [], [], [], []
-    fparts, sm_tables, sm_scales = [], [], []
+    fparts, sm_tables, sm_scales, sm_exps = [], [], [], []
     wlen = blen = qlen = 0
     macs = 0
 
@@ -478,6 +480,7 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
             sp = _sm.softmax_params(qa[0], float(op.options.get("beta", 1.0)), profile,
                                     out_scale=qo[0], out_zp=qo[1])
             sm_tables.append(np.asarray(sp.table, np.float32))
+            sm_exps.append(_softmax_exps(sp.multiplier, sp.left_shift, sp.diff_min))
             sm_scales.append(sp.out_scale)
             params = [sp.multiplier, sp.left_shift, sp.diff_min]
             row = [OP_SOFTMAX, offsets[a], 0, offsets[o], _size(out), 0, 0, 0, 0, add_p(params),
@@ -528,6 +531,8 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         sm_tables=np.asarray(sm_tables, np.float32).reshape(-1, 256) if sm_tables
         else np.zeros((1, 256), np.float32),
         sm_scales=np.asarray(sm_scales if sm_scales else [1.0], np.float64),
+        sm_exps=np.asarray(sm_exps, np.int64).reshape(-1, 256) if sm_exps
+        else np.zeros((1, 256), np.int64),
         tables=np.asarray(tables, np.int8).reshape(-1, 256) if tables else np.zeros((1, 256), np.int8),
         iparams=np.asarray(ip if ip else [0], np.int64),
         pair_tables=np.concatenate(pair_tables) if pair_tables else np.zeros(1, np.int8),
@@ -560,4 +565,22 @@ def _pair_table(is_add, ip, fp, profile, simd) -> np.ndarray:
     out = np.empty(65536, np.int8)
     _pair_grid(bool(is_add), np.ascontiguousarray(ip, np.int64), np.ascontiguousarray(fp, np.float64),
                int(profile), bool(simd), out)
+    return out
+
+
+@kernel
+def _softmax_exps_kernel(multiplier, left_shift, diff_min, out):
+    for k in range(256):
+        d = -k
+        if d >= diff_min:
+            out[k] = exp_on_negative_values(mbqm_greater_than_one(d, multiplier, left_shift), 5)
+        else:
+            out[k] = -1
+
+
+def _softmax_exps(multiplier, left_shift, diff_min) -> np.ndarray:
+    """int64[256]: the fixed-point SOFTMAX exponential of every input difference ``d = −k``
+    (``-1``: excluded, ``d < diff_min``); see ``_engine_kernels.softmax_fixed_lut``."""
+    out = np.empty(256, np.int64)
+    _softmax_exps_kernel(int(multiplier), int(left_shift), int(diff_min), out)
     return out
