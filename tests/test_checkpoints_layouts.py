@@ -295,6 +295,7 @@ def test_tensorflow_wavenet_npz_and_safetensors(tmp_path, named):
     v = to_tensorflow_wavenet(m, named_biases=named)
     v["wavenet/dilated_stack/layer0/filter/Adam:0"] = np.zeros((2, 3, 3), "<f4")
     v["beta1_power:0"] = np.float32(0.9)
+    v["wavenet/dilated_stack/layer3/state_buffer:0"] = np.zeros((1, 3), "<f4")
     p = str(tmp_path / "tf.npz")
     np.savez(p, **v)
     got, rep = import_checkpoint(p)
@@ -303,6 +304,7 @@ def test_tensorflow_wavenet_npz_and_safetensors(tmp_path, named):
     assert rep["inferred"]["initial_filter_width"]["value"] == 2
     assert "wavenet_params.json default" in rep["assumed"]["dilations"]["from"]
     assert got.config.mulaw == "tensorflow-wavenet"
+    assert any("ignored 3 optimizer / generator-state" in n for n in rep["notes"])
     ps = str(tmp_path / "tf.safetensors")
     write_safetensors(ps, {k: a for k, a in v.items() if np.ndim(a)})
     _close(load_checkpoint(ps), _f32(m), speaker=1)

@@ -196,16 +196,16 @@ def read_tensors(path) -> _Raw:
             return _Raw("npz", arrays, attrs)
         raise CheckpointError("zip archive that is neither a torch.save file nor an .npz",
                               path=path)
-    if head[:1] == b"\x80" or head[:1] in (b"(", b"]", b"}", b"c"):
-        raise CheckpointError("a raw pickle, not a torch zip archive: refused (unpickling runs "
-                              "code); save with torch.save (torch ≥ 1.6) or as safetensors",
-                              path=path)
     if looks_like_safetensors(head):
         tensors, meta = read_safetensors(path)
         attrs = {}
         if _META_CONFIG in meta:
             attrs["config_json"] = meta[_META_CONFIG]
         return _Raw("safetensors", tensors, attrs)
+    if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or \
+            head[:1] in (b"(", b"]", b"}", b"c"):
+        raise CheckpointError("a raw pickle, not a torch.save file: refused (unpickling runs "
+                              "code); save with torch.save or as safetensors", path=path)
     raise CheckpointError("unrecognised file format (not a torch zip, safetensors or .npz)",
                           path=path)
 

@@ -17,7 +17,8 @@ expects ``trainable``, so in real checkpoints they are unnamed, ``Variable``, ``
 in creation order within their scope (layer: filter, gate, dense, skip; postprocessing: 1, 2).
 The intended names are accepted too (``filter_bias``, ``gate_bias``, ``dense_bias``,
 ``slip_bias`` (sic) or ``skip_bias``, ``postprocess1_bias``, ``postprocess2_bias``).
-Optimizer slots (``…/Adam``, ``…/Adam_1``, ``beta1_power`` …) and ``global_step`` are ignored.
+Optimizer slots (``…/Adam``, ``…/Adam_1``, ``beta1_power`` …), ``global_step`` and the
+``state_buffer``/``pointer`` variables of its 2016 fast generator are ignored.
 
 Dilations are not in the variables: config (``dilations`` of its ``wavenet_params.json``) or the
 published default ``[1 … 512] × 5`` when there are 50 layers.  Refused: scalar input
@@ -72,9 +73,16 @@ def _bias(ctx: Context, scope: str, names: tuple, position: int, n: int):
 
 def convert(ctx: Context):
     keys = list(ctx.tensors)
+    ignored = []
     for k in keys:
-        if k.endswith(_OPT_SUFFIXES) or k.split("/")[-1] in _OPT_NAMES:
+        last = k.split("/")[-1]
+        if (k.endswith(_OPT_SUFFIXES) or last in _OPT_NAMES or last == "pointer"
+                or last.startswith("state_buffer")):
             ctx.ignore(k)
+            ignored.append(k)
+    if ignored:
+        ctx.notes.append(f"ignored {len(ignored)} optimizer / generator-state variable(s), "
+                         f"e.g. {ignored[0]}")
     L = contiguous_count(ctx, layer_indices(keys, "dilated_stack/layer"), "dilated_stack layers")
     w, Q, R = ctx.shape("causal_layer/filter")
     if Q == 1:
