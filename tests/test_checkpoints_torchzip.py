@@ -424,3 +424,23 @@ def test_not_a_state_dict(tmp_path):
         read_tensors(p)
     with pytest.raises(CheckpointError, match="no such file"):
         read_tensors(tmp_path / "nope.pt")
+
+
+def test_pickle_cannot_tamper_with_built_tensors(tmp_path):
+    # BUILD (setstate) on a tensor we built would bypass its checks: refused
+    w = Writer()
+    w.out += b"}(X\x01\x00\x00\x00w"
+    w.emit(Tensor(np.zeros(4, "<f4")))
+    w.out += b"N}(X\x04\x00\x00\x00size(J\x00\xca\x9a;tX\x06\x00\x00\x00stride(J\x00\x00\x00\x00tu\x86bu."
+    p = write(tmp_path, "tamper.pt", torch_zip(pickle_bytes=bytes(w.out), storages=w.storages))
+    with pytest.raises(CheckpointError, match="modify a tensor"):
+        read_tensors(p)
+    # a stride-0 view expanding 4 elements to 10^9 (a memory bomb) is refused
+    t = Tensor(np.zeros(4, "<f4"), size=(10 ** 9,), stride=(0,))
+    p = write(tmp_path, "expand.pt", torch_zip({"w": t}))
+    with pytest.raises(CheckpointError, match="tensor view of 1000000000 elements"):
+        read_tensors(p)
+    # a legitimate small expand() view is read
+    t = Tensor(np.arange(3, dtype="<f4"), size=(4, 3), stride=(0, 1))
+    r = read_tensors(write(tmp_path, "ok.pt", torch_zip({"w": t})))
+    assert np.array_equal(r.tensors["w"], np.tile(np.arange(3, dtype=np.float32), (4, 1)))

@@ -90,6 +90,10 @@ class StorageRef:
     def __init__(self, key: str, dtype: str, numel: int, base: int = 0):
         self.key, self.dtype, self.numel, self.base = key, dtype, numel, base
 
+    def __setstate__(self, state):
+        # a BUILD opcode on our own objects would bypass the checks made when they were built
+        raise _Refused("pickle tries to modify a storage reference")
+
 
 class TensorRef:
     """A tensor not yet read: storage, element offset, size, stride (elements)."""
@@ -112,6 +116,9 @@ class TensorRef:
         """The tensor as a fresh C-contiguous array (bfloat16 widened to float32)."""
         return self._reader(self)
 
+    def __setstate__(self, state):
+        raise _Refused("pickle tries to modify a tensor after building it")
+
 
 class _DtypeTag:
     """Inert stand-in for ``torch.float32`` & co. and tensor type classes."""
@@ -123,6 +130,9 @@ class _DtypeTag:
 
     def __repr__(self):
         return f"torch.{self.name}"
+
+    def __setstate__(self, state):
+        raise _Refused(f"pickle tries to modify torch.{self.name}")
 
     def __reduce__(self):  # pragma: no cover - never re-pickled
         raise TypeError("inert tag")
@@ -260,6 +270,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
               and all(isinstance(v, int) and v >= 0 for v in size + stride))
         if not ok:
             raise _Refused("malformed tensor size/stride/offset")
+        count = 1
+        for n in size:
+            count *= n
+        # stride-0 views (expand) may repeat elements, but not without bound
+        if count > 16 * storage.numel + 65536:
+            raise _Refused(f"tensor view of {count} elements over a storage of "
+                           f"{storage.numel}")
         if dtype is not None and storage.dtype == "u1":   # v3: untyped storage, dtype given
             if not isinstance(dtype, _DtypeTag) or dtype.name not in _DTYPE_NAMES:
                 raise _Refused("malformed tensor dtype")
