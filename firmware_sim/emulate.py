@@ -256,17 +256,34 @@ class EmulationReport:
     def table(self) -> str:
         lines = [f"Emulated firmware (QEMU, exact executed instructions): {self.model}",
                  f"{self.mode}, {self.steps} steps, {self.macs_per_sample} MACs/sample; "
-                 "cycles = ESTIMATE (instructions x assumed CPI)",
+                 "cycles are an ESTIMATE = instructions x assumed CPI "
+                 + ", ".join(f"{c} {v}" for c, v in CPI_ASSUMED.items()),
                  f"{'core':11s} {'kernels':7s} {'instr/sample':>12s} {'instr/MAC':>9s} "
-                 f"{'FC instr/MAC':>12s} {'CPI':>5s} {'cycles/sample EST':>17s}  bit-exact"]
+                 f"{'FC instr/MAC':>12s} {'CPI':>5s} {'cycles EST':>10s} {'model EST':>10s}  bit-exact"]
         for r in self.runs:
             ok = (f"{r.bitexact_steps}/{r.steps} steps" + ("" if r.codes_match else ", codes DIFFER")
-                  + f" ({r.full_vectors_checked} full)")
+                  + f" ({r.full_vectors_checked} full)" + ("" if r.repeatable else ", NOT repeatable"))
+            model = f"{r.analytic_cycles_per_sample:10.0f}" if r.measured_costs else f"{'-':>10s}"
             lines.append(f"{r.core:11s} {r.kernels:7s} {r.instructions_per_sample:12.1f} "
                          f"{r.instructions_per_mac_whole_step:9.2f} {r.fc_instructions_per_mac:12.2f} "
-                         f"{r.cpi_assumed:5.2f} {r.cycles_per_sample_estimate:17.0f}  {ok}")
+                         f"{r.cpi_assumed:5.2f} {r.cycles_per_sample_estimate:10.0f} {model}  {ok}")
+        lines.append("instr/MAC = whole step / MACs; FC instr/MAC = inner loop of an FC-only "
+                     "benchmark; model EST = the latency cost model with the coefficients measured "
+                     "per operator (below)")
         lines.append("reference FC instr/MAC: plain C ~5 (M4/M7), ~4 (M55); DSP intrinsics ~3; "
                      "optimized library ~1.9 (M4/M7), ~0.5 (M55)")
+        seen = set()
+        for r in reversed(self.runs):
+            if r.measured_costs and r.core not in seen:
+                seen.add(r.core)
+                c = r.measured_costs
+                lines.append(f"measured cost coefficients, {r.core} {r.kernels} (cycles EST): "
+                             f"mac {c['cycles_per_mac']:.2f}, requant {c['cycles_per_requant']:.1f}, "
+                             f"add {c['cycles_per_add_element']:.1f}, mul {c['cycles_per_mul_element']:.1f}, "
+                             f"tanh/logistic {c['cycles_per_transcendental_element']:.1f}, "
+                             f"softmax {c['cycles_per_softmax_element']:.1f}, "
+                             f"copy/byte {c['cycles_per_copy_byte']:.2f}, "
+                             f"dispatch {c['cycles_per_op_dispatch']:.0f}")
         return "\n".join(lines)
 
 

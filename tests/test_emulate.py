@@ -86,3 +86,20 @@ def test_emulate_errors():
         emulate(data, steps=0)
     with pytest.raises(ConfigError):
         emulate(data, codes=[300], steps=1)
+
+
+def test_cli_simulate_emulate(tmp_path, capsys):
+    from wavenet_edge.cli import main
+    path = tmp_path / "m.tflite"
+    path.write_bytes(build_model("k2"))
+    rc = main(["simulate", str(path), "--target", "stm32f446", "--no-bitexact", "--seconds", "0.1",
+               "--emulate", "--emulate-steps", "12", "--json"])
+    assert rc in (0, None)
+    d = json.loads(capsys.readouterr().out)
+    emu = d["emulation"]
+    assert emu["ok"] and emu["steps"] == 12
+    assert {(r["core"], r["kernels"]) for r in emu["runs"]} == set(ALL)
+    for r in emu["runs"]:
+        assert r["bitexact_steps"] == 12 and r["instructions_per_sample"] > 0
+        assert r["cycles_per_sample_ESTIMATE"] == pytest.approx(
+            r["instructions_per_sample"] * CPI_ASSUMED[r["core"]], rel=1e-3)
