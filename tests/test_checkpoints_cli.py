@@ -35,8 +35,10 @@ def test_import_writes_npz_and_reports(tmp_path, capsys):
 
 def test_import_errors_are_one_line(tmp_path, capsys):
     rc = main(["import", str(FX / "checkpoint.pth")])
-    err = capsys.readouterr().err.strip()
+    cap = capsys.readouterr()
+    err = cap.err.strip()
     assert rc == 2 and "stacks" in err and len(err.splitlines()) == 1
+    assert "incomplete" in cap.out and "gc_cardinality" in cap.out   # what is known, first
     rc = main(["import", str(FX / "checkpoint.pth"), "--layout", "pytorch-wavenet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "layout=pytorch-wavenet given" in err

@@ -206,6 +206,9 @@ def test_pytorch_wavenet_dilation_defaults(tmp_path):
     p = write(tmp_path, "q.pt", torch_zip(state_dict_obj(to_pytorch_wavenet(m))))
     with pytest.raises(CheckpointError, match=r"ambiguous; give it with --config"):
         load_checkpoint(p)
+    rep = inspect_checkpoint(p)                    # the report still says what is known
+    assert rep["complete"] is False and "ambiguous" in rep["error"]
+    assert rep["inferred"]["kernel_size"]["value"] == 2 and rep["config"] is None
     with pytest.raises(CheckpointError, match=r"layers=4 × blocks=2 does not match the 6"):
         load_checkpoint(p, config={"layers": 4, "blocks": 2})
     got = load_checkpoint(p, config=WaveNetConfig(dilations=(1, 2, 4, 1, 2, 4),

@@ -40,9 +40,13 @@ def _fmt(v) -> str:
 def format_report(rep: dict) -> str:
     """The human-readable form of an :func:`inspect_checkpoint` report."""
     lines = [f"file      {rep['file']}", f"format    {rep['format']}",
-             f"layout    {rep['layout']} ({rep['layout_source']})",
-             f"tensors   {rep['n_tensors']}, parameters {rep['parameters']:,}, "
-             f"receptive field {rep['receptive_field']} samples", "inferred from the weights:"]
+             f"layout    {rep['layout']} ({rep['layout_source']})"]
+    if rep["complete"]:
+        lines.append(f"tensors   {rep['n_tensors']}, parameters {rep['parameters']:,}, "
+                     f"receptive field {rep['receptive_field']} samples")
+    else:
+        lines.append(f"tensors   {rep['n_tensors']} (incomplete: see the error below)")
+    lines.append("inferred from the weights:")
     for k, v in rep["inferred"].items():
         lines.append(f"  {k:<22} {_fmt(v['value']):<24} {v['from']}")
     lines.append("assumed (not in the weights):")
@@ -54,13 +58,19 @@ def format_report(rep: dict) -> str:
 
 
 def _run_import(args) -> int:
-    from .load import import_checkpoint
+    from wavenet_edge.errors import CheckpointError
 
-    model, rep = import_checkpoint(args.checkpoint, layout=args.layout, config=args.config)
+    from .load import import_checkpoint, inspect_checkpoint
+
     if args.output:
+        model, rep = import_checkpoint(args.checkpoint, layout=args.layout, config=args.config)
         model.save(args.output)
         rep["output"] = args.output
+    else:
+        rep = inspect_checkpoint(args.checkpoint, layout=args.layout, config=args.config)
     print(json.dumps(rep, indent=1) if args.json else format_report(rep))
+    if not rep["complete"]:
+        raise CheckpointError(rep["error"])
     if args.output and not args.json:
         print(f"wrote {args.output}")
     return 0

@@ -265,12 +265,14 @@ def _config_parts(config, layout: str, path):
 # -- front door -------------------------------------------------------------------------------
 def import_checkpoint(path, *, layout: str = "auto", config=None):
     """``(FloatWaveNet, report)`` for the checkpoint at ``path``; see :func:`inspect_checkpoint`."""
+    return _import(path, layout, config, partial=False)
+
+
+def _import(path, layout, config, *, partial: bool):
     if layout != "auto" and layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
     raw = read_tensors(path)
     tensors = raw.tensors
-    if raw.attrs.get("config_json") is not None and "__config__" not in tensors:
-        tensors = dict(tensors)
     keys = list(tensors)
     scores = layout_scores(keys)
     detected = detect_layout(keys, path=path) if layout == "auto" else None
@@ -293,8 +295,18 @@ def import_checkpoint(path, *, layout: str = "auto", config=None):
     over, options, native, ignored = _config_parts(config, chosen, path)
     ctx = Context(path, tensors, attrs=raw.attrs, overrides=over, options=options,
                   native=native)
-    cfg, weights = LAYOUTS[chosen].convert(ctx)
-    model = FloatWaveNet(cfg, weights, source=str(path))
+    try:
+        cfg, weights = LAYOUTS[chosen].convert(ctx)
+        model = FloatWaveNet(cfg, weights, source=str(path))
+    except CheckpointError as e:
+        if not partial:
+            raise
+        return None, {
+            "file": str(path), "format": raw.format, "layout": chosen,
+            "layout_source": "detected from key names" if layout == "auto" else "given (layout=)",
+            "layout_scores": scores, "n_tensors": len(tensors), "complete": False,
+            "error": str(e), "inferred": ctx.inferred, "assumed": ctx.assumed, "config": None,
+            "notes": raw.notes + ctx.notes}
     report = {
         "file": str(path),
         "format": raw.format,
@@ -302,6 +314,7 @@ def import_checkpoint(path, *, layout: str = "auto", config=None):
         "layout_source": "detected from key names" if layout == "auto" else "given (layout=)",
         "layout_scores": scores,
         "n_tensors": len(tensors),
+        "complete": True,
         "inferred": ctx.inferred,
         "assumed": ctx.assumed,
         "config": cfg.to_dict(),
@@ -329,8 +342,13 @@ def load_checkpoint(path, *, layout: str = "auto", config=None) -> FloatWaveNet:
 
 def inspect_checkpoint(path, *, layout: str = "auto", config=None) -> dict:
     """Report of the import: ``layout``, ``format``, ``inferred`` and ``assumed`` hyper-parameters
-    (each ``{"value", "from"}``), the resulting ``config``, receptive field, notes."""
-    return import_checkpoint(path, layout=layout, config=config)[1]
+    (each ``{"value", "from"}``), the resulting ``config``, receptive field, notes.
+
+    A checkpoint that is readable but cannot be mapped without more information (e.g. its
+    dilations) gives ``complete: False``, the ``error`` and what was inferred so far instead of
+    raising; unreadable or unsafe files still raise :class:`CheckpointError`.
+    """
+    return _import(path, layout, config, partial=True)[1]
 
 
 def save_safetensors(model: FloatWaveNet, path) -> None:
