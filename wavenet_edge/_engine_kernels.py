@@ -102,37 +102,55 @@ def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
 
 
 @kernel
+def _dot_rows(arena, ux, wblob, wo, o0, o1, cols, accs):
+    """``accs[o] = Σ_i wblob[wo + o·cols + i] · arena[ux + i]`` for o in [o0, o1) (int8·int8 → int32).
+
+    Unsigned indices: numba then emits no negative-index wraparound select and LLVM vectorizes
+    the loop into widening multiply-adds (``vpdpwssd`` with AVX-512 VNNI, ≈ 45-55 GMAC/s on one
+    core here).  Kept alone in its function: merged into bigger loop nests it vectorizes worse.
+    """
+    uc = np.uint64(cols)
+    for o in range(o0, o1):
+        uw = np.uint64(wo + o * cols)
+        acc = np.int32(0)
+        for i in range(uc):
+            acc += np.int32(wblob[uw + i]) * np.int32(arena[ux + i])
+        accs[o] = acc
+
+
+@kernel
+def _requant_rows(arena, uy, o0, o1, accs, bblob, bo, mult, shift, fmul, qo, zp, lo, hi, profile):
+    """``arena[uy + o] = requantize_int8(accs[o] + bias'[o])`` for o in [o0, o1) (no loop-carried
+    dependency: vectorizes).  The bias has the input zero point folded in; int32 wrap as in C."""
+    ub = np.uint64(bo)
+    uq = np.uint64(qo)
+    for o in range(np.uint64(o0), np.uint64(o1)):
+        acc32 = np.int32(accs[o] + bblob[ub + o])
+        arena[uy + o] = np.int8(requantize_int8(acc32, mult[uq + o], shift[uq + o], fmul[uq + o],
+                                                zp, lo, hi, profile))
+
+
+@kernel
 def _fc(arena, A, nb, xo, yo, rows, cols, wblob, wo, bblob, bo, mult, shift, fmul, qo,
         zp, lo, hi, profile, accs):
     """FULLY_CONNECTED of ``nb`` streams: ``y[o] = requant(Σ_i W[o, i]·x[i] + bias'[o])``.
 
-    Two loops per row block: the int8 × int8 → int32 dot products into ``accs`` (int32 scratch),
-    then the requantization of the block (no loop-carried dependency: it vectorizes too).
-    Indices are *unsigned*: numba then emits no negative-index wraparound select and LLVM
-    vectorizes the dot product into widening multiply-adds (``vpdpwssd`` with AVX-512 VNNI,
-    ≈ 45-55 GMAC/s on one core here).  With several streams, rows go in blocks of ≈ 16 KB of
-    weights that stay in L1 while every stream uses them.
+    With several streams and a large matrix, rows go in blocks of ≈ 16 KB of weights that stay
+    in L1 while every stream uses them (weights stream from memory once per step).
     """
-    uc = np.uint64(cols)
-    ub = np.uint64(bo)
-    uq = np.uint64(qo)
-    rb = rows if (nb == 1 or rows * cols <= 16384) else max(1, 16384 // cols)
+    if nb == 1 or rows * cols <= 16384:
+        for b in range(nb):
+            _dot_rows(arena, np.uint64(b * A + xo), wblob, wo, 0, rows, cols, accs)
+            _requant_rows(arena, np.uint64(b * A + yo), 0, rows, accs, bblob, bo, mult, shift,
+                          fmul, qo, zp, lo, hi, profile)
+        return
+    rb = max(1, 16384 // cols)
     for o0 in range(0, rows, rb):
         o1 = min(rows, o0 + rb)
         for b in range(nb):
-            ux = np.uint64(b * A + xo)
-            for o in range(o0, o1):
-                uw = np.uint64(wo + o * cols)
-                acc = np.int32(0)
-                for i in range(uc):
-                    acc += np.int32(wblob[uw + i]) * np.int32(arena[ux + i])
-                accs[o] = acc
-            uy = np.uint64(b * A + yo)
-            for o in range(np.uint64(o0), np.uint64(o1)):
-                # the bias has the input zero point folded in; int32 wrap as in C
-                acc32 = np.int32(accs[o] + bblob[ub + o])
-                arena[uy + o] = np.int8(requantize_int8(acc32, mult[uq + o], shift[uq + o],
-                                                        fmul[uq + o], zp, lo, hi, profile))
+            _dot_rows(arena, np.uint64(b * A + xo), wblob, wo, o0, o1, cols, accs)
+            _requant_rows(arena, np.uint64(b * A + yo), o0, o1, accs, bblob, bo, mult, shift,
+                          fmul, qo, zp, lo, hi, profile)
 
 
 @kernel
