@@ -444,3 +444,33 @@ def test_pickle_cannot_tamper_with_built_tensors(tmp_path):
     t = Tensor(np.arange(3, dtype="<f4"), size=(4, 3), stride=(0, 1))
     r = read_tensors(write(tmp_path, "ok.pt", torch_zip({"w": t})))
     assert np.array_equal(r.tensors["w"], np.tile(np.arange(3, dtype=np.float32), (4, 1)))
+
+
+def test_torch03_parameter_pickling(tmp_path):
+    # torch 0.3: REDUCE(torch.nn.parameter.Parameter, (tensor,)) + BUILD((requires_grad,
+    # volatile, hooks)) and the 4-argument torch._utils._rebuild_tensor
+    a = np.arange(6, dtype="<f4").reshape(2, 3)
+    w = Writer(legacy=True)
+    w.out += b"}(X\x01\x00\x00\x00w"
+    w.out += b"ctorch.nn.parameter\nParameter\n("
+    w.out += b"ctorch._utils\n_rebuild_tensor\n(("
+    w.emit("storage")
+    w.emit(Global("torch", "FloatStorage"))
+    w.emit("0")
+    w.emit("cuda:0")
+    w.emit(6)
+    w.emit(None)
+    w.out += b"tQ"
+    w.emit(0)
+    w.emit((2, 3))
+    w.emit((3, 1))
+    w.out += b"tRtR"
+    w.emit((True, False, Call(Global("collections", "OrderedDict"), ())))
+    w.out += b"bu."
+    w.storages["0"] = a.tobytes()
+    w.itemsize["0"] = 4
+    head = pickle.dumps(LEGACY_MAGIC, protocol=2) + pickle.dumps(1001, protocol=2)
+    head += pickle.dumps({"little_endian": True}, protocol=2)
+    body = bytes(w.out) + pickle.dumps(["0"], protocol=2) + (6).to_bytes(8, "little") + a.tobytes()
+    r = read_tensors(write(tmp_path, "t03.pt", head + body))
+    assert np.array_equal(r.tensors["w"], a)

@@ -117,6 +117,11 @@ class TensorRef:
         return self._reader(self)
 
     def __setstate__(self, state):
+        # torch 0.3 pickled a Parameter as REDUCE(Parameter, (data,)) then BUILD with the
+        # Variable state (requires_grad, volatile, backward_hooks): accepted and ignored
+        if (isinstance(state, tuple) and len(state) == 3 and isinstance(state[0], bool)
+                and isinstance(state[1], bool) and (state[2] is None or isinstance(state[2], dict))):
+            return
         raise _Refused("pickle tries to modify a tensor after building it")
 
 
