@@ -35,7 +35,8 @@ def test_shape_dtype_range_and_determinism(split):
 
 
 def test_defaults_and_sample_rate():
-    assert len(builtin_signals()) == 128 and builtin_signals()[0].shape == (16000,)
+    clips = builtin_signals()
+    assert len(clips) == 512 and clips[0].shape == (16000,)
     assert len(builtin_signals(split="heldout")) == 8
     assert builtin_signals(split="calibration", n_clips=1, seconds=0.5, sr=8000)[0].shape == (4000,)
 
@@ -54,7 +55,7 @@ def test_component_frequencies_lie_in_the_split_bands(seed, split_id):
     rng = np.random.default_rng(seed)
     for _ in range(20):
         f = signals._band_frequency(rng, split_id, signals._F_HI)
-        band = int(np.floor(12.0 * np.log2(f / signals._F_LO)))
+        band = int(np.floor(signals._BANDS_PER_OCTAVE * np.log2(f / signals._F_LO)))
         assert band % 3 == split_id and signals._F_LO <= f < signals._F_HI
 
 
