@@ -22,7 +22,7 @@ from .int8.fixedpoint import clz32, one_over_one_plus_x_for_x_in_0_1, rdbpot, sr
 from .int8.softmax import softmax_int8
 from .sampling import sample_one
 
-OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY = 1, 2, 3, 5, 6, 7
+OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY, OP_FC2 = 1, 2, 3, 5, 6, 7, 8
 
 
 @kernel
@@ -154,6 +154,21 @@ def _fc(arena, A, nb, xo, yo, rows, cols, wblob, wo, bblob, bo, mult, shift, fmu
 
 
 @kernel
+def _fc2(arena, A, nb, xo, yo1, yo2, rows1, rows2, cols, wblob, wo, bblob, bo, mult, shift, fmul,
+         qo, iparams, p1, p2, profile, accs):
+    """Two FULLY_CONNECTED ops on the same input (see ``program.OP_FC2``): one dot-product pass
+    over ``rows1 + rows2`` contiguous weight rows, then each op's own requantization."""
+    for b in range(nb):
+        _dot_rows(arena, np.uint64(b * A + xo), wblob, wo, 0, rows1 + rows2, cols, accs)
+        _requant_rows(arena, np.uint64(b * A + yo1), 0, rows1, accs, bblob, bo, mult, shift,
+                      fmul, qo, iparams[p1], iparams[p1 + 1], iparams[p1 + 2], profile)
+        # rows1 … rows1+rows2-1 of the fused block are rows 0 … rows2-1 of the second output
+        _requant_rows(arena, np.uint64(b * A + yo2 - rows1), rows1, rows1 + rows2, accs, bblob,
+                      bo, mult, shift, fmul, qo, iparams[p2], iparams[p2 + 1], iparams[p2 + 2],
+                      profile)
+
+
+@kernel
 def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
             arena, A, nb, codes, speakers, accs):
     """Execute every op of the program once for ``nb`` streams.
@@ -171,6 +186,10 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
             _fc(arena, A, nb, i0, out, n, ops[k, 5], wblob, ops[k, 6], bblob, ops[k, 7],
                 mult, shift, fmul, ops[k, 8], iparams[p], iparams[p + 1], iparams[p + 2], profile,
                 accs)
+        elif code == OP_FC2:
+            _fc2(arena, A, nb, i0, out, i1, n, ops[k, 11], ops[k, 5], wblob, ops[k, 6], bblob,
+                 ops[k, 7], mult, shift, fmul, ops[k, 8], iparams, ops[k, 9], ops[k, 10], profile,
+                 accs)
         elif code == OP_GATHER:
             w0 = ops[k, 6]
             for b in range(nb):

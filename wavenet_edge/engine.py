@@ -65,7 +65,8 @@ class Engine:
         self._dl = (p.dl_read, p.dl_delay, p.dl_width, p.dl_zp, p.dl_ring, p.dl_len,
                     p.wr_src, p.wr_ring, p.wr_len, p.wr_width)
         self._speakers = np.zeros(self.batch, np.int32)
-        fc_rows = p.ops[p.ops[:, 0] == 2, 4]
+        fc_rows = np.concatenate([p.ops[p.ops[:, 0] == 2, 4],
+                                  p.ops[p.ops[:, 0] == 8, 4] + p.ops[p.ops[:, 0] == 8, 11]])
         self._accs = np.zeros(max(int(fc_rows.max()) if fc_rows.size else 1, 1), np.int32)
         self.t = 0
 

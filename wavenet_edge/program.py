@@ -67,6 +67,9 @@ OP_PAIR = 3      # ADD/MUL: out[i] = pair_tables[T + (in0[i]+128)·256 + in1[i]+
 OP_LUT = 5       # out[i] = tables[aux, in[i] + 128]
 OP_SOFTMAX = 6   # n classes, params at p_off
 OP_COPY = 7      # out[:n] = in0[:n]
+OP_FC2 = 8       # two consecutive FCs on the same input (filter and gate) as one dot product over
+                 # n + ops[k, 11] rows whose weights, biases and multipliers are contiguous; rows
+                 # < n go to ``out`` with params at p_off, the others to ``in1`` with params at aux
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "ADD", "MUL", "TANH", "LOGISTIC", "SOFTMAX", "CONCATENATION",
                  "GATHER", "RESHAPE")
@@ -525,7 +528,7 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         return np.ascontiguousarray(np.concatenate(parts).astype(dtype)) if parts else np.zeros(1, dtype)
 
     return Program(
-        ops=np.asarray(rows, np.int64).reshape(-1, 12),
+        ops=_merge_fc_pairs(np.asarray(rows, np.int64).reshape(-1, 12)),
         wblob=cat(wparts, np.int8), bblob=cat(bparts, np.int32),
         mult=cat(mparts, np.int32), shift=cat(sparts, np.int32), fmul=cat(fparts, np.float64),
         sm_tables=np.asarray(sm_tables, np.float32).reshape(-1, 256) if sm_tables
@@ -584,3 +587,24 @@ def _softmax_exps(multiplier, left_shift, diff_min) -> np.ndarray:
     out = np.empty(256, np.int64)
     _softmax_exps_kernel(int(multiplier), int(left_shift), int(diff_min), out)
     return out
+
+
+def _merge_fc_pairs(ops: np.ndarray) -> np.ndarray:
+    """Fuse FC rows k, k+1 that read the same input and whose weights, biases and multipliers
+    follow each other in the blobs (the filter and gate FCs of each layer) into one OP_FC2 row.
+    The arithmetic per output row is unchanged; one dot-product pass serves both."""
+    out = []
+    k = 0
+    while k < ops.shape[0]:
+        a = ops[k]
+        if k + 1 < ops.shape[0]:
+            b = ops[k + 1]
+            if (a[0] == OP_FC and b[0] == OP_FC and a[1] == b[1] and a[5] == b[5]
+                    and b[6] == a[6] + a[4] * a[5] and b[7] == a[7] + a[4] and b[8] == a[8] + a[4]
+                    and b[1] != a[3]):
+                out.append([OP_FC2, a[1], b[3], a[3], a[4], a[5], a[6], a[7], a[8], a[9], b[9], b[4]])
+                k += 2
+                continue
+        out.append(list(a))
+        k += 1
+    return np.asarray(out, np.int64).reshape(-1, 12)
