@@ -38,6 +38,7 @@ KERNELS = {"auto": 0, "plain": 1, "dsp": 2, "mve": 3}
 
 # wn_op kinds (wavenet_model.h)
 K_GATHER, K_FC, K_ADD, K_MUL, K_LUT, K_SOFTMAX, K_COPY = 1, 2, 3, 4, 5, 6, 7
+K_FC2 = 8   # engine-only fused filter+gate FC row, split back into two FCs
 _ROW_KIND = {"GATHER": 1, "FULLY_CONNECTED": 2, "ADD": 3, "MUL": 3, "TANH": 5, "LOGISTIC": 5,
              "SOFTMAX": 6}
 
@@ -111,8 +112,23 @@ def exported_program(model) -> dict:
     T = m.tensors
     path = eng.path
     graph_ops = [op for op in m.operators if op.opcode not in ("CONCATENATION", "RESHAPE")]
-    rows = [r for r in np.asarray(p.ops) if int(r[0]) != K_COPY]
-    if len(graph_ops) != len(rows):
+    # the engine may fuse the filter and gate FCs of a layer into one row (program.OP_FC2 = 8:
+    # rows < n to ``out`` with params at p_off, the next ops[k, 11] rows to ``in1`` with params
+    # at aux, weights/biases/multipliers contiguous); the C engine runs them as two FCs
+    rows_in = []
+    for r in np.asarray(p.ops):
+        r = [int(v) for v in r]
+        if r[0] == K_FC2:
+            rows_in.append([K_FC, r[1], 0, r[3], r[4], r[5], r[6], r[7], r[8], r[9], 0, 0])
+            rows_in.append([K_FC, r[1], 0, r[2], r[11], r[5], r[6] + r[4] * r[5], r[7] + r[4],
+                            r[8] + r[4], r[10], 0, 0])
+        elif r[0] in (K_GATHER, K_FC, K_ADD, K_LUT, K_SOFTMAX, K_COPY):
+            rows_in.append(r)
+        else:
+            raise ModelFileError(f"engine program row kind {r[0]} is not known to the C export",
+                                 path=path)
+    n_rows = sum(1 for r in rows_in if r[0] != K_COPY)
+    if len(graph_ops) != n_rows:
         raise ModelFileError("engine program and graph disagree (operator count)", path=path)
 
     def q(i):
@@ -121,8 +137,7 @@ def exported_program(model) -> dict:
 
     ops, iparams, sm_tabs = [], [int(x) for x in np.asarray(p.iparams).tolist()], []
     gi = 0
-    for r in np.asarray(p.ops):
-        r = [int(v) for v in r]
+    for r in rows_in:
         kind = r[0]
         rec = dict(kind=0, aux=0, in0=r[1], in1=r[2], out=r[3], n=r[4], cols=r[5], w=0, q=0, p=0)
         if kind == K_COPY:
@@ -177,6 +192,24 @@ def exported_program(model) -> dict:
     for r_ in reads:
         if int(p.dl_width[reads.index(r_)]) != writes[r_["write"]]["width"]:
             raise ModelFileError("delay-line read and write widths differ", path=path)
+    # the C kernels rely on every FC/ADD/MUL multiplier being in [0, 2**31) (no SRDHM saturation)
+    mults = [int(v) for v in np.asarray(p.mult).ravel()]
+    for o in ops:
+        if o["kind"] == K_ADD:
+            mults += [iparams[o["p"] + j] for j in (3, 5, 7)]
+        elif o["kind"] == K_MUL:
+            mults.append(iparams[o["p"] + 2])
+    if mults and min(mults) < 0:
+        raise ModelFileError("a requantization multiplier is negative", path=path)
+    # ... and on right shifts of at most 31 (gemmlowp's RoundingDivideByPOT range)
+    shifts = [int(v) for v in np.asarray(p.shift).ravel()]
+    for o in ops:
+        if o["kind"] == K_ADD:
+            shifts += [iparams[o["p"] + j] for j in (4, 6, 8)]
+        elif o["kind"] == K_MUL:
+            shifts.append(iparams[o["p"] + 3])
+    if shifts and (min(shifts) < -31 or max(shifts) > 31):
+        raise ModelFileError("a requantization shift is outside [-31, 31]", path=path)
     cfg = eng.config
     return dict(
         engine=eng, ops=ops, weights=np.asarray(p.wblob, np.int8), bias=np.asarray(p.bblob, np.int32),

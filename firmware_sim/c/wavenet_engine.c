@@ -41,7 +41,9 @@ static inline int32_t wn_srdhm(int32_t a, int32_t b)
     return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
-/* RoundingDivideByPOT: round to nearest, ties away from zero; 0 <= e <= 31. */
+/* RoundingDivideByPOT: round to nearest, ties away from zero; 0 <= e <= 31 (c_export checks).
+ * (A 64-bit "add half, shift" form is equivalent but slower here: variable 64-bit shifts are
+ * library calls on Armv7-M.) */
 static inline int32_t wn_rdbpot(int32_t x, int32_t e)
 {
     const int32_t mask = (int32_t)((((uint32_t)1) << e) - 1u);
@@ -50,12 +52,17 @@ static inline int32_t wn_rdbpot(int32_t x, int32_t e)
     return (x >> e) + (rem > thr ? 1 : 0);
 }
 
-/* MultiplyByQuantizedMultiplier (double rounding); the left shift wraps like the C++ code. */
+/* MultiplyByQuantizedMultiplier (double rounding) for multipliers m in [0, 2**31), which every
+ * exported FC/ADD/MUL multiplier is (c_export checks): SRDHM's only saturating case needs
+ * m == INT32_MIN, so the high multiply is a plain 64-bit product.  The left shift wraps like the
+ * C++ code. */
 static inline int32_t wn_mbqm(int32_t x, int32_t m, int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift < 0 ? -shift : 0;
-    return wn_rdbpot(wn_srdhm((int32_t)((uint32_t)x << left), m), right);
+    const int32_t hi = (int32_t)(((int64_t)(int32_t)((uint32_t)x << left) * (int64_t)m
+                                  + ((int64_t)1 << 30)) >> 31);
+    return wn_rdbpot(hi, right);
 }
 
 static inline int32_t wn_sat_shl(int32_t x, int32_t e)
@@ -251,10 +258,10 @@ static void wn_add(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, con
     int32_t i;
     for (i = 0; i < n; i++) {
         const int32_t d1 = (int32_t)x1[i] - p[0], d2 = (int32_t)x2[i] - p[1];
-        const int32_t v1 = wn_rdbpot(wn_srdhm((int32_t)((uint32_t)d1 << p[2]), p[3]), -p[4]);
-        const int32_t v2 = wn_rdbpot(wn_srdhm((int32_t)((uint32_t)d2 << p[2]), p[5]), -p[6]);
+        const int32_t v1 = wn_mbqm((int32_t)((uint32_t)d1 << p[2]), p[3], p[4]);
+        const int32_t v2 = wn_mbqm((int32_t)((uint32_t)d2 << p[2]), p[5], p[6]);
         const int32_t s = (int32_t)((uint32_t)v1 + (uint32_t)v2);
-        const int32_t r = wn_rdbpot(wn_srdhm(s, p[7]), -p[8]) + p[9];
+        const int32_t r = wn_mbqm(s, p[7], p[8]) + p[9];
         y[i] = (int8_t)wn_clamp(r, p[10], p[11]);
     }
 }
@@ -282,7 +289,8 @@ static void wn_softmax(const int8_t *x, int8_t *y, int32_t n, const int32_t *exp
     scale = wn_one_over_one_plus_x((int32_t)(((uint32_t)sum << hr) - 0x80000000u));
     expo = 12 - hr + 31 - 8;
     for (c = 0; c < n; c++) {
-        const int32_t v = wn_rdbpot(wn_srdhm(scale, exp_table[mx - x[c]]), expo) - 128;
+        /* scale > 0 (a reciprocal), so SRDHM cannot saturate: wn_mbqm with shift -expo */
+        const int32_t v = wn_mbqm(exp_table[mx - x[c]], scale, -expo) - 128;
         y[c] = (int8_t)wn_clamp(v, -128, 127);
     }
 }
