@@ -113,3 +113,13 @@ def test_reset_and_out_argument():
     # probabilities: int8 with zero point -128 that sum to ~256
     s = out.astype(np.int64).sum(axis=1) + 128 * 256
     assert np.all(np.abs(s - 256) < 64)
+
+
+def test_warmup_leaves_the_state_alone():
+    eng = Engine.from_bytes(model_bytes("k2"))
+    codes = _codes(eng, 100)
+    a = eng.process(codes[:50])
+    eng.warmup()
+    b = eng.process(codes[50:])
+    eng.reset()
+    np.testing.assert_array_equal(np.concatenate([a, b]), eng.process(codes))

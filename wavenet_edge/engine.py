@@ -82,6 +82,24 @@ class Engine:
         from .tflite_file import read_tflite
         return cls(read_tflite(bytes(data), name=name), profile=profile, batch=batch)
 
+    def warmup(self) -> float:
+        """Compile (or load from numba's on-disk cache) the step kernels now, leaving the state
+        untouched; returns the seconds it took.  The first call of a fresh install compiles for
+        ~10-20 s; later processes load the cache in well under a second."""
+        import time
+        t0 = time.perf_counter()
+        saved = (self._arena.copy(), self._ring.copy(), self.t)
+        c = np.full((self.batch, 1), self.silence_code(), np.int32)
+        self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off)
+        mode, table = _s.sampling_mode(1.0, self.program.logits_scale)
+        _k.generate(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
+                    self.batch, np.int64(self.t), c[:, 0].copy(), self._speakers,
+                    np.empty((self.batch, 1), np.int32), np.int64(self.program.probs_off),
+                    np.int64(self.program.logits_off), np.int64(mode), table,
+                    _s.pcg32_seed(0, self.batch), self._accs)
+        self._arena[:], self._ring[:], self.t = saved
+        return time.perf_counter() - t0
+
     # -- state ----------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to silence: step counter 0, every delay line empty (reads at their zero point)."""
