@@ -53,6 +53,13 @@ def test_teacher_forced_matches_interpreter(name, profile):
 
 
 @pytest.mark.parametrize("profile", ["tflm", "litert"])
+def test_tiny_preset_matches_interpreter(profile):
+    data = model_bytes("tiny")
+    eng = Engine.from_bytes(data)
+    _compare_run(data, profile, _codes(eng.config, 1200, "c"))
+
+
+@pytest.mark.parametrize("profile", ["tflm", "litert"])
 def test_gc_matches_interpreter_per_speaker(profile):
     data = model_bytes("gc")
     eng = Engine.from_bytes(data)
