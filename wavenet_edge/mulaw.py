@@ -13,14 +13,16 @@ convention                   encode ``x`` → class index ``q`` in ``0 … mu``
 ============================ ===============================================================
 ``wavenet-edge`` (librosa)   ``digitize(F(x), linspace(-1, 1, mu+1), right=True)``
 ``tensorflow-wavenet``       ``int((F(x)+1)/2·mu + 0.5)``   (ibab, ``mu_law_encode``)
-``wavenet_vocoder``          ``int((F(x)+1)/2·mu + 0.5)``   (r9y9, ``mulaw_quantize``)
-``pytorch-wavenet``          ``digitize(F(x), linspace(-1, 1, mu+1)) - 1``  (vincentherrmann)
+``wavenet_vocoder``          ``int((F(x)+1)/2·mu)``         (r9y9 via nnmnkwii ``mulaw_quantize``: truncates)
+``pytorch-wavenet``          ``digitize(F₂₅₆(x), linspace(-1, 1, 256)) - 1``  (vincentherrmann; it
+                             compands with mu = classes = 256, not 255)
 ============================ ===============================================================
 
 Decoding back to audio, ``F⁻¹`` of: ``wavenet-edge`` ``2q/(mu+1) - 1`` (librosa);
-tensorflow-wavenet and wavenet_vocoder ``2q/mu - 1``; pytorch-wavenet ``2q/(mu+1) - 1`` (its
+tensorflow-wavenet and wavenet_vocoder ``2q/mu - 1``; pytorch-wavenet ``F₂₅₆⁻¹(2q/256 - 1)`` (its
 ``generate``: ``x / classes · 2 - 1``), which is not the inverse of its own digitize encoder: a
-decoded class re-encodes one lower.  The rounding and digitize conventions disagree by one step on
+decoded class re-encodes one lower.  Truncating encoders (wavenet_vocoder, pytorch-wavenet) put a
+decoded class on a bin edge, so float rounding may re-encode it one lower.  The rounding and digitize conventions disagree by one step on
 many samples, which is why the convention travels with the model (config and ``.tflite`` metadata).
 """
 
@@ -109,10 +111,15 @@ def encode_classes(x, *, mu=255, convention="wavenet-edge"):
     if convention == "wavenet-edge":
         return mu_compress(x, mu=mu) + (int(mu) + 1) // 2
     f = _companding(x, mu)
-    if convention in ("tensorflow-wavenet", "wavenet_vocoder"):
+    if convention == "tensorflow-wavenet":
         return ((f + 1.0) / 2.0 * mu + 0.5).astype(np.int64)
-    # pytorch-wavenet: np.digitize(F(x), linspace(-1, 1, mu+1)) - 1, clipped like its loader
-    bins = np.linspace(-1.0, 1.0, int(mu) + 1)
+    if convention == "wavenet_vocoder":
+        return ((f + 1.0) / 2.0 * mu).astype(np.int64)
+    # pytorch-wavenet compands with mu = classes = mu + 1 (256, not 255), then
+    # np.digitize(F(x), linspace(-1, 1, classes)) - 1
+    classes = int(mu) + 1
+    f = _companding(x, classes)
+    bins = np.linspace(-1.0, 1.0, classes)
     return np.clip(np.digitize(f, bins) - 1, 0, int(mu))
 
 
@@ -127,6 +134,8 @@ def decode_classes(q, *, mu=255, convention="wavenet-edge"):
         return mu_expand(q - (int(mu) + 1) // 2, mu=mu)
     if convention in ("tensorflow-wavenet", "wavenet_vocoder"):
         f = 2.0 * q / mu - 1.0
-    else:
-        f = 2.0 * q / (int(mu) + 1) - 1.0
+    else:  # pytorch-wavenet's generate(): classes = mu + 1 used as its mu, too
+        classes = int(mu) + 1
+        f = 2.0 * q / classes - 1.0
+        return np.sign(f) * ((1.0 + classes) ** np.abs(f) - 1.0) / classes
     return np.sign(f) * ((1.0 + mu) ** np.abs(f) - 1.0) / mu
