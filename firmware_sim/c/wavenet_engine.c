@@ -214,6 +214,30 @@ void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t 
 #if WN_KERNELS == 3
 int wn_kernels(void) { return 3; }
 
+/* MultiplyByQuantizedMultiplier on 4 lanes, per-lane multiplier/shift: VSHL (wrapping) by the
+ * left shift, VQRDMULH (= SRDHM, including its one saturating case), then gemmlowp's
+ * RoundingDivideByPOT with per-lane exponents (mask/threshold form, ties away from zero). */
+static inline int32x4_t wn_mbqm4(int32x4_t x, int32x4_t m, int32x4_t shift)
+{
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t left = vmaxq_s32(shift, zero);
+    const int32x4_t right = vmaxq_s32(vnegq_s32(shift), zero);
+    const int32x4_t h = vqrdmulhq_s32(vshlq_s32(x, left), m);
+    const int32x4_t mask = vsubq_n_s32(vshlq_s32(vdupq_n_s32(1), right), 1);
+    const int32x4_t rem = vandq_s32(h, mask);
+    const int32x4_t thr = vsubq_s32(vshrq_n_s32(mask, 1), vshrq_n_s32(h, 31));
+    const int32x4_t q = vshlq_s32(h, vnegq_s32(right));
+    return vaddq_m_n_s32(q, q, 1, vcmpgtq_s32(rem, thr));
+}
+
+static inline void wn_requant4(int32x4_t acc, const int32_t *bias, const int32_t *mult,
+                               const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, int8_t *y)
+{
+    int32x4_t v = wn_mbqm4(vaddq_s32(acc, vldrwq_s32(bias)), vldrwq_s32(mult), vldrwq_s32(shift));
+    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, zp), vdupq_n_s32(lo)), vdupq_n_s32(hi));
+    vstrbq_s32(y, v);
+}
+
 /* Four rows at a time share each 16-byte input vector; VMLADAVA.S8 multiplies 16 int8 pairs and
  * adds them to a scalar int32; the tail is tail-predicated (VCTP8, zeroing loads). */
 void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
@@ -233,10 +257,13 @@ void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t 
             a2 = vmladavaq_p_s8(a2, xv, vldrbq_z_s8(w2 + i, p), p);
             a3 = vmladavaq_p_s8(a3, xv, vldrbq_z_s8(w3 + i, p), p);
         }
-        y[o] = wn_requant(wn_addw(a0, bias[o]), mult[o], shift[o], zp, lo, hi);
-        y[o + 1] = wn_requant(wn_addw(a1, bias[o + 1]), mult[o + 1], shift[o + 1], zp, lo, hi);
-        y[o + 2] = wn_requant(wn_addw(a2, bias[o + 2]), mult[o + 2], shift[o + 2], zp, lo, hi);
-        y[o + 3] = wn_requant(wn_addw(a3, bias[o + 3]), mult[o + 3], shift[o + 3], zp, lo, hi);
+        {
+            int32x4_t acc = vdupq_n_s32(a0);
+            acc = vsetq_lane_s32(a1, acc, 1);
+            acc = vsetq_lane_s32(a2, acc, 2);
+            acc = vsetq_lane_s32(a3, acc, 3);
+            wn_requant4(acc, bias + o, mult + o, shift + o, zp, lo, hi, y + o);
+        }
     }
     for (; o < rows; o++) {
         const int8_t *w0 = w + (size_t)o * (size_t)cols;
@@ -252,6 +279,44 @@ void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t 
 
 /* ---- element-wise operators (TFLM reference_integer_ops) ------------------------------------ */
 
+#if WN_KERNELS == 3
+/* ADD, p = [z1, z2, left, m1, s1, m2, s2, mo, so, zo, min, max]: 4 lanes at a time, tail-predicated */
+static void wn_add(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, const int32_t *p)
+{
+    int32_t i;
+    const int32x4_t left = vdupq_n_s32(p[2]);
+    const int32x4_t m1 = vdupq_n_s32(p[3]), s1 = vdupq_n_s32(p[4]);
+    const int32x4_t m2 = vdupq_n_s32(p[5]), s2 = vdupq_n_s32(p[6]);
+    const int32x4_t mo = vdupq_n_s32(p[7]), so = vdupq_n_s32(p[8]);
+    const int32x4_t lo = vdupq_n_s32(p[10]), hi = vdupq_n_s32(p[11]);
+    for (i = 0; i < n; i += 4) {
+        const mve_pred16_t pr = vctp32q((uint32_t)(n - i));
+        const int32x4_t d1 = vsubq_n_s32(vldrbq_z_s32(x1 + i, pr), p[0]);
+        const int32x4_t d2 = vsubq_n_s32(vldrbq_z_s32(x2 + i, pr), p[1]);
+        const int32x4_t v1 = wn_mbqm4(vshlq_s32(d1, left), m1, s1);
+        const int32x4_t v2 = wn_mbqm4(vshlq_s32(d2, left), m2, s2);
+        int32x4_t r = vaddq_n_s32(wn_mbqm4(vaddq_s32(v1, v2), mo, so), p[9]);
+        r = vminq_s32(vmaxq_s32(r, lo), hi);
+        vstrbq_p_s32(y + i, r, pr);
+    }
+}
+
+/* MUL, p = [z1, z2, m, s, zo, min, max] */
+static void wn_mul(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, const int32_t *p)
+{
+    int32_t i;
+    const int32x4_t m = vdupq_n_s32(p[2]), sh = vdupq_n_s32(p[3]);
+    const int32x4_t lo = vdupq_n_s32(p[5]), hi = vdupq_n_s32(p[6]);
+    for (i = 0; i < n; i += 4) {
+        const mve_pred16_t pr = vctp32q((uint32_t)(n - i));
+        const int32x4_t d1 = vsubq_n_s32(vldrbq_z_s32(x1 + i, pr), p[0]);
+        const int32x4_t d2 = vsubq_n_s32(vldrbq_z_s32(x2 + i, pr), p[1]);
+        int32x4_t r = vaddq_n_s32(wn_mbqm4(vmulq_s32(d1, d2), m, sh), p[4]);
+        r = vminq_s32(vmaxq_s32(r, lo), hi);
+        vstrbq_p_s32(y + i, r, pr);
+    }
+}
+#else
 /* ADD, p = [z1, z2, left, m1, s1, m2, s2, mo, so, zo, min, max]. */
 static void wn_add(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, const int32_t *p)
 {
@@ -275,6 +340,7 @@ static void wn_mul(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, con
         y[i] = (int8_t)wn_clamp(wn_mbqm(prod, p[2], p[3]) + p[4], p[5], p[6]);
     }
 }
+#endif
 
 /* SOFTMAX (reference_ops::Softmax, beta folded): e = exp table over max - x (0 beyond diff_min). */
 static void wn_softmax(const int8_t *x, int8_t *y, int32_t n, const int32_t *exp_table)
