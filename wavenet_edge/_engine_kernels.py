@@ -66,6 +66,15 @@ def softmax_fixed_lut(arena, xo, yo, n, exps):
 
 
 @kernel
+def _copy(dst, d0, src, s0, n):
+    """``dst[d0:d0+n] = src[s0:s0+n]`` with unsigned indices (vectorized, no wraparound select)."""
+    ud = np.uint64(d0)
+    us = np.uint64(s0)
+    for i in range(np.uint64(n)):
+        dst[ud + i] = src[us + i]
+
+
+@kernel
 def _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len):
     """Before step ``t``: copy each read's value (its write at ``t − delay``, or its zero point)."""
     for k in range(dl_read.shape[0]):
@@ -75,16 +84,13 @@ def _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, 
         if t < d:
             z = np.int8(dl_zp[k])
             for b in range(nb):
-                base = b * A + dst
-                for i in range(w):
+                base = np.uint64(b * A + dst)
+                for i in range(np.uint64(w)):
                     arena[base + i] = z
         else:
             src = dl_ring[k] + ((t - d) % dl_len[k]) * w
             for b in range(nb):
-                ab = b * A + dst
-                rb = b * RS + src
-                for i in range(w):
-                    arena[ab + i] = ring[rb + i]
+                _copy(arena, b * A + dst, ring, b * RS + src, w)
 
 
 @kernel
@@ -93,12 +99,8 @@ def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
     for k in range(wr_src.shape[0]):
         w = wr_width[k]
         dst = wr_ring[k] + (t % wr_len[k]) * w
-        src = wr_src[k]
         for b in range(nb):
-            ab = b * A + src
-            rb = b * RS + dst
-            for i in range(w):
-                ring[rb + i] = arena[ab + i]
+            _copy(ring, b * RS + dst, arena, b * A + wr_src[k], w)
 
 
 @kernel
@@ -261,11 +263,10 @@ def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
              arena, A, ring, RS, nb, t0 + j, cur, speakers, accs)
         for b in range(nb):
             c = 0
+            row = out[b, j]
             for k in range(out_offs.shape[0]):
-                src = b * A + out_offs[k]
-                for i in range(out_sizes[k]):
-                    out[b, j, c] = arena[src + i]
-                    c += 1
+                _copy(row, c, arena, b * A + out_offs[k], out_sizes[k])
+                c += out_sizes[k]
 
 
 @kernel
