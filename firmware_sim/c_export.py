@@ -223,6 +223,8 @@ def exported_program(model) -> dict:
         n_speakers=int(cfg.gc_cardinality) if cfg.has_gc else 0,
         max_delay=max([r_["delay"] for r_ in reads] or [1]),
         silence_code=eng.silence_code(), sample_rate=int(eng.sample_rate),
+        pcm16=np.clip(np.round(eng.decode(np.arange(256)).astype(np.float64) * 32767.0),
+                      -32768, 32767).astype(np.int16),
         receptive_field=int(cfg.receptive_field), macs=int(p.macs_per_sample),
         write_names=_write_names(eng))
 
@@ -303,6 +305,7 @@ extern const int32_t wn_iparams[];
 extern const int8_t wn_luts[];
 extern const int32_t wn_softmax_exp[];
 extern const int32_t wn_temperature_table[];
+extern const int16_t wn_pcm16[256];   /* class index -> 16-bit PCM (the model's mu-law decode) */
 
 #endif
 """
@@ -327,6 +330,7 @@ def _model_c(d) -> str:
     parts.append(_c_array("int32_t", "wn_iparams", d["iparams"], 12))
     parts.append(_c_array("int8_t", "wn_luts", d["luts"]))
     parts.append(_c_array("int32_t", "wn_softmax_exp", d["softmax_exp"], 12))
+    parts.append(_c_array("int16_t", "wn_pcm16", d["pcm16"], 16))
     tt = d.get("temperature_table")
     parts.append(_c_array("int32_t", "wn_temperature_table", tt if tt is not None else [0], 12))
     return "\n".join(parts)
@@ -336,7 +340,7 @@ def _flash_bytes(d) -> int:
     return int(len(d["ops"]) * 40 + max(len(d["reads"]), 1) * 16 + max(len(d["writes"]), 1) * 16
                + d["weights"].size + 4 * (d["bias"].size + d["mult"].size + d["shift"].size
                                           + d["iparams"].size + d["softmax_exp"].size)
-               + d["luts"].size + (4 * 256 if d.get("temperature_table") is not None else 4))
+               + d["luts"].size + 2 * 256 + (4 * 256 if d.get("temperature_table") is not None else 4))
 
 
 def _readme(d, kernels, flash, state) -> str:
@@ -370,7 +374,7 @@ wn_sampler_init(&r, /*seed*/ 1234, /*stream*/ 0, WN_SAMPLE_PROBS, 0);
 for (;;) {{
     wn_step(&s, code, 0, 0);             /* or pass int8_t probs[256], logits[256] */
     code = wn_sample(&r, wn_probs(&s), wn_logits(&s));
-    /* code: class index 0..255 of the next sample (mu-law, decode on the host or with a table) */
+    /* code: class index 0..255 of the next sample; wn_pcm16[code] is its 16-bit PCM value */
 }}
 ```
 

@@ -20,8 +20,8 @@ ALL = [(c, k) for c, ks in KERNELS_FOR_CORE.items() for k in ks]
 
 @pytest.fixture(scope="module")
 def teacher_k2():
-    """k = 2: 240 teacher-forced steps on every core and kernel variant."""
-    return emulate(build_model("k2"), steps=240, codes=_codes(240, 5), full_every=8)
+    """k = 2: 200 teacher-forced steps on every core and kernel variant."""
+    return emulate(build_model("k2"), steps=200, codes=_codes(200, 5), full_every=8)
 
 
 @pytest.fixture(scope="module")
