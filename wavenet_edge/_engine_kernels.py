@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+import numba
+
+from ._jit import JIT_OPTIONS, kernel
 from .int8.requant import requantize_int8
 from .int8.fixedpoint import clz32, one_over_one_plus_x_for_x_in_0_1, rdbpot, srdhm, wrap32
 from .int8.softmax import softmax_int8
 from .sampling import sample_one
+
+# Per-op helpers are inlined at the numba IR level: a numba call with array arguments costs
+# tens of nanoseconds (argument marshalling and reference counting), as much as a small FC.
+_inline_kernel = numba.njit(**JIT_OPTIONS, inline="always")
 
 OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY, OP_FC2 = 1, 2, 3, 5, 6, 7, 8
 
@@ -65,7 +71,7 @@ def softmax_fixed_lut(arena, xo, yo, n, exps):
             arena[yo + c] = np.int8(-128)
 
 
-@kernel
+@_inline_kernel
 def _copy(dst, d0, src, s0, n):
     """``dst[d0:d0+n] = src[s0:s0+n]`` with unsigned indices (vectorized, no wraparound select)."""
     ud = np.uint64(d0)
@@ -103,7 +109,7 @@ def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
             _copy(ring, b * RS + dst, arena, b * A + wr_src[k], w)
 
 
-@kernel
+@_inline_kernel
 def _dot_rows(arena, ux, wblob, wo, o0, o1, cols, accs):
     """``accs[o] = Σ_i wblob[wo + o·cols + i] · arena[ux + i]`` for o in [o0, o1) (int8·int8 → int32).
 
@@ -120,7 +126,7 @@ def _dot_rows(arena, ux, wblob, wo, o0, o1, cols, accs):
         accs[o] = acc
 
 
-@kernel
+@_inline_kernel
 def _requant_rows(arena, uy, o0, o1, accs, bblob, bo, mult, shift, fmul, qo, zp, lo, hi, profile):
     """``arena[uy + o] = requantize_int8(accs[o] + bias'[o])`` for o in [o0, o1) (no loop-carried
     dependency: vectorizes).  The bias has the input zero point folded in; int32 wrap as in C."""
@@ -132,7 +138,7 @@ def _requant_rows(arena, uy, o0, o1, accs, bblob, bo, mult, shift, fmul, qo, zp,
                                                 zp, lo, hi, profile))
 
 
-@kernel
+@_inline_kernel
 def _fc(arena, A, nb, xo, yo, rows, cols, wblob, wo, bblob, bo, mult, shift, fmul, qo,
         zp, lo, hi, profile, accs):
     """FULLY_CONNECTED of ``nb`` streams: ``y[o] = requant(Σ_i W[o, i]·x[i] + bias'[o])``.
@@ -155,7 +161,7 @@ def _fc(arena, A, nb, xo, yo, rows, cols, wblob, wo, bblob, bo, mult, shift, fmu
                           fmul, qo, zp, lo, hi, profile)
 
 
-@kernel
+@_inline_kernel
 def _fc2(arena, A, nb, xo, yo1, yo2, rows1, rows2, cols, wblob, wo, bblob, bo, mult, shift, fmul,
          qo, iparams, p1, p2, profile, accs):
     """Two FULLY_CONNECTED ops on the same input (see ``program.OP_FC2``): one dot-product pass
