@@ -202,27 +202,28 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
             w0 = ops[k, 6]
             for b in range(nb):
                 idx = codes[b] if ops[k, 10] == 0 else speakers[b]
-                src = w0 + idx * n
-                dst = b * A + out
-                for i in range(n):
-                    arena[dst + i] = wblob[src + i]
+                _copy(arena, b * A + out, wblob, w0 + idx * n, n)
         elif code == OP_LUT:
-            tb = ops[k, 10]
+            tb = np.uint64(ops[k, 10] * 256 + 128)
+            flat = tables.reshape(-1)
             for b in range(nb):
-                base = b * A
-                for i in range(n):
-                    arena[base + out + i] = tables[tb, np.int32(arena[base + i0 + i]) + 128]
+                ux = np.uint64(b * A + i0)
+                uy = np.uint64(b * A + out)
+                for i in range(np.uint64(n)):
+                    # table index (q + 128) as unsigned arithmetic: q is int8, tb ≥ 128
+                    arena[uy + i] = flat[np.uint64(np.int64(tb) + np.int64(arena[ux + i]))]
         elif code == OP_PAIR:
             blocked = ops[k, 5]
             t_blk = ops[k, 6]
             t_tail = ops[k, 7]
             for b in range(nb):
-                x = arena[b * A + i0:b * A + i0 + n]
-                y = arena[b * A + i1:b * A + i1 + n]
-                z = arena[b * A + out:b * A + out + n]
-                for i in range(n):
-                    t = t_blk if i < blocked else t_tail
-                    z[i] = pair_tables[t + (np.int64(x[i]) + 128) * 256 + np.int64(y[i]) + 128]
+                ux = np.uint64(b * A + i0)
+                uy = np.uint64(b * A + i1)
+                uz = np.uint64(b * A + out)
+                for i in range(np.uint64(n)):
+                    t = t_blk if i < np.uint64(blocked) else t_tail
+                    j = t + (np.int64(arena[ux + i]) + 128) * 256 + np.int64(arena[uy + i]) + 128
+                    arena[uz + i] = pair_tables[np.uint64(j)]
         elif code == OP_SOFTMAX:
             p = ops[k, 9]
             st = ops[k, 10]
@@ -236,9 +237,7 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
                              arena[base + out:base + out + n])
         elif code == OP_COPY:
             for b in range(nb):
-                base = b * A
-                for i in range(n):
-                    arena[base + out + i] = arena[base + i0 + i]
+                _copy(arena, b * A + out, arena, b * A + i0, n)
 
 
 @kernel
