@@ -55,13 +55,13 @@ def _run_convert(args) -> int:
 
 
 def register_train(subparsers):
-    """``wavenet-edge train [AUDIO ...] -o CKPT.npz``: train a float WaveNet (numpy, no framework)."""
+    """``wavenet-edge train [AUDIO ...] -o CKPT.npz``: train a float WaveNet (numpy + numba)."""
     p = subparsers.add_parser(
         "train", help="train a float WaveNet on WAV files or on the built-in signal set",
-        description="Train a WaveNet by next-sample cross-entropy on mu-law classes (numpy + numba, "
-                    "Adam). Without AUDIO, trains on the built-in set of sinusoid mixtures and "
-                    "chirps. Prints held-out bits/sample before and after training and the "
-                    "order-0 entropy of the held-out codes.")
+        description="Train a WaveNet by next-sample cross-entropy on mu-law classes "
+                    "(numpy + numba, Adam). Without AUDIO, trains on the built-in set of "
+                    "sinusoid mixtures and chirps. Prints held-out bits/sample before and after "
+                    "training and the order-0 entropy of the held-out codes.")
     p.add_argument("audio", nargs="*", metavar="AUDIO",
                    help="training WAV files or directories (integer PCM, mono/stereo, any rate: "
                         "resampled to the model's rate); the last 10%% of each file is held out. "

@@ -2,16 +2,16 @@
 
 The built-in set is the textbook case of next-sample prediction: every clip is a sum of a few
 sinusoids (varied frequencies, phases, amplitudes, a slow amplitude envelope) or a chirp (linear or
-exponential sweep, sometimes with a second harmonic), plus a little white noise.  Clips are float32 in
-[-1, 1] at ``sr`` Hz and depend only on ``(seed, split, clip index, seconds, sr)``.
+exponential sweep, sometimes with a second harmonic), plus a little white noise.  Clips are float32
+in [-1, 1] at ``sr`` Hz and depend only on ``(seed, split, clip index, seconds, sr)``.
 
 The three splits are disjoint by construction: each (split, clip) draws from its own seed stream
 (``SeedSequence(seed, spawn_key=(split, clip))``), and every sinusoid frequency and every chirp's
-start frequency lies in quarter-semitone (25 cent) bands reserved for its split (band index ≡ split
-id mod 3), so no held-out or calibration component frequency ever occurs in training, yet every one
-lies within 25-50 cents of training frequencies (interpolation, not extrapolation: with semitone
-bands a trained ``tiny`` scored ~1.4 bits/sample worse on held-out than on unseen clips of the
-training bands; with quarter-semitone bands the gap nearly closes).
+start frequency lies in quarter-semitone (25 cent) bands reserved for its split (band index ≡
+split id mod 3): no held-out or calibration component frequency occurs in training, yet each lies
+within 25-50 cents of training frequencies.  (Measured with a ``tiny`` model after 1500 steps,
+32 clips per set: held-out 2.74, calibration 2.57, unseen clips of the training bands 2.85
+bits/sample; the split costs no generalisation.  Per-clip scores vary a lot, from ~1 to >5 bits.)
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ def builtin_signals(*, split: str = "train", n_clips: int | None = None,
     """The built-in signal set: ``n_clips`` clips of ``seconds`` s at ``sr`` Hz.
 
     Returns a list of float32 arrays of shape (round(seconds·sr),), values in [-1, 1].
-    Defaults: train 512 × 1.0 s, heldout 8 × 0.5 s, calibration 8 × 0.5 s.  Clip ``i`` depends only
-    on ``(seed, split, i, seconds, sr)``: asking for more clips extends the list, it does not
+    Defaults: train 512 × 1.0 s, heldout 8 × 0.5 s, calibration 8 × 0.5 s.  Clip ``i`` depends
+    only on ``(seed, split, i, seconds, sr)``: asking for more clips extends the list, it does not
     change the first ones.  Splits are disjoint (see the module docstring).
     """
     if split not in SPLITS:

@@ -461,7 +461,7 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
     lr : Adam step size, after a 50-step linear warm-up cosine-decayed to lr/10 over the budget;
         gradients are clipped to a global norm of ``clip_norm``.  Fine-tuning wants a smaller lr
         (e.g. 1e-3).
-    seed : seeds initialization and window sampling (same seed, same budget in steps → same model).
+    seed : seeds initialization and window sampling (same seed and step budget → same model).
     checkpoint : path of a ``.npz`` written atomically every ``checkpoint_every`` steps and at the
         end (:meth:`FloatWaveNet.save`).
     heldout : optional list of float clips scored (bits/sample, zero history) before and after.
@@ -501,7 +501,8 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
     if window is None:
         window = rf + 511
     if not isinstance(window, (int, np.integer)) or window < rf:
-        raise ConfigError(f"window must be an integer >= the receptive field ({rf}), got {window!r}")
+        raise ConfigError(f"window must be an integer >= the receptive field ({rf}), "
+                          f"got {window!r}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ConfigError(f"lr must be a positive number, got {lr!r}")
     if not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
