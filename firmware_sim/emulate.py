@@ -241,6 +241,51 @@ class EmulationReport:
             out.setdefault(r.core, {})[r.kernels] = round(r.fc_instructions_per_mac, 3)
         return out
 
+    def target_file(self) -> dict:
+        """A ``--target-file`` document (``firmware_sim/targets.py`` format) with one measured core
+        per emulated core x kernel variant (``<core>-wavenet-c-<kernels>``: cost coefficients =
+        QEMU instructions per operator x assumed CPI) and, for every built-in target on one of
+        these cores, a copy ``<target>-wavenet-c`` using the fastest variant measured on it; so
+        ``simulate --target-file`` prices the C export with measured rather than assumed costs."""
+        from firmware_sim.targets import builtin_targets
+        cores, best = {}, {}
+        for r in self.runs:
+            if not r.measured_costs:
+                continue
+            name = f"{r.core}-wavenet-c-{r.kernels}"
+            cores[name] = {**{k: round(float(v), 4) for k, v in r.measured_costs.items()},
+                           "kernels": r.core_model().kernels,
+                           "sources": {k: f"firmware_sim.emulate on {self.model}: QEMU-counted "
+                                          f"instructions per operator x assumed CPI {r.cpi_assumed}"
+                                       for k in r.measured_costs}}
+            if r.core not in best or r.instructions_per_sample < best[r.core].instructions_per_sample:
+                best[r.core] = r
+        alias = {"cortex-m4f": "cortex-m4", "cortex-m4": "cortex-m4", "cortex-m7": "cortex-m7",
+                 "cortex-m55": "cortex-m55"}
+        targets = []
+        for t in builtin_targets().values():
+            c = alias.get(t.core.name)
+            if c in best:
+                d = t.to_dict()
+                d = {k: d[k] for k in ("title", "clock_hz", "sram_bytes", "flash_bytes",
+                                       "flash_external", "weight_fetch_cycles_per_byte", "source",
+                                       "caveats")}
+                d.update(name=f"{t.name}-wavenet-c", title=f"{t.title}, wavenet-edge C export "
+                         f"({best[c].kernels} kernels, measured)",
+                         core=f"{c}-wavenet-c-{best[c].kernels}")
+                targets.append(d)
+        return {"format_version": 1,
+                "about": "Cost coefficients measured by firmware_sim.emulate (exact QEMU instruction "
+                         "counts per operator of the C export, times an ASSUMED cycles-per-"
+                         "instruction factor per core: cycles remain estimates).",
+                "cores": cores, "targets": targets}
+
+    def write_target_file(self, path) -> None:
+        """Write :meth:`target_file` as JSON (atomically)."""
+        from wavenet_edge._fileio import atomic_write
+        with atomic_write(path, "w") as f:
+            json.dump(self.target_file(), f, indent=1)
+
     def to_dict(self) -> dict:
         return {"model": self.model, "mode": self.mode, "steps": self.steps,
                 "macs_per_sample": self.macs_per_sample, "ok": self.ok,

@@ -76,6 +76,28 @@ def test_instruction_counts(teacher_k2):
     assert "ESTIMATE" in rep.table() and "cortex-m55  mve" in rep.table()
 
 
+def test_measured_target_file_prices_the_step(teacher_k2, tmp_path):
+    """The measured coefficients, written as a --target-file, load in the target registry and the
+    latency model prices the graph within a few % of the emulated step (the remaining difference:
+    the cost model also charges the CONCATENATION operators the C engine aliases away)."""
+    from firmware_sim.latency import estimate_latency
+    from firmware_sim.opcount import count_ops
+    from firmware_sim.targets import load_registry
+    from wavenet_edge.tflite_file import read_tflite
+    path = tmp_path / "measured.json"
+    teacher_k2.write_target_file(path)
+    targets, cores = load_registry(path)
+    assert {f"{c}-wavenet-c-{k}" for c, k in ALL} <= set(cores)
+    counts = count_ops(read_tflite(build_model("k2")))
+    mine = [t for t in targets.values() if t.name.endswith("-wavenet-c")]
+    assert mine
+    for t in mine:
+        core, kernels = t.core.name.split("-wavenet-c-")
+        run = teacher_k2.run(core, kernels)
+        est = estimate_latency(counts, t).cycles_per_sample
+        assert est == pytest.approx(run.cycles_per_sample_estimate, rel=0.08), t.name
+
+
 def test_emulate_errors():
     data = build_model("k2")
     with pytest.raises(ConfigError):
