@@ -184,3 +184,12 @@ def test_audio_errors():
         train(SMALL, [], steps=1, progress=False)
     with pytest.raises(ConfigError, match="preset"):
         train("no-such-preset", [np.zeros(1000)], steps=1, progress=False)
+
+
+def test_single_threaded_blas_restores_the_thread_count():
+    from converters.train import _openblas_libs, single_threaded_blas
+    libs = _openblas_libs()
+    before = [get() for _, get in libs]
+    with single_threaded_blas():
+        assert all(get() == 1 for _, get in libs)
+    assert [get() for _, get in libs] == before
