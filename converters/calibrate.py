@@ -12,6 +12,11 @@ Range methods (:func:`choose_range`), all returning ``(lo, hi)`` with ``lo ≤ 0
 ``percentile``  the ``(100 - p)``-th and ``p``-th percentiles (two-sided clipping of outliers);
 ``mse``         the clipping range minimising the int8 quantization MSE on the histogram
                 (rounding noise Δ²/12 inside the range plus squared clipping error outside).
+
+Whatever the method, the ``logits`` range is then refined softmax-aware (``softmax_aware=True``):
+a subsample of logits rows is kept and the range minimising the mean KL divergence between the
+float and the int8-rounded softmax is chosen (the far-negative tail of a row does not matter to
+its softmax, resolution near the row maximum does).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
 METHODS = ("minmax", "percentile", "mse")
 N_BINS = 2048
 PERCENTILE = 99.99
+LOGIT_ROWS = 2048      # logits rows kept for the softmax-aware logits range
 
 
 def min_calibration_samples(config) -> int:
@@ -126,6 +132,8 @@ class TensorStats:
         self.count = 0
         self.hist = np.zeros(n_bins, dtype=np.int64)
         self.edges = np.linspace(self.lo, self.hi, n_bins + 1)
+        self.rows = None      # logits only: a subsample of whole rows (m, 256) float32
+        self._softmax_best = None
 
     def update(self, x):
         x = np.asarray(x, dtype=np.float64).ravel()
@@ -169,10 +177,15 @@ def collect_statistics(model: FloatWaveNet, clips, *, speakers=None, progress=Tr
                 hi[key] = max(hi.get(key, -np.inf), float(x.max()))
             bar.update()
         stats = {key: TensorStats(lo[key], hi[key]) for key in lo}
+        stride = max(1, -(-sum(len(c) for c in clips) // LOGIT_ROWS))
+        rows = []
         for codes, spk in zip(clips, speakers):
             for key, x in float_activations(model, codes, speaker=spk, dtype=np.float32):
                 stats[key].update(x)
+                if key == "logits":
+                    rows.append(x[::stride].copy())
             bar.update()
+        stats["logits"].rows = np.concatenate(rows)
     for key, st in stats.items():
         if not (np.isfinite(st.min) and np.isfinite(st.max)):
             raise ConversionError(f"activation {key} is not finite on the calibration audio")
@@ -222,8 +235,52 @@ def _mse_range(st: TensorStats):
     return best_lo, best_hi
 
 
-def choose_range(st: TensorStats, method: str, *, percentile: float = PERCENTILE):
-    """``(lo, hi)`` (real units, ``lo ≤ 0 ≤ hi``, ``hi > lo``) for one tensor by ``method``."""
+def _log_softmax(z):
+    m = z.max(axis=1, keepdims=True)
+    return z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))
+
+
+def _softmax_range(st: TensorStats, lo0: float, hi0: float):
+    """Logits range minimising the mean KL(float softmax ‖ int8 softmax) over the kept rows.
+
+    What matters in logits is the softmax, which ignores a row's far-below-maximum entries:
+    clipping the long negative tail buys resolution near the top, where the probability mass is.
+    The grid search (coordinate descent over fractions of the observed min and max) is done once
+    per statistics object and cached; the method's own ``(lo0, hi0)`` is kept if it is better.
+    """
+    from .quantize import activation_qparams
+
+    z = st.rows.astype(np.float64)
+    ref = _log_softmax(z)
+    p = np.exp(ref)
+
+    def kl(lo, hi):
+        qp = activation_qparams(lo, hi)
+        q = np.clip(np.round(z / qp.scale) + qp.zero_point, -128, 127)
+        return float((p * (ref - _log_softmax(qp.scale * (q - qp.zero_point)))).sum(axis=1).mean())
+
+    if getattr(st, "_softmax_best", None) is None:
+        lo_all, hi_all = min(st.min, 0.0), max(st.max, 0.0)
+        best = (kl(lo_all, hi_all), lo_all, hi_all)
+        for _ in range(2):
+            if lo_all < 0:
+                for f in np.linspace(0.04, 1.0, 25):
+                    best = min(best, (kl(lo_all * f, best[2]), lo_all * f, best[2]))
+            if hi_all > 0:
+                for g in np.linspace(0.8, 1.0, 11):
+                    best = min(best, (kl(best[1], hi_all * g), best[1], hi_all * g))
+        st._softmax_best = best
+    best = min(st._softmax_best, (kl(lo0, hi0), lo0, hi0))
+    return best[1], best[2]
+
+
+def choose_range(st: TensorStats, method: str, *, percentile: float = PERCENTILE,
+                 softmax_aware: bool = True):
+    """``(lo, hi)`` (real units, ``lo ≤ 0 ≤ hi``, ``hi > lo``) for one tensor by ``method``.
+
+    For the logits (``st.rows`` kept by :func:`collect_statistics`) with ``softmax_aware``, the
+    method's range is then refined to minimise the softmax KL divergence (:func:`_softmax_range`).
+    """
     if method == "minmax":
         lo, hi = st.min, st.max
     elif method == "percentile":
@@ -235,6 +292,8 @@ def choose_range(st: TensorStats, method: str, *, percentile: float = PERCENTILE
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if hi - lo < 1e-8:
         hi = lo + 1e-8
+    if softmax_aware and st.rows is not None and st.rows.size:
+        lo, hi = _softmax_range(st, lo, hi)
     return lo, hi
 
 
