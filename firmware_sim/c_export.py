@@ -73,8 +73,7 @@ class ExportResult:
 def _load_engine(model):
     from wavenet_edge.engine import Engine
     if isinstance(model, Engine):
-        if model.profile != "tflm":
-            raise ConfigError(f"the C export implements profile 'tflm'; engine has {model.profile!r}")
+        # the C implements profile tflm whatever the given engine's profile
         return Engine(model.model, profile="tflm")
     if isinstance(model, (bytes, bytearray, memoryview)):
         return Engine.from_bytes(bytes(model), profile="tflm")
@@ -212,11 +211,13 @@ def exported_program(model) -> dict:
         raise ModelFileError("a requantization shift is outside [-31, 31]", path=path)
     cfg = eng.config
     return dict(
-        engine=eng, ops=ops, weights=np.asarray(p.wblob, np.int8), bias=np.asarray(p.bblob, np.int32),
+        engine=eng, ops=ops, weights=np.asarray(p.wblob, np.int8),
+        bias=np.asarray(p.bblob, np.int32),
         mult=np.asarray(p.mult, np.int32), shift=np.asarray(p.shift, np.int32),
         luts=np.asarray(p.tables, np.int8).reshape(-1, 256),
         iparams=np.asarray(iparams if iparams else [0], np.int64),
-        softmax_exp=np.asarray(sm_tabs, np.int32).reshape(-1, 256) if sm_tabs else np.zeros((1, 256), np.int32),
+        softmax_exp=(np.asarray(sm_tabs, np.int32).reshape(-1, 256) if sm_tabs
+                     else np.zeros((1, 256), np.int32)),
         reads=reads, writes=writes, arena_size=int(p.arena_size), ring_size=int(p.ring_size),
         probs_offset=int(p.probs_off), logits_offset=int(p.logits_off),
         logits_scale=float(p.logits_scale), logits_zero_point=int(p.logits_zero_point),
@@ -319,7 +320,8 @@ def _model_c(d) -> str:
         "    {" + ", ".join(str(o[f]) for f in fields) + "}" for o in d["ops"]) + "\n};\n")
     reads = d["reads"] or [dict(dst=0, delay=1, zero_point=0, write=0)]
     parts.append("const wn_dl_read wn_dl_reads[] = {\n" + ",\n".join(
-        f"    {{{r['dst']}, {r['delay']}, {r['zero_point']}, {r['write']}}}" for r in reads) + "\n};\n")
+        f"    {{{r['dst']}, {r['delay']}, {r['zero_point']}, {r['write']}}}" for r in reads)
+        + "\n};\n")
     writes = d["writes"] or [dict(src=0, ring=0, length=1, width=0)]
     parts.append("const wn_dl_write wn_dl_writes[] = {\n" + ",\n".join(
         f"    {{{w['src']}, {w['ring']}, {w['length']}, {w['width']}}}" for w in writes) + "\n};\n")
@@ -340,7 +342,8 @@ def _flash_bytes(d) -> int:
     return int(len(d["ops"]) * 40 + max(len(d["reads"]), 1) * 16 + max(len(d["writes"]), 1) * 16
                + d["weights"].size + 4 * (d["bias"].size + d["mult"].size + d["shift"].size
                                           + d["iparams"].size + d["softmax_exp"].size)
-               + d["luts"].size + 2 * 256 + (4 * 256 if d.get("temperature_table") is not None else 4))
+               + d["luts"].size + 2 * 256
+               + (4 * 256 if d.get("temperature_table") is not None else 4))
 
 
 def _readme(d, kernels, flash, state) -> str:
@@ -359,8 +362,10 @@ every delay-line write, at every step.
 | MACs per sample | {d['macs']} |
 | operators per step | {len(d['ops'])} |
 | const data (flash) | {flash} bytes (+ code, a few KB) |
-| `wn_state` (RAM) | {state} bytes (arena {d['arena_size']} + delay-line rings {d['ring_size']} + positions) |
-| delay lines | {len(d['reads'])} reads of {len(d['writes'])} writes, longest delay {d['max_delay']} samples |
+| `wn_state` (RAM) | {state} bytes (arena {d['arena_size']} + delay-line rings \
+{d['ring_size']} + positions) |
+| delay lines | {len(d['reads'])} reads of {len(d['writes'])} writes, longest delay \
+{d['max_delay']} samples |
 | sample rate | {d['sample_rate']} Hz, receptive field {d['receptive_field']} samples |
 
 ## API (`wavenet_engine.h`)
@@ -386,8 +391,8 @@ same codes as `Engine.generate(n, seed=..., temperature=1)` (mode `WN_SAMPLE_PRO
 Sources: `wavenet_model.c`, `wavenet_engine.c` (C99; only `memcpy`/`memset` from libc). Compiles
 warning-free with `-std=c99 -Wall -Wextra -Werror`, for the host and for `arm-none-eabi-gcc`.
 
-Kernel variant: `WN_KERNELS` (default {KERNELS[kernels]} = {kernels!r} from the export; override with
-`-DWN_KERNELS=n`): 0 auto (MVE if `__ARM_FEATURE_MVE`, else DSP if `__ARM_FEATURE_DSP`, else plain),
+Kernel variant: `WN_KERNELS` (default {KERNELS[kernels]} = {kernels!r} from the export; override
+with `-DWN_KERNELS=n`): 0 auto (MVE if `__ARM_FEATURE_MVE`, else DSP if `__ARM_FEATURE_DSP`, else plain),
 1 plain C, 2 Arm DSP extension (SXTB16/SMLAD; Cortex-M4/M7/M33/M55), 3 MVE/Helium (Cortex-M55/M85,
 `-mcpu=cortex-m55`). All variants compute identical outputs.
 """
@@ -439,7 +444,8 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
 def register_export_c(subparsers) -> None:
     """Add the ``export-c`` sub-command."""
     p = subparsers.add_parser(
-        "export-c", help="write a self-contained C99 step engine for a .tflite (bit-exact, no heap)",
+        "export-c",
+        help="write a self-contained C99 step engine for a .tflite (bit-exact, no heap)",
         description="Writes wavenet_model.h/.c (const data), wavenet_engine.h/.c (code) and a "
                     "README into OUT_DIR; the C computes exactly what the Numba engine (profile "
                     "tflm) computes.")

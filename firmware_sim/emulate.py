@@ -64,10 +64,12 @@ def driver_header(codes, *, generate: bool, seed: int = 0, sampling_mode: int = 
     rows, cols = bench if bench else (1, 1)
     body = ", ".join(str(c) for c in codes)
     return (f"#define WN_DRV_STEPS {len(codes)}u\n#define WN_DRV_GENERATE {int(bool(generate))}\n"
-            f"#define WN_DRV_SEED {int(seed) % 2**64}ull\n#define WN_DRV_SMODE {int(sampling_mode)}\n"
+            f"#define WN_DRV_SEED {int(seed) % 2**64}ull\n"
+            f"#define WN_DRV_SMODE {int(sampling_mode)}\n"
             f"#define WN_DRV_SPEAKER {int(speaker)}\n#define WN_DRV_FULL_EVERY {int(full_every)}u\n"
             f"#define WN_DRV_BENCH {1 if bench else 0}\n#define WN_DRV_BENCH_ROWS {int(rows)}\n"
-            f"#define WN_DRV_BENCH_COLS {int(cols)}\n#define WN_DRV_WRITE_BYTES {int(write_bytes)}\n"
+            f"#define WN_DRV_BENCH_COLS {int(cols)}\n"
+            f"#define WN_DRV_WRITE_BYTES {int(write_bytes)}\n"
             f"static const int16_t wn_drv_codes[{len(codes)}] = {{{body}}};\n")
 
 
@@ -258,7 +260,8 @@ class EmulationReport:
                            "sources": {k: f"firmware_sim.emulate on {self.model}: QEMU-counted "
                                           f"instructions per operator x assumed CPI {r.cpi_assumed}"
                                        for k in r.measured_costs}}
-            if r.core not in best or r.instructions_per_sample < best[r.core].instructions_per_sample:
+            if (r.core not in best
+                    or r.instructions_per_sample < best[r.core].instructions_per_sample):
                 best[r.core] = r
         alias = {"cortex-m4f": "cortex-m4", "cortex-m4": "cortex-m4", "cortex-m7": "cortex-m7",
                  "cortex-m55": "cortex-m55"}
@@ -304,13 +307,17 @@ class EmulationReport:
                  "cycles are an ESTIMATE = instructions x assumed CPI "
                  + ", ".join(f"{c} {v}" for c, v in CPI_ASSUMED.items()),
                  f"{'core':11s} {'kernels':7s} {'instr/sample':>12s} {'instr/MAC':>9s} "
-                 f"{'FC instr/MAC':>12s} {'CPI':>5s} {'cycles EST':>10s} {'model EST':>10s}  bit-exact"]
+                 f"{'FC instr/MAC':>12s} {'CPI':>5s} {'cycles EST':>10s} {'model EST':>10s}"
+                 "  bit-exact"]
         for r in self.runs:
-            ok = (f"{r.bitexact_steps}/{r.steps} steps" + ("" if r.codes_match else ", codes DIFFER")
-                  + f" ({r.full_vectors_checked} full)" + ("" if r.repeatable else ", NOT repeatable"))
+            ok = (f"{r.bitexact_steps}/{r.steps} steps"
+                  + ("" if r.codes_match else ", codes DIFFER")
+                  + f" ({r.full_vectors_checked} full)"
+                  + ("" if r.repeatable else ", NOT repeatable"))
             model = f"{r.analytic_cycles_per_sample:10.0f}" if r.measured_costs else f"{'-':>10s}"
             lines.append(f"{r.core:11s} {r.kernels:7s} {r.instructions_per_sample:12.1f} "
-                         f"{r.instructions_per_mac_whole_step:9.2f} {r.fc_instructions_per_mac:12.2f} "
+                         f"{r.instructions_per_mac_whole_step:9.2f} "
+                         f"{r.fc_instructions_per_mac:12.2f} "
                          f"{r.cpi_assumed:5.2f} {r.cycles_per_sample_estimate:10.0f} {model}  {ok}")
         lines.append("instr/MAC = whole step / MACs; FC instr/MAC = inner loop of an FC-only "
                      "benchmark; model EST = the latency cost model with the coefficients measured "
@@ -323,8 +330,10 @@ class EmulationReport:
                 seen.add(r.core)
                 c = r.measured_costs
                 lines.append(f"measured cost coefficients, {r.core} {r.kernels} (cycles EST): "
-                             f"mac {c['cycles_per_mac']:.2f}, requant {c['cycles_per_requant']:.1f}, "
-                             f"add {c['cycles_per_add_element']:.1f}, mul {c['cycles_per_mul_element']:.1f}, "
+                             f"mac {c['cycles_per_mac']:.2f}, "
+                             f"requant {c['cycles_per_requant']:.1f}, "
+                             f"add {c['cycles_per_add_element']:.1f}, "
+                             f"mul {c['cycles_per_mul_element']:.1f}, "
                              f"tanh/logistic {c['cycles_per_transcendental_element']:.1f}, "
                              f"softmax {c['cycles_per_softmax_element']:.1f}, "
                              f"copy/byte {c['cycles_per_copy_byte']:.2f}, "
@@ -346,7 +355,8 @@ def _load(model):
         if not os.path.isfile(model):
             raise ModelFileError("no such file", path=os.fspath(model))
         return Engine.from_file(model, profile="tflm"), os.fspath(model)
-    raise ConfigError(f"model must be a .tflite path, its bytes or an Engine, got {type(model).__name__}")
+    raise ConfigError(f"model must be a .tflite path, its bytes or an Engine, "
+                      f"got {type(model).__name__}")
 
 
 def _text_size(elf) -> int:
@@ -407,7 +417,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             raise ConfigError("codes must be class indices in [0, 255]")
         gen = None
         drv_codes = inputs
-    probs, logits, writes, hashes = engine_reference(eng, inputs, speaker=spk if cfg.has_gc else None)
+    probs, logits, writes, hashes = engine_reference(eng, inputs,
+                                                     speaker=spk if cfg.has_gc else None)
     n = len(inputs)
 
     tmp = tempfile.TemporaryDirectory(prefix="wn-emulate-") if work_dir is None else None
@@ -434,7 +445,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 ks = (kernels,) if isinstance(kernels, str) else tuple(kernels)
                 for k in ks:
                     if k not in avail:
-                        raise ConfigError(f"kernels {k!r} not available on {core} ({', '.join(avail)})")
+                        raise ConfigError(f"kernels {k!r} not available on {core} "
+                                          f"({', '.join(avail)})")
             jobs.extend((core, k) for k in ks)
         from tqdm.auto import tqdm
         for core, k in tqdm(jobs, desc="emulating", unit="run", disable=not progress, leave=False):
@@ -447,7 +459,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             res = run_firmware(elf, core)
             out = parse_driver_output(res.stdout)
             if not out.complete or len(out.hashes) != n:
-                raise WaveNetEdgeError(f"firmware on {core} ({k}) printed {len(out.hashes)} of {n} steps")
+                raise WaveNetEdgeError(f"firmware on {core} ({k}) printed {len(out.hashes)} "
+                                       f"of {n} steps")
             rep_ok = True
             if repeat_check:
                 rep_ok = run_firmware(elf, core).marks == res.marks
@@ -561,8 +574,9 @@ def _fit_costs(prog, ops_i, reads_i, writes_i, cpi, eng):
              "cycles_per_op_dispatch": disp}
     costs = {k: round(v * cpi, 4) for k, v in instr.items()}
     analytic = _analytic(eng, costs)
-    return dict(instructions=totals, instruction_coefficients={k: round(v, 4) for k, v in instr.items()}), \
-        costs, analytic
+    prof = dict(instructions=totals,
+                instruction_coefficients={k: round(v, 4) for k, v in instr.items()})
+    return prof, costs, analytic
 
 
 def _analytic(eng, costs) -> float:

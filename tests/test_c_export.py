@@ -87,7 +87,8 @@ def test_files_and_sizes(exported):
     pcm = np.array([int(v) for v in pcm.replace("\n", " ").split(",")])
     np.testing.assert_array_equal(pcm, np.clip(np.round(eng.decode(np.arange(256)) * 32767.0),
                                                -32768, 32767))
-    assert f"WN_N_SPEAKERS {3 if name == 'k3' else 0}" in (d / "export" / "wavenet_model.h").read_text()
+    header = (d / "export" / "wavenet_model.h").read_text()
+    assert f"WN_N_SPEAKERS {3 if name == 'k3' else 0}" in header
 
 
 def test_teacher_forced_bit_exact(exported):
@@ -113,7 +114,7 @@ def test_teacher_forced_bit_exact(exported):
 
 @pytest.mark.parametrize("temperature", [1.0, 0.8, 0.0])
 def test_free_running_generation_bit_exact(exported, temperature):
-    """The C sampler reproduces Engine.generate's codes for the same seed (and every step's outputs)."""
+    """The C sampler reproduces Engine.generate's codes for the same seed (and each step's outputs)."""
     name, data, res, d = exported
     n = 2000 if temperature == 1.0 else 600
     eng = Engine.from_bytes(data, profile="tflm")
@@ -146,8 +147,8 @@ def test_cross_compiles_warning_free_every_variant(exported, tmp_path):
     ok = {"cortex-m4": (0, 1, 2), "cortex-m7": (0, 1, 2), "cortex-m55": (0, 1, 2, 3)}
     for core, c in CORES.items():
         for k in (0, 1, 2, 3):
-            cmd = ["arm-none-eabi-gcc", *c["flags"], "-mthumb", "-O2", "-std=c99", "-Wall", "-Wextra",
-                   "-Werror", "-pedantic-errors", f"-DWN_KERNELS={k}",
+            cmd = ["arm-none-eabi-gcc", *c["flags"], "-mthumb", "-O2", "-std=c99", "-Wall",
+                   "-Wextra", "-Werror", "-pedantic-errors", f"-DWN_KERNELS={k}",
                    f"-I{d / 'export'}", "-c", str(d / "export" / "wavenet_engine.c"),
                    "-o", str(tmp_path / "e.o")]
             r = subprocess.run(cmd, capture_output=True, text=True)
@@ -190,7 +191,8 @@ def test_cli_export_c(exported, tmp_path, capsys):
     _, _, res, d = exported
     ap = argparse.ArgumentParser()
     register_export_c(ap.add_subparsers())
-    args = ap.parse_args(["export-c", str(d / "m.tflite"), str(tmp_path / "cli"), "--kernels", "dsp"])
+    args = ap.parse_args(["export-c", str(d / "m.tflite"), str(tmp_path / "cli"),
+                          "--kernels", "dsp"])
     assert args.func(args) == 0
     assert "MACs/sample" in capsys.readouterr().out
     h = (tmp_path / "cli" / "wavenet_model.h").read_text()

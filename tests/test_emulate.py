@@ -27,7 +27,8 @@ def teacher_k2():
 @pytest.fixture(scope="module")
 def generate_k3():
     """k = 3 (wide initial conv, gc): 160 free-running steps, sampled on the device."""
-    return emulate(build_model("k3"), steps=160, seed=7, speaker=2, full_every=10, profile_ops=False)
+    return emulate(build_model("k3"), steps=160, seed=7, speaker=2, full_every=10,
+                   profile_ops=False)
 
 
 @pytest.mark.parametrize("which", ["teacher_k2", "generate_k3"])
@@ -50,7 +51,8 @@ def test_instruction_counts(teacher_k2):
         assert r.instructions_min <= r.instructions_per_sample <= r.instructions_max
         assert r.instructions_max - r.instructions_min < 0.01 * r.instructions_per_sample
         assert r.instructions_per_sample > r.macs_per_sample
-        assert r.cycles_per_sample_estimate == pytest.approx(r.instructions_per_sample * CPI_ASSUMED[r.core])
+        assert r.cycles_per_sample_estimate == pytest.approx(
+            r.instructions_per_sample * CPI_ASSUMED[r.core])
     ipm = rep.measured_instructions_per_mac()
     for core in ("cortex-m4", "cortex-m7"):
         assert 4.0 <= ipm[core]["plain"] <= 6.0          # reference: plain C ~5
@@ -59,7 +61,8 @@ def test_instruction_counts(teacher_k2):
     assert ipm["cortex-m55"]["mve"] <= 0.8               # reference: library ~0.5
     assert ipm["cortex-m55"]["mve"] < ipm["cortex-m55"]["dsp"] < ipm["cortex-m55"]["plain"]
     for core in ("cortex-m4", "cortex-m7", "cortex-m55"):
-        assert rep.run(core, "dsp").instructions_per_sample < rep.run(core, "plain").instructions_per_sample
+        assert (rep.run(core, "dsp").instructions_per_sample
+                < rep.run(core, "plain").instructions_per_sample)
     assert rep.run("cortex-m55", "mve").instructions_per_sample < \
         rep.run("cortex-m55", "dsp").instructions_per_sample
     for r in rep.runs:
@@ -162,7 +165,10 @@ int main(void)
     msg[0] = 'n'; msg[1] = ' ';
     {
         char *q = msg + 2; uint32_t v = n, d = 1000000; int started = 0;
-        for (; d; d /= 10) { if (v / d || started || d == 1) { *q++ = (char)('0' + v / d); started = 1; } v %= d; }
+        for (; d; d /= 10) {
+            if (v / d || started || d == 1) { *q++ = (char)('0' + v / d); started = 1; }
+            v %= d;
+        }
         *q++ = ' '; *q++ = bad ? 'B' : 'G'; *q++ = '\n'; *q = 0;
     }
     sh_puts(msg);
