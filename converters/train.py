@@ -324,18 +324,30 @@ def single_threaded_blas():
             setter(n)
 
 
-def _batch_loss_and_grads(params, cfg, xb, yb, sb, pool, n_workers):
-    """:func:`loss_and_grads` of the whole batch, split over ``n_workers`` threads (numpy and the
-    jitted kernels release the GIL); the chunks' means are combined by chunk size, in a fixed
-    order, so the result does not depend on thread timing."""
-    B = xb.shape[0]
-    if pool is None or n_workers < 2 or B < 2:
+CHUNK_ROWS = 2048
+"""Input rows (windows × window length) per call of :func:`loss_and_grads`: a batch is cut into
+chunks of at most this many rows (at least one window) so that a chunk's activations stay in cache.
+"""
+
+
+def _batch_loss_and_grads(params, cfg, xb, yb, sb, pool, chunk_rows=None):
+    """:func:`loss_and_grads` of the whole batch, computed in chunks of windows spread over the
+    ``pool``'s threads (numpy and the jitted kernels release the GIL; None = in this thread).  The
+    chunks' means are combined weighted by chunk size in a fixed order, so the result does not
+    depend on thread timing."""
+    B, n0 = xb.shape
+    per = max(1, (chunk_rows or CHUNK_ROWS) // n0)
+    n_chunks = -(-B // per)
+    if n_chunks == 1:
         return loss_and_grads(params, cfg, xb, yb, sb)
-    bounds = np.linspace(0, B, min(n_workers, B) + 1).astype(int)
-    futs = [pool.submit(loss_and_grads, params, cfg, xb[a:b], yb[a:b],
-                        None if sb is None else sb[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:])]
-    results = [f.result() for f in futs]
+    bounds = np.linspace(0, B, n_chunks + 1).astype(int)
+    parts = [(xb[a:b], yb[a:b], None if sb is None else sb[a:b])
+             for a, b in zip(bounds[:-1], bounds[1:])]
+    if pool is None:
+        results = [loss_and_grads(params, cfg, *part) for part in parts]
+    else:
+        futs = [pool.submit(loss_and_grads, params, cfg, *part) for part in parts]
+        results = [f.result() for f in futs]
     wts = [(b - a) / B for a, b in zip(bounds[:-1], bounds[1:])]
     loss = sum(w * r[0] for w, r in zip(wts, results))
     grads = {}
@@ -585,7 +597,7 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                     break
                 sampler.fill(xb, yb, sb)
                 loss, g = _batch_loss_and_grads(params, cfg, xb, yb, sb if cfg.has_gc else None,
-                                                pool, workers)
+                                                pool)
                 if not math.isfinite(loss):
                     raise ConfigError(f"training diverged at step {step + 1} (loss is not finite); "
                                       "lower the learning rate")

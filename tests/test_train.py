@@ -102,7 +102,8 @@ def test_last_residual_gradient_is_zero_and_thread_split_agrees():
     loss, g = loss_and_grads(model.weights, cfg, x, t)
     assert not np.any(g["layers/2/residual/w"]) and not np.any(g["layers/2/residual/b"])
     with ThreadPoolExecutor(2) as pool:
-        loss2, g2 = _batch_loss_and_grads(model.weights, cfg, x, t, None, pool, 2)
+        loss2, g2 = _batch_loss_and_grads(model.weights, cfg, x, t, None, pool,
+                                          chunk_rows=2 * x.shape[1])
     assert loss2 == pytest.approx(loss, rel=1e-12)
     for k in g:
         np.testing.assert_allclose(g2[k], g[k], rtol=1e-10, atol=1e-14)
