@@ -6,7 +6,8 @@ histogram.  Keys are the graph's tensor names (``layer03/filter``), except two p
 tensors share one quantization: ``gated`` (all ``layer{l}/gated``) and ``initial/contrib`` (all
 ``initial/contrib{j}``, only when ``initial_filter_width > 1``).
 
-Range methods (:func:`choose_range`), all returning ``(lo, hi)`` with ``lo ≤ 0 ≤ hi`` in real units:
+Range methods (:func:`choose_range`), all returning ``(lo, hi)`` with ``lo ≤ 0 ≤ hi`` in real
+units:
 
 ``minmax``      the observed extremes;
 ``percentile``  the ``(100 - p)``-th and ``p``-th percentiles (two-sided clipping of outliers);
@@ -95,8 +96,8 @@ def float_activations(model: FloatWaveNet, codes, *, speaker=None, dtype=np.floa
         # one (n, k·R) @ (k·R, 2G) product for filter and gate together
         for j in range(k):
             taps[:, j * R:(j + 1) * R] = _delayed(h, (k - 1 - j) * d)
-        wfg = np.concatenate([W[p + "filter/w"].reshape(k * R, G), W[p + "gate/w"].reshape(k * R, G)],
-                             axis=1)
+        wfg = np.concatenate([W[p + "filter/w"].reshape(k * R, G),
+                              W[p + "gate/w"].reshape(k * R, G)], axis=1)
         z = taps @ wfg
         z += np.concatenate([W[p + "filter/b"], W[p + "gate/b"]])
         if e is not None:

@@ -68,7 +68,8 @@ def _load_model(model) -> FloatWaveNet:
         except ImportError:     # checkpoint importers not installed: our own .npz format only
             return FloatWaveNet.load(model)
         return load_checkpoint(model)
-    raise ConfigError(f"model must be a FloatWaveNet or a checkpoint path, got {type(model).__name__}")
+    raise ConfigError("model must be a FloatWaveNet or a checkpoint path, "
+                      f"got {type(model).__name__}")
 
 
 def _audio_clips(source, sr: int, *, split: str, what: str):
@@ -161,7 +162,8 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     measure = evaluate_quality or method == "auto"
     eval_clips, eval_spk, held_desc = [], [], None
     if measure:
-        h_audio, held_desc = _audio_clips(heldout, cfg.sample_rate, split="heldout", what="held-out")
+        h_audio, held_desc = _audio_clips(heldout, cfg.sample_rate, split="heldout",
+                                          what="held-out")
         # two clips: long enough runs to pass the receptive-field warm-up, two signals
         n_use = min(2, len(h_audio))
         per = max(2, int(eval_steps) // n_use)

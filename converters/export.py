@@ -2,8 +2,9 @@
 
 Input: a canonical float model (:func:`converters.canonical.canonicalize`) and the activation plan
 (:func:`converters.quantize.activation_plan`).  Weights and biases are quantized here (per output
-channel int8, int32 biases); the graph is assembled with :class:`converters.tflite_writer.GraphBuilder`
-and carries the delay-line contract as ``Model.metadata["wavenet_edge"]`` (UTF-8 JSON).
+channel int8, int32 biases); the graph is assembled with
+:class:`converters.tflite_writer.GraphBuilder` and carries the delay-line contract as
+``Model.metadata["wavenet_edge"]`` (UTF-8 JSON).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ MAX_CONCAT_INPUTS = 10
 
 def delay_lines(config) -> list:
     """The delay-line contract in contract order: initial taps j = 0…w-2, then each layer's
-    reads m = k-1 … 1 (the tap order).  Each item: ``{"read", "write", "delay"}`` (delay in steps)."""
+    reads m = k-1 … 1 (the tap order).  Items: ``{"read", "write", "delay"}`` (delay in steps)."""
     w, k = config.initial_filter_width, config.kernel_size
     out = []
     for j in range(w - 1):
@@ -91,7 +92,8 @@ class _Emitter:
 
     def act(self, name, shape, qp: QParams | None = None):
         qp = qp or self.plan[name]
-        t = self.b.add_tensor(name, list(shape), np.int8, scale=[qp.scale], zero_point=[qp.zero_point])
+        t = self.b.add_tensor(name, list(shape), np.int8, scale=[qp.scale],
+                              zero_point=[qp.zero_point])
         self.ids[name] = t
         return t
 
@@ -197,7 +199,7 @@ def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | Non
         b.add_operator("FULLY_CONNECTED", [taps, tw, tb], [h], fused_activation_function="NONE",
                        weights_format="DEFAULT", keep_num_dims=False)
 
-    # -- dilated layers ------------------------------------------------------------------------------
+    # -- dilated layers ----------------------------------------------------------------------------
     alphas = speaker_alphas(model, plan) if cfg.has_gc else None
     gated = []
     for l, d in enumerate(cfg.dilations):
@@ -217,7 +219,8 @@ def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | Non
         taps = em.concat_tree(p, list(zip(taps_in, widths)), p + "taps", in_qp)
         outs = {}
         for part, ws in (("filter", wf), ("gate", wg)):
-            tw, tb = em.fc_weights(p + part, np.concatenate(ws, axis=0).T, W[pw + part + "/b"], in_qp)
+            tw, tb = em.fc_weights(p + part, np.concatenate(ws, axis=0).T, W[pw + part + "/b"],
+                                   in_qp)
             outs[part] = em.act(p + part, [1, G])
             b.add_operator("FULLY_CONNECTED", [taps, tw, tb], [outs[part]],
                            fused_activation_function="NONE", weights_format="DEFAULT",

@@ -6,8 +6,8 @@ Conventions (TFLite int8, ``docs/step-graph.md``):
   exactly representable (integer zero point); scales are float32 values (as stored in the file);
 * weights: int8 symmetric per output channel (row of an FC weight ``[out, in]``), zero point 0,
   range ±127; an all-zero row gets scale 1 (any positive value: its codes are all 0);
-* biases: int32 at ``scale = input_scale · weight_scale[c]``, the product formed in float64 from the
-  float32 scales (as the runtimes form it) and stored as float32.
+* biases: int32 at ``scale = input_scale · weight_scale[c]``, the product formed in float64 from
+  the float32 scales (as the runtimes form it) and stored as float32.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class QParams:
-    """Per-tensor int8 quantization: ``real = scale · (q - zero_point)``; ``scale`` is float32-exact."""
+    """Per-tensor int8 quantization: ``real = scale · (q - zero_point)``.
+
+    ``scale`` is a float32-exact Python float."""
 
     scale: float
     zero_point: int
@@ -87,7 +89,9 @@ def dequantize(q, qp: QParams) -> np.ndarray:
 
 
 def quantize_weights(w) -> tuple:
-    """Per-row symmetric int8: ``w`` (out, in) float → ``(q int8 (out, in), scales float32 (out,))``."""
+    """Per-row symmetric int8.
+
+    ``w`` (out, in) float → ``(q int8 (out, in), scales float32 (out,))``."""
     w = np.asarray(w, dtype=np.float64)
     if w.ndim != 2:
         raise ValueError(f"weights must be 2-D (out, in), got shape {w.shape}")
@@ -98,16 +102,17 @@ def quantize_weights(w) -> tuple:
 
 
 def bias_scales(input_scale: float, weight_scales) -> np.ndarray:
-    """float32 bias scales ``input_scale · weight_scale[c]`` (product in float64 of float32 values)."""
+    """float32 bias scales ``input_scale · weight_scale[c]`` (float64 product of float32s)."""
     return (np.float64(np.float32(input_scale))
             * np.asarray(weight_scales, dtype=np.float32).astype(np.float64)).astype(np.float32)
 
 
 def quantize_bias(b, input_scale: float, weight_scales) -> tuple:
-    """``b`` (out,) float → ``(q int32 (out,), scales float32 (out,))``; raises if it overflows."""
+    """``b`` (out,) float → ``(q int32 (out,), scales float32 (out,))``; raises on overflow."""
     scales = bias_scales(input_scale, weight_scales)
     # divide by the float64 product the runtime uses for requantization, not the float32 copy
-    exact = np.float64(np.float32(input_scale)) * np.asarray(weight_scales, np.float32).astype(np.float64)
+    exact = (np.float64(np.float32(input_scale))
+             * np.asarray(weight_scales, np.float32).astype(np.float64))
     q = np.round(np.asarray(b, dtype=np.float64) / exact)
     lim = 2.0 ** 31 - 1
     if np.any(np.abs(q) > lim):

@@ -26,8 +26,8 @@ import json
 
 import numpy as np
 
-__all__ = ["contract_host_runner", "engine_runner", "litert_runner", "default_runner", "quality", "evaluate", "model_facts", "format_table",
-           "write_report"]
+__all__ = ["contract_host_runner", "engine_runner", "litert_runner", "default_runner", "quality",
+           "evaluate", "model_facts", "format_table", "write_report"]
 
 
 SNR_WINDOW = 20.0
@@ -45,7 +45,7 @@ def _relevant(f):
 
 
 def contract_host_runner(runtime: str = "litert"):
-    """A runner executing the graph with ``firmware_sim.host.ContractHost(…, runtime=runtime)``."""
+    """A runner executing the graph with ``firmware_sim.host.ContractHost(…, runtime)``."""
     def run(data: bytes, codes, speaker=None) -> np.ndarray:
         from firmware_sim.host import ContractHost
         host = ContractHost(data, runtime=runtime)
@@ -78,7 +78,8 @@ def litert_runner(*, reference: bool = False):
 
         from wavenet_edge.tflite_file import read_tflite
         meta = json.loads(read_tflite(data).metadata["wavenet_edge"].decode("utf-8"))
-        kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        kind = (OpResolverType.BUILTIN_REF if reference
+                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         it = Interpreter(model_content=data, experimental_op_resolver_type=kind)
         it.allocate_tensors()
         ins = {d["name"]: d for d in it.get_input_details()}
@@ -197,7 +198,8 @@ def format_table(report: dict) -> str:
         f"{'parameters':<26}{f['parameters']:>14,}",
         f"{'file size':<26}{f['file_bytes']:>14,} bytes",
         f"{'MACs per sample':<26}{f['macs_per_sample']:>14,}",
-        f"{'receptive field':<26}{f['receptive_field']:>14,} samples ({f['receptive_field_ms']:.1f} ms)",
+        f"{'receptive field':<26}{f['receptive_field']:>14,} samples "
+        f"({f['receptive_field_ms']:.1f} ms)",
         f"{'delay lines (int8 SRAM)':<26}{f['delay_line_bytes']:>14,} bytes",
         f"{'calibration':<26}{report['calibration']['audio']}",
     ]

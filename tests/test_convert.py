@@ -73,7 +73,7 @@ def test_float_activations_reproduce_the_model():
         list(calibrate.float_activations(_model(residual_scale=0.5), codes))
 
 
-# -- calibration methods and quantization primitives ------------------------------------------------
+# -- calibration methods and quantization primitives --------------------------------------------
 
 def _stats(x):
     s = calibrate.TensorStats(x.min(), x.max())
@@ -217,8 +217,8 @@ def test_bad_inputs(tmp_path):
     bad["layers/3/gate/w"][0, 0, 0] = np.nan
     with pytest.raises(CheckpointError):
         FloatWaveNet(model.config, bad)
-    np.savez(tmp_path / "nan.npz", __config__=np.frombuffer(model.config.to_json().encode(), np.uint8),
-             **{k.replace("/", "/"): v for k, v in bad.items()})
+    cfg_bytes = np.frombuffer(model.config.to_json().encode(), np.uint8)
+    np.savez(tmp_path / "nan.npz", __config__=cfg_bytes, **bad)
     with pytest.raises(CheckpointError):
         convert(str(tmp_path / "nan.npz"), calibration=CAL, progress=False)
     with pytest.raises(CheckpointError):
