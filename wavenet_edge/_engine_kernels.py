@@ -177,7 +177,8 @@ def _fc2(arena, A, nb, xo, yo1, yo2, rows1, rows2, cols, wblob, wo, bblob, bo, m
 
 
 @kernel
-def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
+def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
+            sm_tables, sm_scales, sm_exps, profile,
             arena, A, nb, codes, speakers, accs):
     """Execute every op of the program once for ``nb`` streams.
 
@@ -241,7 +242,8 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
 
 
 @kernel
-def step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
+def step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
+            sm_tables, sm_scales, sm_exps, profile,
          dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
          arena, A, ring, RS, nb, t, codes, speakers, accs):
     """One full step (delay reads, every op, delay writes) for ``nb`` streams at time ``t``."""
@@ -252,7 +254,8 @@ def step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_
 
 
 @kernel
-def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
+def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
+            sm_tables, sm_scales, sm_exps, profile,
             dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
             arena, A, ring, RS, nb, t0, codes, speakers, out, out_offs, out_sizes, accs):
     """Teacher-forced steps ``t0 … t0+n−1``: ``codes`` int32 (nb, n).  After each step the arena
@@ -263,7 +266,8 @@ def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
     for j in range(n):
         for b in range(nb):
             cur[b] = codes[b, j]
-        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
+        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
+            sm_tables, sm_scales, sm_exps, profile,
              dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
              arena, A, ring, RS, nb, t0 + j, cur, speakers, accs)
         for b in range(nb):
@@ -275,7 +279,8 @@ def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, 
 
 
 @kernel
-def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
+def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
+            sm_tables, sm_scales, sm_exps, profile,
              dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
              arena, A, ring, RS, nb, t0, first, speakers, out, probs_off, logits_off,
              mode, table, rng, accs):
@@ -285,7 +290,8 @@ def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
     cur = first.copy()
     weights = np.empty(256, np.int64)
     for j in range(n):
-        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables, sm_tables, sm_scales, sm_exps, profile,
+        step(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
+            sm_tables, sm_scales, sm_exps, profile,
              dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len, wr_src, wr_ring, wr_len, wr_width,
              arena, A, ring, RS, nb, t0 + j, cur, speakers, accs)
         for b in range(nb):

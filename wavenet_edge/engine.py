@@ -26,7 +26,7 @@ import numpy as np
 from . import _engine_kernels as _k
 from . import sampling as _s
 from .config import WaveNetConfig
-from .errors import ConfigError, ModelFileError
+from .errors import ConfigError
 from .program import Program, compile_program, parse_contract
 
 __all__ = ["Engine"]

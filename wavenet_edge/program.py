@@ -31,8 +31,16 @@ Program arrays (all numpy, contiguous):
     diff_min).
 ``pair_tables`` int8
     ADD and MUL as 65536-entry tables over the input pair, evaluated at load time with
-    :func:`wavenet_edge.int8.add_int8` / ``mul_int8`` on every pair (exact by construction).  ``sm_tables`` float32 (n, 256) / ``sm_scales``: SOFTMAX exp tables per op.
-    ``fmul`` float64: per-channel real multipliers of every FC (float profiles).
+    :func:`wavenet_edge.int8.add_int8` / ``mul_int8`` on every pair (exact by construction;
+    64 KiB per op: cheap on a PC, not meant for a microcontroller).
+``fmul`` float64
+    per-channel real multipliers of every FC (read by the float profiles litert-ref/xnnpack).
+``sm_tables`` float32 (n, 256), ``sm_scales``, ``sm_exps`` int64 (n, 256)
+    per SOFTMAX op: the float exp table and output scale (float profiles), and the fixed-point
+    exponential of every input difference (tflm, litert-ref).
+
+Two consecutive FCs reading the same input with adjacent weights (each layer's filter and gate)
+are fused into one ``OP_FC2`` row: one dot-product pass, each op's own requantization.
 
 Delay lines (contract order): ``dl_read`` arena offset of each read, ``dl_delay``, ``dl_width``
 (bytes), ``dl_zp`` (read zero point, the value before anything was written), ``dl_ring`` (offset
@@ -61,9 +69,11 @@ from .int8.fixedpoint import exp_on_negative_values, mbqm_greater_than_one
 __all__ = ["Program", "compile_program", "parse_contract", "PROFILES", "SUPPORTED_OPS",
            "OP_GATHER", "OP_FC", "OP_PAIR", "OP_LUT", "OP_SOFTMAX", "OP_COPY"]
 
-OP_GATHER = 1    # out[:n] = wblob[w_off + idx*n : +n], idx = code (aux=0) or speaker (aux=1); cols = rows of the table
+OP_GATHER = 1    # out[:n] = wblob[w_off + idx*n : +n], idx = code (aux=0) or speaker (aux=1);
+                 # cols = rows of the table
 OP_FC = 2        # out[o] = clamp(requant(bblob[b_off+o] + Σ w·in, mult/shift[q_off+o]) + zp); n = rows
-OP_PAIR = 3      # ADD/MUL: out[i] = pair_tables[T + (in0[i]+128)·256 + in1[i]+128], T = w_off if i < cols else b_off
+OP_PAIR = 3      # ADD/MUL: out[i] = pair_tables[T + (in0[i]+128)·256 + in1[i]+128],
+                 # T = w_off if i < cols else b_off
 OP_LUT = 5       # out[i] = tables[aux, in[i] + 128]
 OP_SOFTMAX = 6   # n classes, params at p_off
 OP_COPY = 7      # out[:n] = in0[:n]
@@ -277,8 +287,8 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         o = op.outputs[0]
         if op.opcode == "CONCATENATION":
             ins = list(op.inputs)
-            ok = _flat_concat(op, model) and all(is_activation(i) and i not in parent and T[i].dtype == np.int8
-                                                 for i in ins) and len(set(ins)) == len(ins)
+            ok = (_flat_concat(op, model) and len(set(ins)) == len(ins)
+                  and all(is_activation(i) and i not in parent and T[i].dtype == np.int8 for i in ins))
             if ok:
                 off = 0
                 for i in ins:
@@ -415,7 +425,8 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
                 raise bad(f"FULLY_CONNECTED {op.index}: weight zero points must be 0")
             wscale = np.asarray(W.scale, dtype=np.float32)
             if wscale.size not in (1, nout) or (wscale.size > 1 and W.quantized_dimension != 0):
-                raise bad(f"FULLY_CONNECTED {op.index}: weight scales must be per tensor or per output channel")
+                raise bad(f"FULLY_CONNECTED {op.index}: weight scales must be per tensor or per "
+                          f"output channel")
             xs, xzp = _qparams(T[x], path)
             os_, ozp = _qparams(out, path)
             wdata = np.asarray(W.data, dtype=np.int8).reshape(nout, nin)

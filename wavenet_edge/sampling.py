@@ -76,7 +76,8 @@ def temperature_table(logits_scale: float, temperature: float) -> np.ndarray:
     """int64[256]: ``floor(65536·exp(−k·scale/T) + 1/2)`` for ``k = 0 … 255`` (see module doc)."""
     t = float(temperature)
     if not (math.isfinite(t) and t > 0):
-        raise ConfigError(f"temperature must be a positive finite number (or 0 for greedy), got {temperature!r}")
+        raise ConfigError(f"temperature must be a positive finite number (or 0 for greedy), "
+                          f"got {temperature!r}")
     s = float(np.float32(logits_scale))
     k = np.arange(256, dtype=np.float64)
     return np.floor(65536.0 * np.exp(-k * s / t) + 0.5).astype(np.int64)
