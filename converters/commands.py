@@ -83,7 +83,8 @@ def register_train(subparsers):
     p.add_argument("--checkpoint-every", type=int, default=250,
                    help="also write the output every N steps (default 250)")
     p.add_argument("-o", "--output", default=None,
-                   help="output checkpoint .npz (default: wavenet-<preset or config name>.npz)")
+                   help="output checkpoint .npz (default: wavenet-<preset or config name>.npz, "
+                        "or <init name>-continued.npz)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_train)
     return p
@@ -113,7 +114,7 @@ def _run_train(args) -> int:
         name = args.preset or "tiny"
         cfg = preset(name)
         model = cfg
-    out = args.output or f"wavenet-{name}.npz"
+    out = args.output or (f"{name}-continued.npz" if args.init else f"wavenet-{name}.npz")
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise ConfigError(f"output directory {out_dir} does not exist", path=out)
