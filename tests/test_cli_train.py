@@ -42,6 +42,16 @@ def test_builtin_success_default_name(tmp_path, small_config):
     assert "wrote" in r.stdout and "Traceback" not in r.stderr
 
 
+def test_init_continues_a_checkpoint(tmp_path, small_config):
+    r = _run(["--config", small_config, "--steps", "2", "--no-progress", "-o", "a.npz"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _run(["--init", "a.npz", "--steps", "2", "--no-progress"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    a, b = FloatWaveNet.load(tmp_path / "a.npz"), FloatWaveNet.load(tmp_path / "a-continued.npz")
+    assert a.config == b.config
+    assert not np.array_equal(a.weights["end2/w"], b.weights["end2/w"])
+
+
 def test_user_wav_resampled_preset_and_output(tmp_path):
     sr = 8000
     t = np.arange(sr) / sr
