@@ -67,7 +67,11 @@ class Engine:
         self._speakers = np.zeros(self.batch, np.int32)
         fc_rows = np.concatenate([p.ops[p.ops[:, 0] == 2, 4],
                                   p.ops[p.ops[:, 0] == 8, 4] + p.ops[p.ops[:, 0] == 8, 11]])
-        self._accs = np.zeros(max(int(fc_rows.max()) if fc_rows.size else 1, 1), np.int32)
+        fc_cols = p.ops[(p.ops[:, 0] == 2) | (p.ops[:, 0] == 8), 5]
+        # int32 row accumulators; the tail also holds the FC input as unsigned bytes (VNNI path)
+        max_rows = int(fc_rows.max()) if fc_rows.size else 1
+        max_cols = int(fc_cols.max()) if fc_cols.size else 0
+        self._accs = np.zeros(max_rows + (max_cols + 3) // 4 + 1, np.int32)
         self.t = 0
 
     # -- construction -------------------------------------------------------------------------

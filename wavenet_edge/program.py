@@ -20,7 +20,9 @@ Program arrays (all numpy, contiguous):
     all FULLY_CONNECTED weights (row-major [rows, cols], contiguous rows) and GATHER tables.
 ``bblob`` int32
     FC biases with the input zero point folded in: ``b[o] − in_zp·Σ_i w[o, i]`` (exact in int32),
-    so the inner loop is a plain int8·int8 dot product.
+    so the inner loop is a plain int8·int8 dot product.  Where the engine uses the AVX-512 VNNI
+    dot product (``_engine_kernels.vnni_eligible``) the input enters as unsigned ``x + 128`` and
+    ``128·Σ_i w[o, i]`` is folded in as well.
 ``mult``, ``shift`` int32
     per-output-channel requantization multipliers/shifts of every FC (per-tensor ones repeated).
 ``tables`` int8 (n_tables, 256)
@@ -56,6 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._engine_kernels import vnni_eligible
 from ._jit import kernel
 from .config import WaveNetConfig
 from .errors import ConfigError, ModelFileError
@@ -437,7 +440,9 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
             else:
                 bias = np.zeros(nout, np.int64)
             # fold the input zero point: Σ w (x − zp) + b = Σ w x + (b − zp Σ w), exact in int32
-            folded = bias - xzp * wdata.astype(np.int64).sum(axis=1)
+            # with the VNNI dot product the input is fed as unsigned x + 128: fold 128·Σw too
+            shift_in = xzp + (128 if vnni_eligible(nin) else 0)
+            folded = bias - shift_in * wdata.astype(np.int64).sum(axis=1)
             folded = ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)  # int32 wrap, as C does
             fp = _rq.fc_params(xs, xzp, wscale, os_, ozp,
                                op.options.get("fused_activation_function", "NONE"), profile,
