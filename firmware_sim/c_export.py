@@ -100,10 +100,10 @@ def _softmax_exp_table(multiplier, left_shift, diff_min) -> np.ndarray:
 
 
 def exported_program(model) -> dict:
-    """The engine's program (profile tflm) in the C export's layout: a dict of numpy arrays and
+    """The step graph in the C export's layout (engine memory plan, parameters from the file, profile
+    tflm): a dict of numpy arrays and
     scalars (see wavenet_model.h).  ``model`` as for :func:`export_c`."""
     from wavenet_edge.int8 import elementwise as ew
-    from wavenet_edge.sampling import temperature_table  # noqa: F401  (documented dependency)
 
     eng = _load_engine(model)
     p = eng.program
@@ -134,7 +134,25 @@ def exported_program(model) -> dict:
         t = T[i]
         return float(t.scale[0]), int(t.zero_point[0])
 
-    ops, iparams, sm_tabs = [], [int(x) for x in np.asarray(p.iparams).tolist()], []
+    # Parameters come from the file itself with wavenet_edge.int8 (profile tflm), exactly as the
+    # engine's program compiler derives them; from the engine's program only the memory plan
+    # (arena offsets, aliasing, delay lines) and the operator order are taken, so the export
+    # does not depend on how the engine lays out or pre-folds its own blobs.
+    from wavenet_edge.int8 import activations as act_mod
+    from wavenet_edge.int8 import requant as rq
+    from wavenet_edge.int8 import softmax as sm
+
+    ops, iparams, sm_tabs, luts = [], [], [], []
+    wparts, bparts, mparts, sparts = [], [], [], []
+    wlen = qlen = 0
+
+    def add_w(a):
+        nonlocal wlen
+        a = np.ascontiguousarray(a, np.int8).ravel()
+        wparts.append(a)
+        wlen += a.size
+        return wlen - a.size
+
     gi = 0
     for r in rows_in:
         kind = r[0]
@@ -148,16 +166,38 @@ def exported_program(model) -> dict:
         if _ROW_KIND.get(op.opcode) != kind:
             raise ModelFileError(f"engine program row {len(ops)} ({kind}) does not match operator "
                                  f"{op.index} ({op.opcode})", path=path)
+        act = op.options.get("fused_activation_function", "NONE")
         if op.opcode == "GATHER":
-            rec.update(kind=K_GATHER, w=r[6], aux=r[10])
+            data = np.asarray(T[op.inputs[0]].data, np.int8)
+            if data.size // data.shape[0] != r[4]:
+                raise ModelFileError(f"GATHER {op.index}: row size differs from the plan", path=path)
+            rec.update(kind=K_GATHER, w=add_w(data), aux=r[10])
         elif op.opcode == "FULLY_CONNECTED":
-            rec.update(kind=K_FC, w=r[6], q=r[7], p=r[9])
-            if r[7] != r[8]:
-                raise ModelFileError("bias and multiplier offsets differ", path=path)
+            x, wi = op.inputs[0], op.inputs[1]
+            W = T[wi]
+            nout, nin = (int(v) for v in W.shape)
+            if (nout, nin) != (r[4], r[5]):
+                raise ModelFileError(f"FULLY_CONNECTED {op.index}: shape differs from the plan",
+                                     path=path)
+            wdata = np.asarray(W.data, np.int8).reshape(nout, nin)
+            bias = (np.asarray(T[op.inputs[2]].data, np.int64).ravel()
+                    if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(nout, np.int64))
+            xs, xzp = q(x)
+            os_, ozp = q(op.outputs[0])
+            # fold the input zero point: Σ w (x − zp) + b = Σ w x + (b − zp Σ w), int32 wrap
+            folded = bias - xzp * wdata.astype(np.int64).sum(axis=1)
+            folded = ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)
+            fp = rq.fc_params(xs, xzp, np.asarray(W.scale, np.float32), os_, ozp, act, "tflm",
+                              n_out=nout)
+            rec.update(kind=K_FC, w=add_w(wdata), q=qlen, p=len(iparams))
+            iparams.extend([ozp, int(fp.act_min), int(fp.act_max)])
+            bparts.append(folded)
+            mparts.append(np.asarray(fp.multiplier, np.int32))
+            sparts.append(np.asarray(fp.shift, np.int32))
+            qlen += nout
         elif op.opcode in ("ADD", "MUL"):
             a, c, o = op.inputs[0], op.inputs[1], op.outputs[0]
             (s1, z1), (s2, z2), (so, zo) = q(a), q(c), q(o)
-            act = op.options.get("fused_activation_function", "NONE")
             if op.opcode == "ADD":
                 ip = ew.add_params(s1, z1, s2, z2, so, zo, act, "tflm").ip
                 vals = [int(v) for v in ip[:12]]
@@ -172,12 +212,17 @@ def exported_program(model) -> dict:
             rec["p"] = len(iparams)
             iparams.extend(vals)
         elif op.opcode in ("TANH", "LOGISTIC"):
-            rec.update(kind=K_LUT, aux=r[10])
+            (sa, za), (so, zo) = q(op.inputs[0]), q(op.outputs[0])
+            fn = act_mod.tanh_table if op.opcode == "TANH" else act_mod.logistic_table
+            luts.append(np.asarray(fn(sa, za, "tflm", out_scale=so, out_zp=zo), np.int8))
+            rec.update(kind=K_LUT, aux=len(luts) - 1)
         elif op.opcode == "SOFTMAX":
             if r[4] != 256:
                 raise ModelFileError("SOFTMAX must have 256 classes", path=path)
-            mult, left, dmin = (int(iparams[r[9] + j]) for j in range(3))
-            sm_tabs.append(_softmax_exp_table(mult, left, dmin))
+            (sa, _), (so, zo) = q(op.inputs[0]), q(op.outputs[0])
+            sp = sm.softmax_params(sa, float(op.options.get("beta", 1.0)), "tflm",
+                                   out_scale=so, out_zp=zo)
+            sm_tabs.append(_softmax_exp_table(sp.multiplier, sp.left_shift, sp.diff_min))
             rec.update(kind=K_SOFTMAX, aux=len(sm_tabs) - 1)
         ops.append(rec)
 
@@ -192,7 +237,9 @@ def exported_program(model) -> dict:
         if int(p.dl_width[reads.index(r_)]) != writes[r_["write"]]["width"]:
             raise ModelFileError("delay-line read and write widths differ", path=path)
     # the C kernels rely on every FC/ADD/MUL multiplier being in [0, 2**31) (no SRDHM saturation)
-    mults = [int(v) for v in np.asarray(p.mult).ravel()]
+    mult_all = np.concatenate(mparts) if mparts else np.zeros(1, np.int32)
+    shift_all = np.concatenate(sparts) if sparts else np.zeros(1, np.int32)
+    mults = [int(v) for v in mult_all]
     for o in ops:
         if o["kind"] == K_ADD:
             mults += [iparams[o["p"] + j] for j in (3, 5, 7)]
@@ -201,7 +248,7 @@ def exported_program(model) -> dict:
     if mults and min(mults) < 0:
         raise ModelFileError("a requantization multiplier is negative", path=path)
     # ... and on right shifts of at most 31 (gemmlowp's RoundingDivideByPOT range)
-    shifts = [int(v) for v in np.asarray(p.shift).ravel()]
+    shifts = [int(v) for v in shift_all]
     for o in ops:
         if o["kind"] == K_ADD:
             shifts += [iparams[o["p"] + j] for j in (4, 6, 8)]
@@ -211,10 +258,12 @@ def exported_program(model) -> dict:
         raise ModelFileError("a requantization shift is outside [-31, 31]", path=path)
     cfg = eng.config
     return dict(
-        engine=eng, ops=ops, weights=np.asarray(p.wblob, np.int8),
-        bias=np.asarray(p.bblob, np.int32),
-        mult=np.asarray(p.mult, np.int32), shift=np.asarray(p.shift, np.int32),
-        luts=np.asarray(p.tables, np.int8).reshape(-1, 256),
+        engine=eng, ops=ops,
+        weights=np.concatenate(wparts) if wparts else np.zeros(1, np.int8),
+        bias=np.concatenate(bparts) if bparts else np.zeros(1, np.int32),
+        mult=mult_all, shift=shift_all,
+        luts=(np.asarray(luts, np.int8).reshape(-1, 256) if luts
+              else np.zeros((1, 256), np.int8)),
         iparams=np.asarray(iparams if iparams else [0], np.int64),
         softmax_exp=(np.asarray(sm_tabs, np.int32).reshape(-1, 256) if sm_tabs
                      else np.zeros((1, 256), np.int32)),
@@ -226,7 +275,8 @@ def exported_program(model) -> dict:
         silence_code=eng.silence_code(), sample_rate=int(eng.sample_rate),
         pcm16=np.clip(np.round(eng.decode(np.arange(256)).astype(np.float64) * 32767.0),
                       -32768, 32767).astype(np.int16),
-        receptive_field=int(cfg.receptive_field), macs=int(p.macs_per_sample),
+        receptive_field=int(cfg.receptive_field),
+        macs=int(sum(o["n"] * o["cols"] for o in ops if o["kind"] == K_FC)),
         write_names=_write_names(eng))
 
 

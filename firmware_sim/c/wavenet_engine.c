@@ -167,15 +167,46 @@ static inline int16x2_t wn_sxtb16_ror8(uint32_t v)
 #endif
 }
 
-/* Two rows at a time share the sign-extended input; SXTB16 splits 4 int8 into 2 x (2 int16)
- * (bytes 0,2 and 1,3), SMLAD does 2 MACs.  Both operands are split the same way, so the pairs
- * match and the sum is the plain dot product. */
+/* Four (then two, then one) rows at a time share the sign-extended input; SXTB16 splits 4 int8
+ * into 2 x (2 int16) (bytes 0,2 and 1,3), SMLAD does 2 MACs.  Both operands are split the same
+ * way, so the pairs match and the sum is the plain dot product. */
 void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
            const int32_t *bias, const int32_t *mult, const int32_t *shift,
            int32_t zp, int32_t lo, int32_t hi)
 {
     int32_t o = 0, i;
     const int32_t c4 = cols & ~3;
+    for (; o + 4 <= rows; o += 4) {
+        const int8_t *w0 = w + (size_t)o * (size_t)cols;
+        const int8_t *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (i = 0; i < c4; i += 4) {
+            const uint32_t xv = wn_ld32(x + i);
+            const int16x2_t xe = __sxtb16(xv), xo = wn_sxtb16_ror8(xv);
+            uint32_t v = wn_ld32(w0 + i);
+            a0 = __smlad(__sxtb16(v), xe, a0);
+            a0 = __smlad(wn_sxtb16_ror8(v), xo, a0);
+            v = wn_ld32(w1 + i);
+            a1 = __smlad(__sxtb16(v), xe, a1);
+            a1 = __smlad(wn_sxtb16_ror8(v), xo, a1);
+            v = wn_ld32(w2 + i);
+            a2 = __smlad(__sxtb16(v), xe, a2);
+            a2 = __smlad(wn_sxtb16_ror8(v), xo, a2);
+            v = wn_ld32(w3 + i);
+            a3 = __smlad(__sxtb16(v), xe, a3);
+            a3 = __smlad(wn_sxtb16_ror8(v), xo, a3);
+        }
+        for (; i < cols; i++) {
+            a0 += (int32_t)w0[i] * (int32_t)x[i];
+            a1 += (int32_t)w1[i] * (int32_t)x[i];
+            a2 += (int32_t)w2[i] * (int32_t)x[i];
+            a3 += (int32_t)w3[i] * (int32_t)x[i];
+        }
+        y[o] = wn_requant(wn_addw(a0, bias[o]), mult[o], shift[o], zp, lo, hi);
+        y[o + 1] = wn_requant(wn_addw(a1, bias[o + 1]), mult[o + 1], shift[o + 1], zp, lo, hi);
+        y[o + 2] = wn_requant(wn_addw(a2, bias[o + 2]), mult[o + 2], shift[o + 2], zp, lo, hi);
+        y[o + 3] = wn_requant(wn_addw(a3, bias[o + 3]), mult[o + 3], shift[o + 3], zp, lo, hi);
+    }
     for (; o + 2 <= rows; o += 2) {
         const int8_t *w0 = w + (size_t)o * (size_t)cols;
         const int8_t *w1 = w0 + cols;
