@@ -1,13 +1,15 @@
 """Export a wavenet-edge ``.tflite`` step graph as a self-contained C99 step engine.
 
-The export is taken straight from the Numba engine's compiled :class:`wavenet_edge.program.Program`
-(profile ``tflm``): the same operator list, arena offsets, folded biases, per-channel multipliers,
-TANH/LOGISTIC tables and delay-line plan, so the C mirrors one definition and computes exactly
-what ``Engine.from_file(path, profile="tflm")`` computes (probabilities, logits, every delay-line
-write).  Only three things are re-derived here, from the file's own quantization parameters with
-:mod:`wavenet_edge.int8`: ADD/MUL parameters (the engine may tabulate them over all 65536 input
-pairs, which would not fit a microcontroller's flash), and the SOFTMAX exponential of each
-possible ``x − max(x)`` (256 int32; the normalization stays in C fixed point).
+The export follows the Numba engine's compiled :class:`wavenet_edge.program.Program` (profile
+``tflm``) for everything that is a *plan*: the operator order, the arena offsets (CONCATENATION
+and RESHAPE are free by aliasing), the delay-line rings.  Every *parameter* is derived from the
+file with :mod:`wavenet_edge.int8`, exactly as the program compiler derives it: int8 weights,
+biases with the input zero point folded in, per-channel multipliers/shifts, TANH/LOGISTIC
+tables, ADD/MUL parameters (the engine may tabulate those over all 65536 input pairs, which would
+not fit a microcontroller's flash) and the SOFTMAX exponential of each possible ``x − max(x)``
+(256 int32; the normalization stays in C fixed point).  So the C computes exactly what
+``Engine.from_file(path, profile="tflm")`` computes (probabilities, logits, every delay-line
+write) without depending on how the engine lays out its own blobs.
 
 Files written to ``out_dir``:
 
@@ -100,9 +102,9 @@ def _softmax_exp_table(multiplier, left_shift, diff_min) -> np.ndarray:
 
 
 def exported_program(model) -> dict:
-    """The step graph in the C export's layout (engine memory plan, parameters from the file, profile
-    tflm): a dict of numpy arrays and
-    scalars (see wavenet_model.h).  ``model`` as for :func:`export_c`."""
+    """The step graph in the C export's layout: the engine's memory plan, parameters from the
+    file (profile tflm); a dict of numpy arrays and scalars (see wavenet_model.h).  ``model`` as
+    for :func:`export_c`."""
     from wavenet_edge.int8 import elementwise as ew
 
     eng = _load_engine(model)
@@ -170,7 +172,8 @@ def exported_program(model) -> dict:
         if op.opcode == "GATHER":
             data = np.asarray(T[op.inputs[0]].data, np.int8)
             if data.size // data.shape[0] != r[4]:
-                raise ModelFileError(f"GATHER {op.index}: row size differs from the plan", path=path)
+                raise ModelFileError(f"GATHER {op.index}: row size differs from the plan",
+                                     path=path)
             rec.update(kind=K_GATHER, w=add_w(data), aux=r[10])
         elif op.opcode == "FULLY_CONNECTED":
             x, wi = op.inputs[0], op.inputs[1]
@@ -442,7 +445,8 @@ Sources: `wavenet_model.c`, `wavenet_engine.c` (C99; only `memcpy`/`memset` from
 warning-free with `-std=c99 -Wall -Wextra -Werror`, for the host and for `arm-none-eabi-gcc`.
 
 Kernel variant: `WN_KERNELS` (default {KERNELS[kernels]} = {kernels!r} from the export; override
-with `-DWN_KERNELS=n`): 0 auto (MVE if `__ARM_FEATURE_MVE`, else DSP if `__ARM_FEATURE_DSP`, else plain),
+with `-DWN_KERNELS=n`): 0 auto (MVE if `__ARM_FEATURE_MVE`, else DSP if `__ARM_FEATURE_DSP`,
+else plain),
 1 plain C, 2 Arm DSP extension (SXTB16/SMLAD; Cortex-M4/M7/M33/M55), 3 MVE/Helium (Cortex-M55/M85,
 `-mcpu=cortex-m55`). All variants compute identical outputs.
 """
