@@ -43,7 +43,7 @@ def _compare_run(data, profile, codes, *, speaker=None):
 
 
 @pytest.mark.parametrize("profile", ["tflm", "litert"])
-@pytest.mark.parametrize("name", ["k2", "k3", "wide", "odd"])
+@pytest.mark.parametrize("name", ["k2", "k3", "wide", "odd", "skip68"])
 def test_teacher_forced_matches_interpreter(name, profile):
     data = model_bytes(name)
     eng = Engine.from_bytes(data)
@@ -150,6 +150,20 @@ def test_program_layout_concat_is_free():
     assert offs[f"layer01/input@{d}"][0] == o_taps + 8
     assert offs["layer01/input"][0] == o_taps + 16
     assert p.macs_per_sample == eng.config.macs_per_sample()
+
+
+def test_every_fc_mode_is_exercised():
+    """The oracle tests above cover each dot-product path the engine has on this CPU."""
+    from wavenet_edge._engine_kernels import HAS_VNNI, vnni_mode
+    modes = set()
+    for name in ("k2", "k3", "wide", "odd", "skip68", "tiny"):
+        p = Engine.from_bytes(model_bytes(name)).program
+        for r in p.ops:
+            if r[0] == 2:
+                modes.add(int(vnni_mode(r[4], r[5])))
+            elif r[0] == 8:
+                modes.add(int(vnni_mode(r[4] + r[11], r[5])))
+    assert modes == ({0, 1, 2} if HAS_VNNI else {0})
 
 
 def test_errors():

@@ -37,6 +37,9 @@ CONFIGS = {
     "wide": dict(dilations=(1, 2, 4, 8), residual_channels=8, dilation_channels=8,
                  skip_channels=16, end_channels=16, initial_filter_width=4,
                  mulaw="tensorflow-wavenet"),
+    # skip FC with 68 inputs and 20 outputs: the per-row VNNI dot product (engine mode 1)
+    "skip68": dict(dilations=(1, 2, 4, 8), residual_channels=8, dilation_channels=17,
+                   skip_channels=20, end_channels=24),
     # 17 channels: LiteRT's SIMD blocks of 16 plus a scalar tail in ADD/MUL
     "odd": dict(dilations=(1, 3, 9), residual_channels=17, dilation_channels=17,
                 skip_channels=20, end_channels=18, residual_scale=0.7, skip_scale=0.5),

@@ -21,8 +21,9 @@ Program arrays (all numpy, contiguous):
 ``bblob`` int32
     FC biases with the input zero point folded in: ``b[o] − in_zp·Σ_i w[o, i]`` (exact in int32),
     so the inner loop is a plain int8·int8 dot product.  Where the engine uses the AVX-512 VNNI
-    dot product (``_engine_kernels.vnni_eligible``) the input enters as unsigned ``x + 128`` and
-    ``128·Σ_i w[o, i]`` is folded in as well.
+    dot product (``_engine_kernels.vnni_mode`` > 0) the input enters as unsigned ``x + 128`` and
+    ``128·Σ_i w[o, i]`` is folded in as well; in mode 2 the FC's weights are stored interleaved
+    ([rows/16][cols/4][16][4], ``_engine_kernels.interleave16``) instead of row-major.
 ``mult``, ``shift`` int32
     per-output-channel requantization multipliers/shifts of every FC (per-tensor ones repeated).
 ``tables`` int8 (n_tables, 256)
@@ -58,7 +59,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._engine_kernels import vnni_eligible
+from ._engine_kernels import interleave16, vnni_mode
 from ._jit import kernel
 from .config import WaveNetConfig
 from .errors import ConfigError, ModelFileError
@@ -441,13 +442,15 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
                 bias = np.zeros(nout, np.int64)
             # fold the input zero point: Σ w (x − zp) + b = Σ w x + (b − zp Σ w), exact in int32
             # with the VNNI dot product the input is fed as unsigned x + 128: fold 128·Σw too
-            shift_in = xzp + (128 if vnni_eligible(nin) else 0)
+            mode = int(vnni_mode(nout, nin))
+            shift_in = xzp + (128 if mode > 0 else 0)
             folded = bias - shift_in * wdata.astype(np.int64).sum(axis=1)
             folded = ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)  # int32 wrap, as C does
             fp = _rq.fc_params(xs, xzp, wscale, os_, ozp,
                                op.options.get("fused_activation_function", "NONE"), profile,
                                n_out=nout)
-            row = [OP_FC, offsets[x], 0, offsets[o], nout, nin, add_w(wdata), blen, qlen,
+            wstored = interleave16(wdata) if mode == 2 else wdata
+            row = [OP_FC, offsets[x], 0, offsets[o], nout, nin, add_w(wstored), blen, qlen,
                    add_p([ozp, fp.act_min, fp.act_max]), 0, 0]
             m, s = fp.multiplier, fp.shift
             fparts.append(np.asarray(fp.fmul, np.float64))
@@ -617,7 +620,10 @@ def _merge_fc_pairs(ops: np.ndarray) -> np.ndarray:
             b = ops[k + 1]
             if (a[0] == OP_FC and b[0] == OP_FC and a[1] == b[1] and a[5] == b[5]
                     and b[6] == a[6] + a[4] * a[5] and b[7] == a[7] + a[4] and b[8] == a[8] + a[4]
-                    and b[1] != a[3]):
+                    and b[1] != a[3]
+                    # the fused dot product must run in the mode each op was laid out for
+                    and vnni_mode(a[4], a[5]) == vnni_mode(b[4], b[5])
+                    == vnni_mode(a[4] + b[4], a[5])):
                 out.append([OP_FC2, a[1], b[3], a[3], a[4], a[5], a[6], a[7], a[8], a[9], b[9], b[4]])
                 k += 2
                 continue
