@@ -377,19 +377,51 @@ static void wn_mul(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, con
 static void wn_softmax(const int8_t *x, int8_t *y, int32_t n, const int32_t *exp_table)
 {
     int32_t c, mx = -128, sum = 0, hr, scale, expo;
+#if WN_KERNELS == 3
+    /* 4 lanes: gather e = exp_table[mx - x]; e >= 0, so RoundingDivideByPOT(e, 12) is the
+     * round-half-up VRSHR; the output is wn_mbqm4 (exact, see there) */
+    for (c = 0; c < n; c += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(n - c));
+        mx = vmaxvq_p_s8((int8_t)mx, vldrbq_z_s8(x + c, p), p);
+    }
+    for (c = 0; c < n; c += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - c));
+        const int32x4_t idx = vsubq_s32(vdupq_n_s32(mx), vldrbq_z_s32(x + c, p));
+        const int32x4_t e = vldrwq_gather_shifted_offset_z_s32(exp_table,
+                                                               vreinterpretq_u32_s32(idx), p);
+        sum = vaddvaq_p_s32(sum, vrshrq_n_s32(e, 12), p);
+    }
+#else
     for (c = 0; c < n; c++)
         if (x[c] > mx)
             mx = x[c];
     for (c = 0; c < n; c++)
         sum += wn_rdbpot(exp_table[mx - x[c]], 12);
+#endif
     hr = wn_clz32((uint32_t)sum);
     scale = wn_one_over_one_plus_x((int32_t)(((uint32_t)sum << hr) - 0x80000000u));
     expo = 12 - hr + 31 - 8;
+#if WN_KERNELS == 3
+    {
+        const int32x4_t sv = vdupq_n_s32(scale), sh = vdupq_n_s32(-expo);
+        const int32x4_t lo = vdupq_n_s32(-128), hi = vdupq_n_s32(127);
+        for (c = 0; c < n; c += 4) {
+            const mve_pred16_t p = vctp32q((uint32_t)(n - c));
+            const int32x4_t idx = vsubq_s32(vdupq_n_s32(mx), vldrbq_z_s32(x + c, p));
+            const int32x4_t e = vldrwq_gather_shifted_offset_z_s32(exp_table,
+                                                                   vreinterpretq_u32_s32(idx), p);
+            int32x4_t v = vsubq_n_s32(wn_mbqm4(e, sv, sh), 128);
+            v = vminq_s32(vmaxq_s32(v, lo), hi);
+            vstrbq_p_s32(y + c, v, p);
+        }
+    }
+#else
     for (c = 0; c < n; c++) {
         /* scale > 0 (a reciprocal), so SRDHM cannot saturate: wn_mbqm with shift -expo */
         const int32_t v = wn_mbqm(exp_table[mx - x[c]], scale, -expo) - 128;
         y[c] = (int8_t)wn_clamp(v, -128, 127);
     }
+#endif
 }
 
 /* ---- the step ------------------------------------------------------------------------------- */
