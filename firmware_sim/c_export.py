@@ -485,6 +485,7 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
     for name, txt in texts.items():
         with atomic_write(out / name, "w") as f:
             f.write(txt)
+        os.chmod(out / name, 0o644)   # sources, not secrets (the temporary file was 0600)
         files[name] = str(out / name)
     return ExportResult(out_dir=str(out), files=files, kernels=kernels, flash_bytes=flash,
                         state_bytes=state, macs_per_sample=d["macs"], n_ops=len(d["ops"]),

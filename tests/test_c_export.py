@@ -4,6 +4,7 @@ teacher-forced and free-running (PCG32 sampler, temperature 1 / table / greedy).
 
 import argparse
 import functools
+import os
 import shutil
 import subprocess
 
@@ -76,6 +77,7 @@ def test_files_and_sizes(exported):
     assert set(res.files) == {"wavenet_model.h", "wavenet_model.c", "wavenet_engine.h",
                               "wavenet_engine.c", "README.md"}
     eng = Engine.from_bytes(data)
+    assert all(os.stat(f).st_mode & 0o044 == 0o044 for f in res.files.values())
     assert res.macs_per_sample == eng.program.macs_per_sample
     assert res.state_bytes >= eng.program.arena_size + eng.program.ring_size
     assert res.flash_bytes > eng.program.wblob.size
