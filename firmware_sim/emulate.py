@@ -213,6 +213,9 @@ class CoreRun:
         d["cycles_per_sample_ESTIMATE"] = round(self.cycles_per_sample_estimate, 1)
         d["instructions_per_mac_whole_step"] = round(self.instructions_per_mac_whole_step, 3)
         d["bitexact"] = self.bitexact
+        for k, v in d.items():   # no benchmark / no profile: null, not NaN, in JSON
+            if isinstance(v, float) and v != v:
+                d[k] = None
         return d
 
 
@@ -399,6 +402,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             raise ConfigError(f"unknown core {c!r}; known: {', '.join(CORES)}")
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    if bench is not None and (len(bench) != 2 or min(int(v) for v in bench) < 1):
+        raise ConfigError(f"bench must be (rows, cols) with positive sizes, got {bench!r}")
     eng, label = _load(model)
     cfg = eng.config
     spk = 0 if speaker is None else int(speaker)
@@ -468,9 +473,12 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             over = marks[1]
             step_counts = np.array([marks[3 + 2 * j] - over for j in range(n)], np.int64)
             nb = 2 + 2 * n
-            fc_full = marks[nb + 1] - over
-            fc_zero = marks[nb + 2] - over
-            bmacs = bench[0] * bench[1]
+            if bench:
+                fc_full = marks[nb + 1] - over
+                fc_zero = marks[nb + 2] - over
+                bmacs = bench[0] * bench[1]
+            else:
+                fc_full, fc_zero, bmacs = float("nan"), float("nan"), 1
             eq = out.hashes == hashes
             nfull = 0
             for j, v in out.full["P"].items():
@@ -491,7 +499,7 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 instructions_min=int(step_counts.min()), instructions_max=int(step_counts.max()),
                 repeatable=rep_ok, fc_instructions_per_mac=(fc_full - fc_zero) / bmacs,
                 fc_instructions_per_mac_with_requant=fc_full / bmacs,
-                fc_bench_shape=tuple(bench), macs_per_sample=exp.macs_per_sample,
+                fc_bench_shape=tuple(bench or ()), macs_per_sample=exp.macs_per_sample,
                 cpi_assumed=CPI_ASSUMED[core], text_bytes=_text_size(elf), op_profile=prof,
                 measured_costs=costs, analytic_cycles_per_sample=analytic))
         return report
