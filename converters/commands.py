@@ -141,3 +141,100 @@ def _run_train(args) -> int:
           f"({h['positions']:,} scored samples)")
     print(f"wrote {out}")
     return 0
+
+
+def register_quickstart(subparsers):
+    """``wavenet-edge quickstart [-o DIR]``: the whole pipeline on the built-in signal set."""
+    p = subparsers.add_parser(
+        "quickstart", help="train, convert, verify, simulate, generate and plot: the whole "
+                           "pipeline on the built-in signal set",
+        description="Trains the tiny preset on the built-in signal set (nothing downloaded), "
+                    "converts it to an int8 .tflite, verifies the engine against TFLM and LiteRT, "
+                    "simulates the built-in microcontroller targets, generates audio and writes "
+                    "pictures; ends with a summary.")
+    p.add_argument("-o", "--output", default="quickstart_out", metavar="DIR",
+                   help="output directory (default: quickstart_out)")
+    p.add_argument("--preset", default="tiny", help="preset to train (default: tiny)")
+    p.add_argument("--seconds", type=float, default=75.0,
+                   help="training budget in seconds (default: 75)")
+    p.add_argument("--steps", type=int, default=None, help="training budget in optimizer steps")
+    p.add_argument("--verify-steps", type=int, default=2000,
+                   help="teacher-forced and free-running steps per interpreter (default: 2000)")
+    p.add_argument("--generate-seconds", type=float, default=2.0,
+                   help="seconds of audio to generate (default: 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG pictures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_quickstart)
+    return p
+
+
+def _run_quickstart(args) -> int:
+    from wavenet_edge.errors import ConfigError
+
+    from .quickstart import quickstart
+
+    if args.seconds is not None and args.seconds <= 0:
+        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
+    if args.verify_steps < 0:
+        raise ConfigError(f"--verify-steps must be >= 0, got {args.verify_steps}")
+    quickstart(args.output, preset_name=args.preset, steps=args.steps, seconds=args.seconds,
+               verify_steps=args.verify_steps, generate_seconds=args.generate_seconds,
+               seed=args.seed, plots=not args.no_plots, progress=not args.no_progress)
+    return 0
+
+
+def register_explain(subparsers):
+    """``wavenet-edge explain MODEL -o layers.png``: what each dilated layer responds to."""
+    p = subparsers.add_parser(
+        "explain", help="what each dilated layer hears: sine-sweep response per layer (PNG)",
+        description="Drives the float model with sinusoids swept over frequency and plots the RMS "
+                    "of every layer's gated output (layer x frequency) next to the analytic "
+                    "responses of its dilated filters; prints how well the peaks follow fs/(2d).")
+    p.add_argument("model", help="float checkpoint (.npz of wavenet-edge, or a supported peer "
+                                 "layout)")
+    p.add_argument("-o", "--output", default=None,
+                   help="PNG path (default: <model name>-layers.png next to the model)")
+    p.add_argument("--layout", default="auto", help="checkpoint layout (default: auto)")
+    p.add_argument("--config", default=None, help="JSON config for what the weights do not say")
+    p.add_argument("--freqs", type=int, default=48, help="number of test frequencies (default 48)")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="sample rate in Hz (default: the model's)")
+    p.add_argument("--json", action="store_true", help="also print the measurements as JSON")
+    p.set_defaults(func=_run_explain)
+    return p
+
+
+def _run_explain(args) -> int:
+    import json
+    import os
+
+    from wavenet_edge.errors import ConfigError
+
+    from .checkpoints import load_checkpoint
+    from .explain import layer_frequency_response, octave_agreement
+    from .plots import plot_layer_response, require_matplotlib
+
+    if args.freqs < 2:
+        raise ConfigError(f"--freqs must be >= 2, got {args.freqs}")
+    require_matplotlib()  # fail before the sweep, not after
+    out = args.output or os.path.splitext(args.model)[0] + "-layers.png"
+    model = load_checkpoint(args.model, layout=args.layout, config=args.config)
+    res = layer_frequency_response(model, sr=args.sample_rate, n_freqs=args.freqs, progress=True)
+    plot_layer_response(res, out, title=f"{os.path.basename(args.model)}: what each dilated "
+                                        f"layer hears")
+    agree = octave_agreement(res)
+    print(f"{'layer':>5} {'d':>5} {'fs/(2d) Hz':>11} {'measured peak':>14} {'filter peak':>12}")
+    for l, d in enumerate(res["dilations"]):
+        print(f"{l:5d} {int(d):5d} {res['octave_hz'][l]:11.1f} {res['peak_hz'][l]:14.1f} "
+              f"{res['analytic_peak_hz'][l]:12.1f}")
+    m = agree["peak"]
+    print(f"measured peaks vs fs/(2d): rank correlation {m['spearman_logd_vs_neg_logpeak']:+.2f}, "
+          f"median {m['median_octaves_off']:.1f} octaves off")
+    if args.json:
+        print(json.dumps({"freqs": res["freqs"].tolist(), "measured": res["measured"].tolist(),
+                          "analytic": res["analytic"].tolist(), "agreement": agree}))
+    print(f"wrote {out}")
+    return 0
