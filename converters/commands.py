@@ -95,7 +95,6 @@ def _run_train(args) -> int:
     import sys
 
     from wavenet_edge.config import WaveNetConfig, preset
-    from wavenet_edge.errors import ConfigError
     from wavenet_edge.float_model import FloatWaveNet
 
     from .signals import builtin_signals, load_training_audio, split_tail
@@ -115,9 +114,6 @@ def _run_train(args) -> int:
         cfg = preset(name)
         model = cfg
     out = args.output or (f"{name}-continued.npz" if args.init else f"wavenet-{name}.npz")
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise ConfigError(f"output directory {out_dir} does not exist", path=out)
 
     if args.audio:
         clips = load_training_audio(args.audio, sr=cfg.sample_rate, log_fn=say)
