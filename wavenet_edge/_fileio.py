@@ -20,6 +20,10 @@ def atomic_write(path, mode="wb"):
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        # mkstemp creates 0600; give the file the permissions a plain open() would have
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import wave
 
 import numpy as np
@@ -41,8 +42,10 @@ def load_wav(path, *, sr: int | None = None, mono: bool = True):
         raise AudioError("no such file", path=path) from None
     except IsADirectoryError:
         raise AudioError("is a directory, not a WAV file", path=path) from None
-    except (wave.Error, EOFError) as e:
-        raise AudioError(f"unsupported or corrupt WAV ({e}); need integer PCM", path=path) from None
+    except (wave.Error, EOFError, RuntimeError, ValueError, struct.error) as e:
+        # the stdlib reader raises several types on malformed chunk headers
+        why = str(e) or type(e).__name__
+        raise AudioError(f"unsupported or corrupt WAV ({why}); need integer PCM", path=path) from None
     except OSError as e:
         raise AudioError(f"cannot read ({e.strerror or e})", path=path) from None
     if width == 1:
