@@ -35,7 +35,9 @@ def _suggestion_text(s: dict) -> str:
     parts.append(f"receptive field {s['receptive_field']}")
     rt = s["est_real_time_factor"] >= 1
     if s.get("achieved") is False:
-        verdict = "not reachable by these reductions"
+        verdict = ("not reachable without cutting the receptive field below "
+                   f"{s['min_receptive_field']} samples" if s.get("min_receptive_field")
+                   else "not reachable by these reductions")
     elif s.get("fits") is None:
         verdict = "real time" if rt else "still not real time"
     elif s["fits"]:

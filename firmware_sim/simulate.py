@@ -83,12 +83,18 @@ def _public(ev) -> dict:
 
 def _plan(cfg, target, scaling, fifo, sr, need_rt, max_steps=40) -> dict:
     """Greedy: apply the one-step reduction that lowers the worst over-budget ratio most (ties: the
-    larger receptive field) until the config fits (and, with ``need_rt``, runs in real time)."""
+    larger receptive field) until the config fits (and, with ``need_rt``, runs in real time).
+
+    A WaveNet whose receptive field shrinks to a few samples is not the same model any more, so
+    no reduction may take the receptive field below a quarter of the original."""
     cur, changes = cfg, []
+    min_rf = max(2, cfg.receptive_field // 4)
     ev = _evaluate(cur, "", target, scaling, fifo, sr)
     while _deficit(ev, need_rt) > 1.0 and len(changes) < max_steps:
         best = None
         for what, c in _mem.shrink_moves(cur):
+            if c.receptive_field < min_rf:
+                continue
             e = _evaluate(c, what, target, scaling, fifo, sr)
             key = (_deficit(e, need_rt), -c.receptive_field)
             if best is None or key < best[0]:
@@ -102,7 +108,7 @@ def _plan(cfg, target, scaling, fifo, sr, need_rt, max_steps=40) -> dict:
     out.update(change=("to fit and run in real time" if need_rt else "to fit") + ": "
                + (", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items()) or "no change"),
                plan=True, steps=changes, config_changes=diff,
-               achieved=_deficit(ev, need_rt) <= 1.0)
+               achieved=_deficit(ev, need_rt) <= 1.0, min_receptive_field=min_rf)
     return out, cur
 
 
