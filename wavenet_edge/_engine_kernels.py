@@ -4,12 +4,15 @@ Layout (see :mod:`wavenet_edge.program`): ``arena`` is int8 (B·A,), stream ``b`
 ``b·A + offset``; ``ring`` is int8 (B·RS,), stream ``b``'s delay-line history at ``b·RS + offset``.
 All streams advance together, so one step counter ``t`` (samples since reset) serves them all.
 
-The FULLY_CONNECTED inner loop is a plain contiguous int8·int8 dot product into an int32
-accumulator (input zero point already folded into the bias), which LLVM vectorizes to widening
-multiply-adds (``vpmaddwd`` / ``vpdpwssd`` on AVX-512); each weight row is loaded once per step and
-reused across the B streams.  The requantization and every other op use the scalar reference
-arithmetic of :mod:`wavenet_edge.int8`, so each op's output is bit-identical to the interpreter
-the profile mirrors.
+FULLY_CONNECTED: the input zero point is folded into the bias, so the inner loop is an int8·int8
+dot product into int32 (exact, no saturation).  Three paths (:func:`vnni_mode`), all giving the
+same int32 accumulators: a plain loop LLVM vectorizes into widening multiply-adds; and with
+AVX-512 VNNI, ``vpdpbusd`` (64 u8×s8 MACs per instruction, emitted through an LLVM intrinsic)
+either per row or over 16 interleaved rows at once.  The requantization and every other op use
+the reference arithmetic of :mod:`wavenet_edge.int8` (TANH/LOGISTIC and ADD/MUL through tables
+that the program compiler filled with it), so each op's output is bit-identical to the
+interpreter the profile mirrors.  Loops use unsigned indices where it matters: numba then omits
+its negative-index wraparound select, which otherwise blocks vectorization.
 """
 
 from __future__ import annotations
