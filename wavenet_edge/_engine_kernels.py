@@ -39,6 +39,26 @@ _inline_kernel = numba.njit(**JIT_OPTIONS, inline="always")
 OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY, OP_FC2 = 1, 2, 3, 5, 6, 7, 8
 
 
+@_intrinsic
+def _borrow(typingctx, arr):
+    """The same array without its memory-info pointer (a borrowed view, like ``numba.carray``).
+
+    Numba reference-counts every array it copies or passes to an inlined helper; each count
+    is an atomic add, which on x86 also drains the store buffer — tens of cycles, and the
+    engine's ops write their outputs just before.  Views without a meminfo make those counts
+    no-ops.  Only for arrays whose owner outlives the call (the kernel arguments)."""
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, args[0])
+        dst = context.make_array(sig.return_type)(context, builder)
+        for name in ("data", "nitems", "itemsize", "shape", "strides"):
+            setattr(dst, name, getattr(src, name))
+        dst.meminfo = _cg.get_null_value(dst.meminfo.type)
+        dst.parent = _cg.get_null_value(dst.parent.type)
+        return dst._getvalue()
+
+    return arr(arr), codegen
+
+
 @kernel
 def softmax_fixed_lut(arena, xo, yo, n, exps):
     """The fixed-point int8 SOFTMAX of :func:`wavenet_edge.int8.softmax_int8` (profiles tflm,
@@ -139,7 +159,7 @@ def vnni_mode(rows, cols):
     per-layer FCs).  Modes 1 and 2 feed the input as unsigned ``x + 128``."""
     if not HAS_VNNI:
         return 0
-    if rows % 16 == 0 and cols % 4 == 0 and cols <= 512:
+    if rows % 16 == 0 and cols % 4 == 0:
         return 2
     if cols >= VNNI_MIN_COLS:
         return 1
@@ -184,17 +204,18 @@ def _vpdpbusd_dot(typingctx, w, wo, x, xo, n):
 
 
 @_intrinsic
-def _vpdpbusd_gemv16(typingctx, w, wo, x, cols, r0, r1, accs):
+def _vpdpbusd_gemv16(typingctx, w, wo, x, xo, cols, r0, r1, accs):
     """``accs[r] = Σ_i u8(x[i]) · s8(W[r, i])`` for r in [r0, r1) (multiples of 16), W in the
     interleaved layout of :func:`interleave16` at byte offset ``wo``: per block of 16 rows and
     per 4 inputs, one broadcast of x[4c:4c+4] and one ``vpdpbusd`` (16 lanes = 16 rows)."""
-    sig = _nt.void(w, _nt.uint64, x, _nt.uint64, _nt.uint64, _nt.uint64, accs)
+    sig = _nt.void(w, _nt.uint64, x, _nt.uint64, _nt.uint64, _nt.uint64, _nt.uint64, accs)
 
     def codegen(context, builder, sig, args):
-        warr, woff, xarr, ncols, r0, r1, aarr = args
+        warr, woff, xarr, xoff, ncols, r0, r1, aarr = args
         wa = context.make_array(sig.args[0])(context, builder, warr)
         xa = context.make_array(sig.args[2])(context, builder, xarr)
-        aa = context.make_array(sig.args[6])(context, builder, aarr)
+        aa = context.make_array(sig.args[7])(context, builder, aarr)
+        xdata = builder.gep(builder.bitcast(xa.data, _ir.IntType(8).as_pointer()), [xoff])
         i32, i64 = _ir.IntType(32), _ir.IntType(64)
         v16 = _ir.VectorType(i32, 16)
         fn = _cg.get_or_insert_function(builder.module, _ir.FunctionType(v16, [v16, v16, v16]),
@@ -204,22 +225,39 @@ def _vpdpbusd_gemv16(typingctx, w, wo, x, cols, r0, r1, accs):
         b0 = builder.udiv(r0, _ir.Constant(i64, 16))
         nblk = builder.sub(builder.udiv(r1, _ir.Constant(i64, 16)), b0)
         zero = _ir.Constant(v16, None)
-        acc_ptr = _cg.alloca_once_value(builder, zero)
+        # four independent accumulators over the chunks (chunk mod 4): vpdpbusd has a latency
+        # of several cycles, so a single accumulator chain leaves the unit mostly idle; the
+        # int32 lane sums are exact (no saturation), so the split changes nothing
+        accp = [_cg.alloca_once_value(builder, zero) for _ in range(4)]
+        nquad = builder.udiv(nchunk, _ir.Constant(i64, 4))
+
+        def chunk(wblk, ci, ap):
+            xp = builder.gep(xdata, [builder.mul(ci, _ir.Constant(i64, 4))])
+            # four int8 inputs as u8 (x + 128): flip each byte's sign bit
+            xv = builder.load(builder.bitcast(xp, i32.as_pointer()), align=1)
+            xv = builder.xor(xv, _ir.Constant(i32, 0x80808080 - (1 << 32)))
+            xb = builder.insert_element(_ir.Constant(v16, _ir.Undefined), xv,
+                                        _ir.Constant(i32, 0))
+            xb = builder.shuffle_vector(xb, _ir.Constant(v16, _ir.Undefined), zero)
+            wp = builder.gep(wblk, [builder.mul(ci, _ir.Constant(i64, 64))])
+            wv = builder.load(builder.bitcast(wp, v16.as_pointer()), align=1)
+            builder.store(builder.call(fn, [builder.load(ap), xb, wv]), ap)
+
         with _cg.for_range(builder, nblk) as bl:
             blk = builder.add(b0, bl.index)
-            builder.store(zero, acc_ptr)
+            for ap in accp:
+                builder.store(zero, ap)
             wblk = builder.gep(wbase, [builder.mul(blk, builder.mul(ncols, _ir.Constant(i64, 16)))])
-            with _cg.for_range(builder, nchunk) as ch:
-                xp = builder.gep(xa.data, [builder.mul(ch.index, _ir.Constant(i64, 4))])
-                xv = builder.load(builder.bitcast(xp, i32.as_pointer()), align=1)
-                xb = builder.insert_element(_ir.Constant(v16, _ir.Undefined), xv,
-                                            _ir.Constant(i32, 0))
-                xb = builder.shuffle_vector(xb, _ir.Constant(v16, _ir.Undefined), zero)
-                wp = builder.gep(wblk, [builder.mul(ch.index, _ir.Constant(i64, 64))])
-                wv = builder.load(builder.bitcast(wp, v16.as_pointer()), align=1)
-                builder.store(builder.call(fn, [builder.load(acc_ptr), xb, wv]), acc_ptr)
+            with _cg.for_range(builder, nquad) as qd:
+                c0 = builder.mul(qd.index, _ir.Constant(i64, 4))
+                for j in range(4):
+                    chunk(wblk, builder.add(c0, _ir.Constant(i64, j)), accp[j])
+            with _cg.for_range(builder, builder.sub(nchunk, builder.mul(nquad, _ir.Constant(i64, 4)))) as rm:
+                chunk(wblk, builder.add(builder.mul(nquad, _ir.Constant(i64, 4)), rm.index), accp[0])
+            tot = builder.add(builder.add(builder.load(accp[0]), builder.load(accp[1])),
+                              builder.add(builder.load(accp[2]), builder.load(accp[3])))
             ap = builder.gep(aa.data, [builder.mul(blk, _ir.Constant(i64, 16))])
-            builder.store(builder.load(acc_ptr), builder.bitcast(ap, v16.as_pointer()), align=4)
+            builder.store(tot, builder.bitcast(ap, v16.as_pointer()), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -227,8 +265,8 @@ def _vpdpbusd_gemv16(typingctx, w, wo, x, cols, r0, r1, accs):
 
 if HAS_VNNI:
     @_inline_kernel
-    def _gemv16(wblob, wo, xu, cols, o0, o1, accs):
-        _vpdpbusd_gemv16(wblob, np.uint64(wo), xu, np.uint64(cols), np.uint64(o0),
+    def _gemv16(wblob, wo, xu, xo, cols, o0, o1, accs):
+        _vpdpbusd_gemv16(wblob, np.uint64(wo), xu, np.uint64(xo), np.uint64(cols), np.uint64(o0),
                          np.uint64(o1), accs)
 
     @_inline_kernel
@@ -240,7 +278,7 @@ if HAS_VNNI:
         return acc
 else:
     @_inline_kernel
-    def _gemv16(wblob, wo, xu, cols, o0, o1, accs):  # never called without VNNI (vnni_mode)
+    def _gemv16(wblob, wo, xu, xo, cols, o0, o1, accs):  # never called without VNNI (vnni_mode)
         pass
 
     @_inline_kernel
@@ -263,18 +301,9 @@ def _dot_rows(arena, ux, wblob, wo, o0, o1, cols, accs, mode):
     """
     uc = np.uint64(cols)
     if mode == 2:
-        # x + 128 packed four bytes per int32 store: the kernel's 4-byte broadcast loads then
-        # read exactly one earlier store each (store-to-load forwarding works; byte stores
-        # would stall every load until they retire)
-        n4 = cols // 4
-        tail = accs[accs.shape[0] - n4:]
-        for j in range(np.uint64(n4)):
-            p = ux + np.uint64(4) * j
-            v = ((np.int64(arena[p]) & 255) | ((np.int64(arena[p + np.uint64(1)]) & 255) << 8)
-                 | ((np.int64(arena[p + np.uint64(2)]) & 255) << 16)
-                 | ((np.int64(arena[p + np.uint64(3)]) & 255) << 24)) ^ np.int64(0x80808080)
-            tail[j] = np.int32(v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v)
-        _gemv16(wblob, wo, tail.view(np.uint8), cols, o0, o1, accs)
+        # the kernel reads x straight from the arena, four bytes at a time, flipping the sign
+        # bits (x + 128 as unsigned)
+        _gemv16(wblob, wo, arena, ux, cols, o0, o1, accs)
         return
     if mode > 0:
         xu = accs.view(np.uint8)[accs.shape[0] * 4 - cols:]
@@ -297,6 +326,14 @@ def _requant_rows(arena, uy, o0, o1, accs, bblob, bo, mult, shift, fmul, qo, zp,
     dependency: vectorizes).  The bias has the input zero point folded in; int32 wrap as in C."""
     ub = np.uint64(bo)
     uq = np.uint64(qo)
+    if profile == 0:
+        # the same call with the profile a literal: LLVM folds the profile dispatch away and
+        # the loop vectorizes (the generic loop below branches per row)
+        for o in range(np.uint64(o0), np.uint64(o1)):
+            acc32 = np.int32(accs[o] + bblob[ub + o])
+            arena[uy + o] = np.int8(requantize_int8(acc32, mult[uq + o], shift[uq + o], 0.0,
+                                                    zp, lo, hi, 0))
+        return
     for o in range(np.uint64(o0), np.uint64(o1)):
         acc32 = np.int32(accs[o] + bblob[ub + o])
         arena[uy + o] = np.int8(requantize_int8(acc32, mult[uq + o], shift[uq + o], fmul[uq + o],
@@ -430,6 +467,37 @@ def process(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
     """Teacher-forced steps ``t0 … t0+n−1``: ``codes`` int32 (nb, n).  After each step the arena
     ranges ``[out_offs[k], out_offs[k] + out_sizes[k])`` are copied, concatenated, into
     ``out[b, j, :]`` (int8 (nb, n, Σ sizes)): probs, logits or any set of tensors."""
+    # borrowed views: no atomic reference counting inside the step (see _borrow)
+    ops = _borrow(ops)
+    wblob = _borrow(wblob)
+    bblob = _borrow(bblob)
+    mult = _borrow(mult)
+    shift = _borrow(shift)
+    fmul = _borrow(fmul)
+    tables = _borrow(tables)
+    iparams = _borrow(iparams)
+    pair_tables = _borrow(pair_tables)
+    sm_tables = _borrow(sm_tables)
+    sm_scales = _borrow(sm_scales)
+    sm_exps = _borrow(sm_exps)
+    dl_read = _borrow(dl_read)
+    dl_delay = _borrow(dl_delay)
+    dl_width = _borrow(dl_width)
+    dl_zp = _borrow(dl_zp)
+    dl_ring = _borrow(dl_ring)
+    dl_len = _borrow(dl_len)
+    wr_src = _borrow(wr_src)
+    wr_ring = _borrow(wr_ring)
+    wr_len = _borrow(wr_len)
+    wr_width = _borrow(wr_width)
+    arena = _borrow(arena)
+    ring = _borrow(ring)
+    speakers = _borrow(speakers)
+    accs = _borrow(accs)
+    codes = _borrow(codes)
+    out = _borrow(out)
+    out_offs = _borrow(out_offs)
+    out_sizes = _borrow(out_sizes)
     n = codes.shape[1]
     cur = np.empty(nb, np.int32)
     for j in range(n):
@@ -455,6 +523,36 @@ def generate(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
              mode, table, rng, accs):
     """Free-running steps: feed ``first`` (int32 (nb,)), sample each output with
     :func:`wavenet_edge.sampling.sample_one` into ``out`` (int32 (nb, n)) and feed it back."""
+    # borrowed views: no atomic reference counting inside the step (see _borrow)
+    ops = _borrow(ops)
+    wblob = _borrow(wblob)
+    bblob = _borrow(bblob)
+    mult = _borrow(mult)
+    shift = _borrow(shift)
+    fmul = _borrow(fmul)
+    tables = _borrow(tables)
+    iparams = _borrow(iparams)
+    pair_tables = _borrow(pair_tables)
+    sm_tables = _borrow(sm_tables)
+    sm_scales = _borrow(sm_scales)
+    sm_exps = _borrow(sm_exps)
+    dl_read = _borrow(dl_read)
+    dl_delay = _borrow(dl_delay)
+    dl_width = _borrow(dl_width)
+    dl_zp = _borrow(dl_zp)
+    dl_ring = _borrow(dl_ring)
+    dl_len = _borrow(dl_len)
+    wr_src = _borrow(wr_src)
+    wr_ring = _borrow(wr_ring)
+    wr_len = _borrow(wr_len)
+    wr_width = _borrow(wr_width)
+    arena = _borrow(arena)
+    ring = _borrow(ring)
+    speakers = _borrow(speakers)
+    accs = _borrow(accs)
+    out = _borrow(out)
+    table = _borrow(table)
+    rng = _borrow(rng)
     n = out.shape[1]
     cur = first.copy()
     weights = np.empty(256, np.int64)
