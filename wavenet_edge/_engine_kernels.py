@@ -36,7 +36,7 @@ from .sampling import sample_one
 # tens of nanoseconds (argument marshalling and reference counting), as much as a small FC.
 _inline_kernel = numba.njit(**JIT_OPTIONS, inline="always")
 
-OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY, OP_FC2 = 1, 2, 3, 5, 6, 7, 8
+OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY, OP_FC2, OP_GATE = 1, 2, 3, 5, 6, 7, 8, 9
 
 
 @_intrinsic
@@ -71,32 +71,33 @@ def softmax_fixed_lut(arena, xo, yo, n, exps):
     Q12.19 sum, ``GetReciprocal``, the final rounding) is the same arithmetic step by step;
     ``tests/test_engine.py`` checks it against ``softmax_int8`` on random rows.
     """
+    # unsigned indices and branch-free bodies: numba then emits no wraparound selects and the
+    # loops vectorize.  The Q12.19 sum is accumulated in int64 and wrapped to int32 once: int32
+    # wrapping addition is modular, so this equals wrapping after every addition.
+    ux = np.uint64(xo)
+    uy = np.uint64(yo)
+    un = np.uint64(n)
     mx = np.int64(-128)
-    for c in range(n):
-        if np.int64(arena[xo + c]) > mx:
-            mx = np.int64(arena[xo + c])
+    for c in range(un):
+        v = np.int64(arena[ux + c])
+        mx = v if v > mx else mx
     total = np.int64(0)
-    for c in range(n):
-        e = exps[mx - np.int64(arena[xo + c])]
-        if e >= 0:
-            total = wrap32(total + rdbpot(e, 12))
+    for c in range(un):
+        e = exps[np.uint64(mx - np.int64(arena[ux + c]))]
+        total += rdbpot(e, 12) if e >= 0 else np.int64(0)
+    total = wrap32(total)
     headroom_plus_one = clz32(total)
     num_bits_over_unit = 12 - headroom_plus_one
     shifted_sum_minus_one = wrap32(((total << np.int64(headroom_plus_one)) & np.int64(4294967295))
                                    - np.int64(2147483648))
     shifted_scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
     exponent = num_bits_over_unit + 31 - 8
-    for c in range(n):
-        e = exps[mx - np.int64(arena[xo + c])]
-        if e >= 0:
-            v = rdbpot(srdhm(shifted_scale, e), exponent) - 128
-            if v > 127:
-                v = np.int64(127)
-            if v < -128:
-                v = np.int64(-128)
-            arena[yo + c] = np.int8(v)
-        else:
-            arena[yo + c] = np.int8(-128)
+    for c in range(un):
+        e = exps[np.uint64(mx - np.int64(arena[ux + c]))]
+        v = rdbpot(srdhm(shifted_scale, e), exponent) - 128
+        v = np.int64(127) if v > 127 else v
+        v = np.int64(-128) if v < -128 else v
+        arena[uy + c] = np.int8(v if e >= 0 else np.int64(-128))
 
 
 @_inline_kernel
@@ -410,6 +411,27 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
             for b in range(nb):
                 idx = codes[b] if ops[k, 10] == 0 else speakers[b]
                 _copy(arena, b * A + out, wblob, w0 + idx * n, n)
+        elif code == OP_GATE:
+            blocked = np.uint64(ops[k, 5])
+            t_blk = ops[k, 6]
+            t_tail = ops[k, 7]
+            flat = tables.reshape(-1)
+            ta = np.int64(ops[k, 10] * 256 + 128)
+            tb = np.int64(ops[k, 11] * 256 + 128)
+            for b in range(nb):
+                ua = np.uint64(b * A + i0)
+                ub = np.uint64(b * A + i1)
+                uz = np.uint64(b * A + out)
+                uya = np.uint64(b * A + ops[k, 8])
+                uyb = np.uint64(b * A + ops[k, 9])
+                for i in range(np.uint64(n)):
+                    va = flat[np.uint64(ta + np.int64(arena[ua + i]))]
+                    vb = flat[np.uint64(tb + np.int64(arena[ub + i]))]
+                    arena[uya + i] = va
+                    arena[uyb + i] = vb
+                    t = t_blk if i < blocked else t_tail
+                    j = t + (np.int64(va) + 128) * 256 + np.int64(vb) + 128
+                    arena[uz + i] = pair_tables[np.uint64(j)]
         elif code == OP_LUT:
             tb = np.uint64(ops[k, 10] * 256 + 128)
             flat = tables.reshape(-1)

@@ -84,6 +84,11 @@ OP_COPY = 7      # out[:n] = in0[:n]
 OP_FC2 = 8       # two consecutive FCs on the same input (filter and gate) as one dot product over
                  # n + ops[k, 11] rows whose weights, biases and multipliers are contiguous; rows
                  # < n go to ``out`` with params at p_off, the others to ``in1`` with params at aux
+OP_GATE = 9      # a layer's gate: two LUTs then their ADD/MUL (three consecutive rows, fused by
+                 # _merge_gates): ``[9, in_a, in_b, out, n, blocked, T_blk, T_tail, y_a, y_b,
+                 # table_a, table_b]``; y_a[i] = tables[table_a, in_a[i] + 128] (same for b),
+                 # out[i] = pair_tables[T + (y_a[i] + 128)·256 + y_b[i] + 128] as OP_PAIR.  Every
+                 # tensor is still written; one pass per element instead of three loops
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "ADD", "MUL", "TANH", "LOGISTIC", "SOFTMAX", "CONCATENATION",
                  "GATHER", "RESHAPE")
@@ -547,7 +552,7 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         return np.ascontiguousarray(np.concatenate(parts).astype(dtype)) if parts else np.zeros(1, dtype)
 
     return Program(
-        ops=_merge_fc_pairs(np.asarray(rows, np.int64).reshape(-1, 12)),
+        ops=_merge_gates(_merge_fc_pairs(np.asarray(rows, np.int64).reshape(-1, 12))),
         wblob=cat(wparts, np.int8), bblob=cat(bparts, np.int32),
         mult=cat(mparts, np.int32), shift=cat(sparts, np.int32), fmul=cat(fparts, np.float64),
         sm_tables=np.asarray(sm_tables, np.float32).reshape(-1, 256) if sm_tables
@@ -628,5 +633,34 @@ def _merge_fc_pairs(ops: np.ndarray) -> np.ndarray:
                 k += 2
                 continue
         out.append(list(a))
+        k += 1
+    return np.asarray(out, np.int64).reshape(-1, 12)
+
+
+def _merge_gates(ops: np.ndarray) -> np.ndarray:
+    """Fuse rows k, k+1, k+2 = LUT (a → y_a), LUT (b → y_b), PAIR (y_a, y_b) (or (y_b, y_a)) into
+    one OP_GATE row when the five tensors occupy pairwise disjoint arena ranges (so doing the
+    three ops element by element reads and writes exactly what doing them one after another
+    does).  Each element's arithmetic is the same table lookups as the unfused ops."""
+    out = []
+    k = 0
+    while k < ops.shape[0]:
+        if k + 2 < ops.shape[0]:
+            a, b, p = ops[k], ops[k + 1], ops[k + 2]
+            n = a[4]
+            if (a[0] == OP_LUT and b[0] == OP_LUT and p[0] == OP_PAIR and b[4] == n and p[4] == n
+                    and {int(p[1]), int(p[2])} == {int(a[3]), int(b[3])} and a[3] != b[3]):
+                if p[1] == b[3]:
+                    a, b = b, a   # the PAIR's first operand comes from the second LUT
+                starts = [int(a[1]), int(b[1]), int(a[3]), int(b[3]), int(p[3])]
+                ranges = sorted(set(starts))
+                disjoint = (len(ranges) == 4 if a[1] == b[1] else len(ranges) == 5) and all(
+                    hi - lo >= n for lo, hi in zip(ranges, ranges[1:]))
+                if disjoint:
+                    out.append([OP_GATE, a[1], b[1], p[3], n, p[5], p[6], p[7], a[3], b[3],
+                                a[10], b[10]])
+                    k += 3
+                    continue
+        out.append(list(ops[k]))
         k += 1
     return np.asarray(out, np.int64).reshape(-1, 12)
