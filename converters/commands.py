@@ -15,8 +15,15 @@ def register_convert(subparsers):
                     "prints size, cost and int8-vs-float quality on held-out audio.")
     p.add_argument("checkpoint", help="float checkpoint (.npz of wavenet-edge, or a supported "
                                       "peer layout)")
-    p.add_argument("-o", "--output", required=True, help="output .tflite path")
-    p.add_argument("--calibration", nargs="+", metavar="WAV",
+    p.add_argument("-o", "--output", default=None,
+                   help="output .tflite path (default: the checkpoint's name with .tflite)")
+    p.add_argument("--layout", default="auto",
+                   help="checkpoint layout: auto (default), wavenet-edge, pytorch-wavenet, "
+                        "wavenet_vocoder, tensorflow-wavenet")
+    p.add_argument("--config", default=None, metavar="JSON",
+                   help="hyper-parameters the weights do not say (e.g. dilations), in our or "
+                        "the peer's own vocabulary")
+    p.add_argument("--calibration", "--calibrate", nargs="+", metavar="WAV",
                    help="calibration WAV files or directories (default: the built-in set)")
     p.add_argument("--heldout", nargs="+", metavar="WAV",
                    help="held-out WAV files or directories for the quality report "
@@ -44,8 +51,20 @@ def _run_convert(args) -> int:
 
     if args.eval_steps < 2:
         raise ConfigError(f"--eval-steps must be >= 2, got {args.eval_steps}")
-    result = convert(args.checkpoint, calibration=args.calibration, heldout=args.heldout,
-                     out=args.output, method=args.method, report=args.report,
+    import os
+
+    from .checkpoints import load_checkpoint
+    model = load_checkpoint(args.checkpoint, layout=args.layout, config=args.config)
+    out = args.output
+    if out is None:
+        stem = args.checkpoint.rstrip("/\\")
+        for suffix in (".index", ".npz", ".pth", ".pt", ".safetensors"):
+            if stem.endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        out = os.path.basename(stem) + ".tflite"
+    result = convert(model, calibration=args.calibration, heldout=args.heldout,
+                     out=out, method=args.method, report=args.report,
                      progress=not args.no_progress, eval_steps=args.eval_steps,
                      runner=(engine_runner("litert") if args.runner == "engine"
                              else contract_host_runner(args.runner)))
