@@ -60,7 +60,7 @@ class Engine:
         self._RS = int(p.ring_size)
         self._arena = np.zeros(self.batch * self._A, np.int8)
         self._ring = np.zeros(self.batch * self._RS, np.int8)
-        self._consts = (p.ops, p.wblob, p.bblob, p.mult, p.shift, p.fmul, p.tables, p.iparams, p.pair_tables,
+        self._consts = (p.exec_ops, p.wblob, p.bblob, p.mult, p.shift, p.fmul, p.tables, p.iparams, p.pair_tables,
                         p.sm_tables, p.sm_scales, p.sm_exps, np.int64(p.profile_id))
         self._dl = (p.dl_read, p.dl_delay, p.dl_width, p.dl_zp, p.dl_ring, p.dl_len,
                     p.wr_src, p.wr_ring, p.wr_len, p.wr_width)

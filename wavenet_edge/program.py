@@ -139,6 +139,17 @@ class Program:
     op_counts: dict = field(default_factory=dict)
     macs_per_sample: int = 0
 
+    @property
+    def exec_ops(self) -> np.ndarray:
+        """The rows the engine executes: :attr:`ops` with each layer's LUT, LUT, MUL triple
+        fused into one OP_GATE row (:func:`_merge_gates`).  :attr:`ops` itself keeps one row
+        per graph operator (except OP_FC2) for other consumers (the C export)."""
+        if self._exec_ops is None:
+            self._exec_ops = _merge_gates(self.ops)
+        return self._exec_ops
+
+    _exec_ops: np.ndarray | None = field(default=None, repr=False, compare=False)
+
 
 # --------------------------------------------------------------------------------------------
 # metadata contract
@@ -552,7 +563,7 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
         return np.ascontiguousarray(np.concatenate(parts).astype(dtype)) if parts else np.zeros(1, dtype)
 
     return Program(
-        ops=_merge_gates(_merge_fc_pairs(np.asarray(rows, np.int64).reshape(-1, 12))),
+        ops=_merge_fc_pairs(np.asarray(rows, np.int64).reshape(-1, 12)),
         wblob=cat(wparts, np.int8), bblob=cat(bparts, np.int32),
         mult=cat(mparts, np.int32), shift=cat(sparts, np.int32), fmul=cat(fparts, np.float64),
         sm_tables=np.asarray(sm_tables, np.float32).reshape(-1, 256) if sm_tables
