@@ -109,6 +109,17 @@ def _copy(dst, d0, src, s0, n):
         dst[ud + i] = src[us + i]
 
 
+@_inline_kernel
+def _slot(s, length):
+    """``s mod length`` for ``s >= 0``: a mask when the length is a power of two (every ring of
+    a kernel-size-2 WaveNet), else an unsigned division (no sign fix-up)."""
+    us = np.uint64(s)
+    ul = np.uint64(length)
+    if ul & (ul - np.uint64(1)) == 0:
+        return np.int64(us & (ul - np.uint64(1)))
+    return np.int64(us % ul)
+
+
 @kernel
 def _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len):
     """Before step ``t``: copy each read's value (its write at ``t − delay``, or its zero point)."""
@@ -123,7 +134,7 @@ def _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, 
                 for i in range(np.uint64(w)):
                     arena[base + i] = z
         else:
-            src = dl_ring[k] + ((t - d) % dl_len[k]) * w
+            src = dl_ring[k] + _slot(t - d, dl_len[k]) * w
             for b in range(nb):
                 _copy(arena, b * A + dst, ring, b * RS + src, w)
 
@@ -133,7 +144,7 @@ def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
     """After step ``t``: store each distinct write into its ring slot ``t mod length``."""
     for k in range(wr_src.shape[0]):
         w = wr_width[k]
-        dst = wr_ring[k] + (t % wr_len[k]) * w
+        dst = wr_ring[k] + _slot(t, wr_len[k]) * w
         for b in range(nb):
             _copy(ring, b * RS + dst, arena, b * A + wr_src[k], w)
 
