@@ -1,0 +1,56 @@
+"""The engine's speed paths give exactly what the plain paths give: the fused gate rows
+(``Program.exec_ops``) vs one row per operator, every activation tensor at every step; the
+four-accumulator VNNI GEMV vs numpy; the ring-slot helper vs the modulo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from test_engine_helpers import model_bytes, speech
+from wavenet_edge import encode_classes
+from wavenet_edge import _engine_kernels as K
+from wavenet_edge.engine import Engine
+from wavenet_edge.program import OP_GATE
+
+
+@pytest.mark.parametrize("profile", ["tflm", "litert"])
+@pytest.mark.parametrize("name", ["odd", "k3", "tiny"])
+def test_fused_gates_equal_unfused_ops(name, profile):
+    data = model_bytes(name)
+    fused = Engine.from_bytes(data, profile=profile)
+    plain = Engine.from_bytes(data, profile=profile)
+    p = plain.program
+    assert np.count_nonzero(p.exec_ops[:, 0] == OP_GATE) == fused.config.n_layers
+    plain._consts = (p.ops,) + plain._consts[1:]
+    codes = encode_classes(speech("b", 600), convention=fused.config.mulaw)
+    names = sorted(p.tensor_offsets)
+    a = fused.trace(codes, names)
+    b = plain.trace(codes, names)
+    for n in names:
+        assert np.array_equal(a[n], b[n]), n
+
+
+@pytest.mark.skipif(not K.HAS_VNNI, reason="no AVX-512 VNNI on this CPU")
+@settings(deadline=None, max_examples=25)
+@given(blocks=st.integers(1, 6), quads=st.integers(1, 70), seed=st.integers(0, 2**31 - 1))
+def test_gemv16_four_accumulators_equal_numpy(blocks, quads, seed):
+    rows, cols = 16 * blocks, 4 * quads      # any chunk count: remainder chunks too
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
+    x = rng.integers(-128, 128, cols + 7).astype(np.int8)
+    off = int(rng.integers(0, 8))            # unaligned input inside the arena
+    accs = np.zeros(rows + 4, np.int32)
+    K._dot_rows(x, np.uint64(off), K.interleave16(w), 0, 0, rows, cols, accs, 2)
+    want = w.astype(np.int64) @ (x[off:off + cols].astype(np.int64) + 128)
+    assert np.array_equal(accs[:rows], want)
+
+
+@settings(deadline=None, max_examples=200)
+@given(s=st.integers(0, 2**40), length=st.integers(1, 5000))
+def test_ring_slot_is_the_modulo(s, length):
+    assert K._slot(s, length) == s % length
+    p2 = 1 << (length % 12)
+    assert K._slot(s, p2) == s % p2
