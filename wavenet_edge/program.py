@@ -77,7 +77,9 @@ OP_GATHER = 1    # out[:n] = wblob[w_off + idx*n : +n], idx = code (aux=0) or sp
                  # cols = rows of the table
 OP_FC = 2        # out[o] = clamp(requant(bblob[b_off+o] + Σ w·in, mult/shift[q_off+o]) + zp); n = rows
 OP_PAIR = 3      # ADD/MUL: out[i] = pair_tables[T + (in0[i]+128)·256 + in1[i]+128],
-                 # T = w_off if i < cols else b_off
+                 # T = w_off if i < cols else b_off; equivalently (what the engine runs)
+                 # add_int8 / mul_int8 (aux = 0 / 1) with ip at iparams[p_off], fp at
+                 # fmul[q_off], simd = i < cols
 OP_LUT = 5       # out[i] = tables[aux, in[i] + 128]
 OP_SOFTMAX = 6   # n classes, params at p_off
 OP_COPY = 7      # out[:n] = in0[:n]
@@ -85,9 +87,9 @@ OP_FC2 = 8       # two consecutive FCs on the same input (filter and gate) as on
                  # n + ops[k, 11] rows whose weights, biases and multipliers are contiguous; rows
                  # < n go to ``out`` with params at p_off, the others to ``in1`` with params at aux
 OP_GATE = 9      # a layer's gate: two LUTs then their ADD/MUL (three consecutive rows, fused by
-                 # _merge_gates): ``[9, in_a, in_b, out, n, blocked, T_blk, T_tail, y_a, y_b,
-                 # table_a, table_b]``; y_a[i] = tables[table_a, in_a[i] + 128] (same for b),
-                 # out[i] = pair_tables[T + (y_a[i] + 128)·256 + y_b[i] + 128] as OP_PAIR.  Every
+                 # _merge_gates): ``[9, in_a, in_b, out, n, blocked, p_off, 2·q_off + is_mul, y_a,
+                 # y_b, table_a, table_b]``; y_a[i] = tables[table_a, in_a[i] + 128] (same for b),
+                 # out[i] = the PAIR op's add_int8/mul_int8 of (y_a[i], y_b[i]).  Every
                  # tensor is still written; one pass per element instead of three loops
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "ADD", "MUL", "TANH", "LOGISTIC", "SOFTMAX", "CONCATENATION",
@@ -497,8 +499,15 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
             t_blk = add_pair(_pair_table(is_add, ep.ip, ep.fp, ep.profile, True if two else False))
             t_tail = add_pair(_pair_table(is_add, ep.ip, ep.fp, ep.profile, False)) \
                 if (two and blocked < n) else t_blk
-            row = [OP_PAIR, offsets[a], offsets[c], offsets[o], n, blocked, t_blk, t_tail, 0, 0,
-                   0, 0]
+            # the op's own parameters too: the engine evaluates add_int8 / mul_int8 directly
+            # (fp after the FC multipliers in fmul, with zero mult/shift padding)
+            fp_off = qlen
+            fparts.append(np.asarray(ep.fp, np.float64))
+            mparts.append(np.zeros(len(ep.fp), np.int32))
+            sparts.append(np.zeros(len(ep.fp), np.int32))
+            qlen += len(ep.fp)
+            row = [OP_PAIR, offsets[a], offsets[c], offsets[o], n, blocked, t_blk, t_tail,
+                   fp_off, add_p(ep.ip), 0 if is_add else 1, 0]
         elif op.opcode in ("TANH", "LOGISTIC"):
             a = op.inputs[0]
             if a not in offsets or _size(T[a]) != _size(out):
@@ -668,8 +677,8 @@ def _merge_gates(ops: np.ndarray) -> np.ndarray:
                 disjoint = (len(ranges) == 4 if a[1] == b[1] else len(ranges) == 5) and all(
                     hi - lo >= n for lo, hi in zip(ranges, ranges[1:]))
                 if disjoint:
-                    out.append([OP_GATE, a[1], b[1], p[3], n, p[5], p[6], p[7], a[3], b[3],
-                                a[10], b[10]])
+                    out.append([OP_GATE, a[1], b[1], p[3], n, p[5], p[9], p[8] * 2 + p[10],
+                                a[3], b[3], a[10], b[10]])
                     k += 3
                     continue
         out.append(list(ops[k]))
