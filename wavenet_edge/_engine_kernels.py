@@ -121,7 +121,7 @@ def _slot(s, length):
     return np.int64(us % ul)
 
 
-@kernel
+@_inline_kernel
 def _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, dl_ring, dl_len):
     """Before step ``t``: copy each read's value (its write at ``t − delay``, or its zero point)."""
     for k in range(dl_read.shape[0]):
@@ -140,7 +140,7 @@ def _delay_reads(arena, A, ring, RS, nb, t, dl_read, dl_delay, dl_width, dl_zp, 
                 _copy(arena, b * A + dst, ring, b * RS + src, w)
 
 
-@kernel
+@_inline_kernel
 def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
     """After step ``t``: store each distinct write into its ring slot ``t mod length``."""
     for k in range(wr_src.shape[0]):
@@ -424,7 +424,7 @@ def _pair_rows(arena, ux, uy, uz, n, blocked, ip, fp, profile, is_mul):
         _pair_loop(arena, ux, uy, uz, n, blocked, ip, fp, 3, is_mul)
 
 
-@kernel
+@_inline_kernel
 def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
             sm_tables, sm_scales, sm_exps, profile,
             arena, A, nb, codes, speakers, accs):
