@@ -9,9 +9,14 @@ dot product into int32 (exact, no saturation).  Three paths (:func:`vnni_mode`),
 same int32 accumulators: a plain loop LLVM vectorizes into widening multiply-adds; and with
 AVX-512 VNNI, ``vpdpbusd`` (64 u8×s8 MACs per instruction, emitted through an LLVM intrinsic)
 either per row or over 16 interleaved rows at once.  The requantization and every other op use
-the reference arithmetic of :mod:`wavenet_edge.int8` (TANH/LOGISTIC and ADD/MUL through tables
-that the program compiler filled with it), so each op's output is bit-identical to the
-interpreter the profile mirrors.  Loops use unsigned indices where it matters: numba then omits
+the reference arithmetic of :mod:`wavenet_edge.int8` (TANH/LOGISTIC through tables that the
+program compiler filled with it; ADD/MUL calling ``add_int8``/``mul_int8`` with the profile as a
+literal per branch), so each op's output is bit-identical to the interpreter the profile mirrors.
+
+Speed (one core, see ``benchmarks/bench_engine.py``): the outer kernels borrow their arrays
+(:func:`_borrow`: no atomic reference counting per op), each layer's tanh/sigmoid/MUL runs as
+one fused OP_GATE row (``Program.exec_ops``), and the VNNI GEMV keeps four accumulators in
+flight; with these the fixed cost per small op is tens of nanoseconds.  Loops use unsigned indices where it matters: numba then omits
 its negative-index wraparound select, which otherwise blocks vectorization.
 """
 

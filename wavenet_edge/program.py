@@ -35,7 +35,9 @@ Program arrays (all numpy, contiguous):
 ``pair_tables`` int8
     ADD and MUL as 65536-entry tables over the input pair, evaluated at load time with
     :func:`wavenet_edge.int8.add_int8` / ``mul_int8`` on every pair (exact by construction;
-    64 KiB per op: cheap on a PC, not meant for a microcontroller).
+    64 KiB per op).  The engine no longer reads them: it calls ``add_int8``/``mul_int8`` with
+    each op's ``ip`` (in ``iparams``) and ``fp`` (in ``fmul``), which is faster because the
+    tables evicted the FC weights from L2; they remain an exact reference of each op.
 ``fmul`` float64
     per-channel real multipliers of every FC (read by the float profiles litert-ref/xnnpack).
 ``sm_tables`` float32 (n, 256), ``sm_scales``, ``sm_exps`` int64 (n, 256)
