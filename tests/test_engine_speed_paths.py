@@ -54,3 +54,19 @@ def test_ring_slot_is_the_modulo(s, length):
     assert K._slot(s, length) == s % length
     p2 = 1 << (length % 12)
     assert K._slot(s, p2) == s % p2
+
+
+@pytest.mark.parametrize("profile", ["tflm", "litert", "xnnpack"])
+def test_batch_table_path_equals_single_stream_arithmetic(profile):
+    """Several streams look ADD/MUL up in the pair tables; one stream calls add_int8/mul_int8:
+    every tensor agrees (odd channel count: LiteRT's blocked and tail rounding both occur)."""
+    data = model_bytes("odd")
+    one = Engine.from_bytes(data, profile=profile)
+    three = Engine.from_bytes(data, profile=profile, batch=3)
+    codes = encode_classes(speech("c", 400), convention=one.config.mulaw)
+    others = np.random.default_rng(5).integers(0, 256, (2, codes.size))
+    names = sorted(one.program.tensor_offsets)
+    a = one.trace(codes, names)
+    b = three.trace(np.vstack([others[:1], codes[None], others[1:]]), names)
+    for n in names:
+        assert np.array_equal(a[n], b[n][1]), n

@@ -469,11 +469,24 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
                 ub = np.uint64(b * A + i1)
                 uya = np.uint64(b * A + ops[k, 8])
                 uyb = np.uint64(b * A + ops[k, 9])
+                if nb == 1:
+                    for i in range(np.uint64(n)):
+                        arena[uya + i] = flat[np.uint64(ta + np.int64(arena[ua + i]))]
+                        arena[uyb + i] = flat[np.uint64(tb + np.int64(arena[ub + i]))]
+                    _pair_rows(arena, uya, uyb, np.uint64(b * A + out), n, ops[k, 5], ip, fp,
+                               profile, is_mul)
+                    continue
+                # several streams: the op's pair tables (cache-resident across the streams)
+                uz = np.uint64(b * A + out)
+                blocked = np.uint64(ops[k, 5])
                 for i in range(np.uint64(n)):
-                    arena[uya + i] = flat[np.uint64(ta + np.int64(arena[ua + i]))]
-                    arena[uyb + i] = flat[np.uint64(tb + np.int64(arena[ub + i]))]
-                _pair_rows(arena, uya, uyb, np.uint64(b * A + out), n, ops[k, 5], ip, fp,
-                           profile, is_mul)
+                    va = flat[np.uint64(ta + np.int64(arena[ua + i]))]
+                    vb = flat[np.uint64(tb + np.int64(arena[ub + i]))]
+                    arena[uya + i] = va
+                    arena[uyb + i] = vb
+                    t = ops[k, 12] if i < blocked else ops[k, 13]
+                    j = t + (np.int64(va) + 128) * 256 + np.int64(vb) + 128
+                    arena[uz + i] = pair_tables[np.uint64(j)]
         elif code == OP_LUT:
             tb = np.uint64(ops[k, 10] * 256 + 128)
             flat = tables.reshape(-1)
@@ -487,9 +500,20 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
             fp = fmul[ops[k, 8]:]
             ip = iparams[ops[k, 9]:]
             is_mul = ops[k, 10] == 1
+            if nb == 1:
+                _pair_rows(arena, np.uint64(i0), np.uint64(i1), np.uint64(out), n, ops[k, 5],
+                           ip, fp, profile, is_mul)
+                continue
+            # several streams: the pair tables, which then stay in cache across the streams
+            blocked = np.uint64(ops[k, 5])
             for b in range(nb):
-                _pair_rows(arena, np.uint64(b * A + i0), np.uint64(b * A + i1),
-                           np.uint64(b * A + out), n, ops[k, 5], ip, fp, profile, is_mul)
+                ux = np.uint64(b * A + i0)
+                uy = np.uint64(b * A + i1)
+                uz = np.uint64(b * A + out)
+                for i in range(np.uint64(n)):
+                    t = ops[k, 6] if i < blocked else ops[k, 7]
+                    j = t + (np.int64(arena[ux + i]) + 128) * 256 + np.int64(arena[uy + i]) + 128
+                    arena[uz + i] = pair_tables[np.uint64(j)]
         elif code == OP_SOFTMAX:
             p = ops[k, 9]
             st = ops[k, 10]

@@ -90,8 +90,10 @@ OP_FC2 = 8       # two consecutive FCs on the same input (filter and gate) as on
                  # < n go to ``out`` with params at p_off, the others to ``in1`` with params at aux
 OP_GATE = 9      # a layer's gate: two LUTs then their ADD/MUL (three consecutive rows, fused by
                  # _merge_gates): ``[9, in_a, in_b, out, n, blocked, p_off, 2·q_off + is_mul, y_a,
-                 # y_b, table_a, table_b]``; y_a[i] = tables[table_a, in_a[i] + 128] (same for b),
-                 # out[i] = the PAIR op's add_int8/mul_int8 of (y_a[i], y_b[i]).  Every
+                 # y_b, table_a, table_b, T_blk, T_tail]`` (exec_ops rows have 14 columns); y_a[i]
+                 # = tables[table_a, in_a[i] + 128] (same for b), out[i] = the PAIR op's
+                 # add_int8/mul_int8 of (y_a[i], y_b[i]) (one stream) or its pair table (several
+                 # streams: the tables then stay in cache across streams).  Every
                  # tensor is still written; one pass per element instead of three loops
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "ADD", "MUL", "TANH", "LOGISTIC", "SOFTMAX", "CONCATENATION",
@@ -680,9 +682,9 @@ def _merge_gates(ops: np.ndarray) -> np.ndarray:
                     hi - lo >= n for lo, hi in zip(ranges, ranges[1:]))
                 if disjoint:
                     out.append([OP_GATE, a[1], b[1], p[3], n, p[5], p[9], p[8] * 2 + p[10],
-                                a[3], b[3], a[10], b[10]])
+                                a[3], b[3], a[10], b[10], p[6], p[7]])
                     k += 3
                     continue
-        out.append(list(ops[k]))
+        out.append(list(ops[k]) + [0, 0])
         k += 1
-    return np.asarray(out, np.int64).reshape(-1, 12)
+    return np.asarray(out, np.int64).reshape(-1, 14)
