@@ -421,12 +421,8 @@ def _pair_rows(arena, ux, uy, uz, n, blocked, ip, fp, profile, is_mul):
     the program's 64 KiB pair tables, looked up instead, missed the caches."""
     if profile == 0:
         _pair_loop(arena, ux, uy, uz, n, blocked, ip, fp, 0, is_mul)
-    elif profile == 1:
+    else:   # the engine calls this for profiles 0 and 1 only (compile time)
         _pair_loop(arena, ux, uy, uz, n, blocked, ip, fp, 1, is_mul)
-    elif profile == 2:
-        _pair_loop(arena, ux, uy, uz, n, blocked, ip, fp, 2, is_mul)
-    else:
-        _pair_loop(arena, ux, uy, uz, n, blocked, ip, fp, 3, is_mul)
 
 
 @_inline_kernel
@@ -469,14 +465,15 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
                 ub = np.uint64(b * A + i1)
                 uya = np.uint64(b * A + ops[k, 8])
                 uyb = np.uint64(b * A + ops[k, 9])
-                if nb == 1:
+                if nb == 1 and profile <= 1:
                     for i in range(np.uint64(n)):
                         arena[uya + i] = flat[np.uint64(ta + np.int64(arena[ua + i]))]
                         arena[uyb + i] = flat[np.uint64(tb + np.int64(arena[ub + i]))]
                     _pair_rows(arena, uya, uyb, np.uint64(b * A + out), n, ops[k, 5], ip, fp,
                                profile, is_mul)
                     continue
-                # several streams: the op's pair tables (cache-resident across the streams)
+                # several streams (or the float profiles): the op's pair tables (cache-resident
+                # across the streams)
                 uz = np.uint64(b * A + out)
                 blocked = np.uint64(ops[k, 5])
                 for i in range(np.uint64(n)):
@@ -500,11 +497,12 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
             fp = fmul[ops[k, 8]:]
             ip = iparams[ops[k, 9]:]
             is_mul = ops[k, 10] == 1
-            if nb == 1:
+            if nb == 1 and profile <= 1:
                 _pair_rows(arena, np.uint64(i0), np.uint64(i1), np.uint64(out), n, ops[k, 5],
                            ip, fp, profile, is_mul)
                 continue
-            # several streams: the pair tables, which then stay in cache across the streams
+            # several streams (or the float profiles, to bound compile time): the pair tables,
+            # which stay in cache across the streams
             blocked = np.uint64(ops[k, 5])
             for b in range(nb):
                 ux = np.uint64(b * A + i0)
