@@ -6,6 +6,8 @@ inside the handlers so that ``wavenet-edge --help`` stays fast.
 
 from __future__ import annotations
 
+from wavenet_edge.cli import float_arg, int_arg
+
 
 def register_convert(subparsers):
     """``wavenet-edge convert CHECKPOINT -o MODEL.tflite``: quantize to the int8 step graph."""
@@ -170,12 +172,13 @@ def register_quickstart(subparsers):
     p.add_argument("-o", "--output", default="quickstart_out", metavar="DIR",
                    help="output directory (default: quickstart_out)")
     p.add_argument("--preset", default="tiny", help="preset to train (default: tiny)")
-    p.add_argument("--seconds", type=float, default=75.0,
+    p.add_argument("--seconds", type=float_arg(above=0.0), default=75.0,
                    help="training budget in seconds (default: 75)")
-    p.add_argument("--steps", type=int, default=None, help="training budget in optimizer steps")
-    p.add_argument("--verify-steps", type=int, default=2000,
+    p.add_argument("--steps", type=int_arg(1), default=None,
+                   help="training budget in optimizer steps")
+    p.add_argument("--verify-steps", type=int_arg(0), default=2000,
                    help="teacher-forced and free-running steps per interpreter (default: 2000)")
-    p.add_argument("--generate-seconds", type=float, default=2.0,
+    p.add_argument("--generate-seconds", type=float_arg(above=0.0), default=2.0,
                    help="seconds of audio to generate (default: 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG pictures")
@@ -185,16 +188,8 @@ def register_quickstart(subparsers):
 
 
 def _run_quickstart(args) -> int:
-    from wavenet_edge.errors import ConfigError
-
     from .quickstart import quickstart
 
-    if args.seconds is not None and args.seconds <= 0:
-        raise ConfigError(f"--seconds must be > 0, got {args.seconds}")
-    if args.steps is not None and args.steps < 1:
-        raise ConfigError(f"--steps must be >= 1, got {args.steps}")
-    if args.verify_steps < 0:
-        raise ConfigError(f"--verify-steps must be >= 0, got {args.verify_steps}")
     quickstart(args.output, preset_name=args.preset, steps=args.steps, seconds=args.seconds,
                verify_steps=args.verify_steps, generate_seconds=args.generate_seconds,
                seed=args.seed, plots=not args.no_plots, progress=not args.no_progress)
@@ -214,7 +209,8 @@ def register_explain(subparsers):
                    help="PNG path (default: <model name>-layers.png next to the model)")
     p.add_argument("--layout", default="auto", help="checkpoint layout (default: auto)")
     p.add_argument("--config", default=None, help="JSON config for what the weights do not say")
-    p.add_argument("--freqs", type=int, default=48, help="number of test frequencies (default 48)")
+    p.add_argument("--freqs", type=int_arg(2), default=48,
+                   help="number of test frequencies (default 48)")
     p.add_argument("--sample-rate", type=int, default=None,
                    help="sample rate in Hz (default: the model's)")
     p.add_argument("--json", action="store_true", help="also print the measurements as JSON")
@@ -226,14 +222,10 @@ def _run_explain(args) -> int:
     import json
     import os
 
-    from wavenet_edge.errors import ConfigError
-
     from .checkpoints import load_checkpoint
     from .explain import layer_frequency_response, octave_agreement
     from .plots import plot_layer_response, require_matplotlib
 
-    if args.freqs < 2:
-        raise ConfigError(f"--freqs must be >= 2, got {args.freqs}")
     require_matplotlib()  # fail before the sweep, not after
     out = args.output or os.path.splitext(args.model)[0] + "-layers.png"
     model = load_checkpoint(args.model, layout=args.layout, config=args.config)

@@ -73,7 +73,7 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
     T = n0 - rf + 1
     if T < 1 or targets.shape != (B, T):
         raise ConfigError(f"windows of {n0} samples need targets of shape ({B}, {n0 - rf + 1})")
-    R, G, S = cfg.residual_channels, cfg.dilation_channels, cfg.skip_channels
+    R, G = cfg.residual_channels, cfg.dilation_channels
     k, w, L = cfg.kernel_size, cfg.initial_filter_width, cfg.n_layers
     rs, ss = dt.type(cfg.residual_scale), dt.type(cfg.skip_scale)
 

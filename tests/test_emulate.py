@@ -1,10 +1,8 @@
 """Emulated firmware: the exported C engine on Cortex-M4, M7 and M55 (QEMU) is bit-exact with the
 Numba engine at every step, for every kernel variant, with repeatable exact instruction counts."""
 
-import argparse
 import json
 
-import numpy as np
 import pytest
 
 from firmware_sim.emulate import CPI_ASSUMED, KERNELS_FOR_CORE, emulate

@@ -14,7 +14,42 @@ import sys
 
 from .errors import WaveNetEdgeError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "int_arg", "float_arg"]
+
+
+def int_arg(minimum: int):
+    """argparse ``type=`` for an integer ``>= minimum`` (message names the bound)."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return v
+    return parse
+
+
+def float_arg(*, above: float | None = None, below: float | None = None,
+              at_least: float | None = None):
+    """argparse ``type=`` for a finite number with the given bounds (``above``/``below``
+    exclusive, ``at_least`` inclusive)."""
+    import math
+    parts = ([f"> {above:g}"] if above is not None else []) + \
+            ([f">= {at_least:g}"] if at_least is not None else []) + \
+            ([f"< {below:g}"] if below is not None else [])
+    want = "a number" + (" " + " and ".join(parts) if parts else "")
+
+    def parse(text):
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}") from None
+        if not math.isfinite(v) or (above is not None and v <= above) or \
+                (below is not None and v >= below) or (at_least is not None and v < at_least):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
+        return v
+    return parse
 
 _ORDER = ["quickstart", "train", "convert", "info", "generate", "score", "verify", "simulate",
           "export-c", "explain"]

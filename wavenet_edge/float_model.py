@@ -37,7 +37,6 @@ when ``config.use_biases`` is False, so every consumer can add them unconditiona
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 
