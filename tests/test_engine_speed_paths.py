@@ -70,3 +70,38 @@ def test_batch_table_path_equals_single_stream_arithmetic(profile):
     b = three.trace(np.vstack([others[:1], codes[None], others[1:]]), names)
     for n in names:
         assert np.array_equal(a[n], b[n][1]), n
+
+
+@pytest.mark.parametrize("profile", ["tflm", "xnnpack"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_logits_only_runs_skip_softmax_exactly(profile, batch):
+    """``process(logits=True)`` skips the final SOFTMAX: logits, later probabilities (streaming
+    on), ``tensor`` of the probabilities and a following ``generate`` are what full steps give."""
+    data = model_bytes("odd")
+    full = Engine.from_bytes(data, profile=profile, batch=batch)
+    skip = Engine.from_bytes(data, profile=profile, batch=batch)
+    assert skip._consts_head is not None
+    codes = encode_classes(speech("d", 300), convention=full.config.mulaw)
+    codes = np.vstack([codes, codes[::-1]])[:batch]
+    if batch == 1:
+        codes = codes[0]
+    full_logits = full.trace(codes, list(full.program.tensor_offsets))
+    got = skip.process(codes, logits=True)
+    probs_name = [k for k, (o, _) in full.program.tensor_offsets.items()
+                  if o == full.program.probs_off][0]
+    logits_name = [k for k, (o, _) in full.program.tensor_offsets.items()
+                   if o == full.program.logits_off][0]
+    assert np.array_equal(got, full_logits[logits_name])
+    assert skip._tail_stale
+    assert np.array_equal(skip.tensor(probs_name), full.tensor(probs_name))
+    skip.process(codes, logits=True)
+    full.process(codes, logits=True)
+    more = codes[..., :50]
+    assert np.array_equal(skip.process(more), full.process(more))
+    skip.process(more, logits=True)
+    full.process(more)
+    assert np.array_equal(skip.generate(40, seed=3), full.generate(40, seed=3))
+    skip.process(more, logits=True)
+    skip.reset()
+    full.reset()
+    assert np.array_equal(skip.tensor(probs_name), full.tensor(probs_name))
