@@ -105,3 +105,19 @@ def test_logits_only_runs_skip_softmax_exactly(profile, batch):
     skip.reset()
     full.reset()
     assert np.array_equal(skip.tensor(probs_name), full.tensor(probs_name))
+
+
+@settings(deadline=None, max_examples=60)
+@given(n=st.integers(0, 200), xo=st.integers(0, 40), yo=st.integers(0, 40),
+       table=st.integers(0, 3), seed=st.integers(0, 2**31 - 1))
+def test_vbmi_table_lookup_equals_indexing(n, xo, yo, table, seed):
+    """``_lut_rows`` (``vpermi2b`` 32 at a time where available, then scalar) == numpy indexing,
+    at any offsets and lengths, touching no other byte."""
+    rng = np.random.default_rng(seed)
+    flat = rng.integers(-128, 128, 4 * 256).astype(np.int8)
+    arena = rng.integers(-128, 128, 512).astype(np.int8)
+    yo = 250 + yo                              # output range disjoint from the input range
+    want = arena.copy()
+    want[yo:yo + n] = flat[table * 256 + arena[xo:xo + n].astype(np.int64) + 128]
+    K._lut_rows(arena, np.uint64(xo), np.uint64(yo), flat, table * 256, n)
+    assert np.array_equal(arena, want)

@@ -307,6 +307,72 @@ else:
         return acc
 
 
+def _host_has_vbmi() -> bool:
+    try:
+        return "+avx512vbmi" in _llvm.get_host_cpu_features().flatten().split(",")
+    except Exception:  # pragma: no cover - exotic hosts
+        return False
+
+
+#: AVX-512 VBMI on this CPU: 256-entry int8 tables (TANH/LOGISTIC) are looked up 32 inputs at a
+#: time with two ``vpermi2b`` (each selects from 128 table bytes) and a blend on the sign.
+HAS_VBMI = _host_has_vbmi()
+
+
+@_intrinsic
+def _vpermi2b_lut32(typingctx, tab, to, src, so, dst, do, nchunks):
+    """``dst[do + i] = tab[to + src[so + i] + 128]`` for i < 32·nchunks (int8 → int8 through a
+    256-byte table at ``tab[to:to + 256]``); unaligned loads and stores, no other bytes touched."""
+    sig = _nt.void(tab, _nt.uint64, src, _nt.uint64, dst, _nt.uint64, _nt.uint64)
+
+    def codegen(context, builder, sig, args):
+        tarr, toff, sarr, soff, darr, doff, count = args
+        ta = context.make_array(sig.args[0])(context, builder, tarr)
+        sa = context.make_array(sig.args[2])(context, builder, sarr)
+        da = context.make_array(sig.args[4])(context, builder, darr)
+        i8, i32, i64 = _ir.IntType(8), _ir.IntType(32), _ir.IntType(64)
+        v64, v32 = _ir.VectorType(i8, 64), _ir.VectorType(i8, 32)
+        p8 = i8.as_pointer()
+        tp = builder.gep(builder.bitcast(ta.data, p8), [toff])
+        sp = builder.gep(builder.bitcast(sa.data, p8), [soff])
+        dp = builder.gep(builder.bitcast(da.data, p8), [doff])
+        fn = _cg.get_or_insert_function(builder.module, _ir.FunctionType(v64, [v64, v64, v64]),
+                                        "llvm.x86.avx512.vpermi2var.qi.512")
+        t = [builder.load(builder.bitcast(builder.gep(tp, [_ir.Constant(i64, 64 * j)]),
+                                          v64.as_pointer()), align=1) for j in range(4)]
+        widen = _ir.Constant(_ir.VectorType(i32, 64), [j % 32 for j in range(64)])
+        narrow = _ir.Constant(_ir.VectorType(i32, 32), list(range(32)))
+        flip = _ir.Constant(v64, [0x80] * 64)
+        zero = _ir.Constant(v64, [0] * 64)
+        with _cg.for_range(builder, count) as loop:
+            off = builder.mul(loop.index, _ir.Constant(i64, 32))
+            xv = builder.load(builder.bitcast(builder.gep(sp, [off]), v32.as_pointer()), align=1)
+            x = builder.shuffle_vector(xv, xv, widen)
+            idx = builder.xor(x, flip)                  # q + 128 as an unsigned byte
+            lo = builder.call(fn, [t[0], idx, t[1]])    # entries 0 … 127 (bit 6 picks t[1])
+            hi = builder.call(fn, [t[2], idx, t[3]])    # entries 128 … 255
+            r = builder.select(builder.icmp_signed("<", x, zero), lo, hi)
+            builder.store(builder.shuffle_vector(r, r, narrow),
+                          builder.bitcast(builder.gep(dp, [off]), v32.as_pointer()), align=1)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@_inline_kernel
+def _lut_rows(arena, ux, uy, flat, tbase, n):
+    """``arena[uy + i] = flat[tbase + arena[ux + i] + 128]`` for i < n (a 256-entry int8 table
+    at ``flat[tbase:]``): 32 at a time with ``vpermi2b`` where available, the rest scalar."""
+    un = np.uint64(n)
+    done = np.uint64(0)
+    if HAS_VBMI:
+        done = un // np.uint64(32) * np.uint64(32)
+        _vpermi2b_lut32(flat, np.uint64(tbase), arena, ux, arena, uy, un // np.uint64(32))
+    t = np.int64(tbase) + 128
+    for i in range(done, un):
+        arena[uy + i] = flat[np.uint64(t + np.int64(arena[ux + i]))]
+
+
 @_inline_kernel
 def _dot_rows(arena, ux, wblob, wo, o0, o1, cols, accs, mode):
     """``accs[o] = Σ_i W[o, i] · x[i]`` for o in [o0, o1), int8·int8 → int32, W at ``wo``.
@@ -466,9 +532,8 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
                 uya = np.uint64(b * A + ops[k, 8])
                 uyb = np.uint64(b * A + ops[k, 9])
                 if nb == 1 and profile <= 1:
-                    for i in range(np.uint64(n)):
-                        arena[uya + i] = flat[np.uint64(ta + np.int64(arena[ua + i]))]
-                        arena[uyb + i] = flat[np.uint64(tb + np.int64(arena[ub + i]))]
+                    _lut_rows(arena, ua, uya, flat, ops[k, 10] * 256, n)
+                    _lut_rows(arena, ub, uyb, flat, ops[k, 11] * 256, n)
                     _pair_rows(arena, uya, uyb, np.uint64(b * A + out), n, ops[k, 5], ip, fp,
                                profile, is_mul)
                     continue
