@@ -84,6 +84,9 @@ class Engine:
         # int32 row accumulators; the tail also holds the FC input as unsigned bytes (VNNI path)
         max_rows = int(fc_rows.max()) if fc_rows.size else 1
         max_cols = int(fc_cols.max()) if fc_cols.size else 0
+        # (also the SOFTMAX scratch: one int32 per class)
+        sm_n = p.ops[p.ops[:, 0] == _OP_SOFTMAX, 4]
+        max_rows = max(max_rows, int(sm_n.max()) if sm_n.size else 0)
         self._accs = _aligned(np.zeros(max_rows + (max_cols + 3) // 4 + 1, np.int32))
         self.t = 0
         # runs that do not ask for the probabilities skip the final SOFTMAX (≈ 10 % of a small
