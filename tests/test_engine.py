@@ -192,20 +192,10 @@ def test_errors():
 @given(st.floats(0.002, 0.5), st.integers(0, 2**31 - 1))
 def test_softmax_lookup_equals_int8_softmax(in_scale, seed):
     """The engine's table-driven fixed-point SOFTMAX is the int8 module's, value for value."""
+    from test_engine_helpers import softmax_cases
     from wavenet_edge._engine_kernels import softmax_fixed_lut
-    from wavenet_edge.int8 import softmax_int8, softmax_params
-    from wavenet_edge.program import _softmax_exps
 
-    rng = np.random.default_rng(seed)
-    for profile in ("tflm", "litert-ref"):
-        sp = softmax_params(np.float32(in_scale), 1.0, profile)
-        exps = _softmax_exps(sp.multiplier, sp.left_shift, sp.diff_min)
-        for spread in (4, 40, 255):
-            x = np.clip(rng.integers(-128, 128) + rng.integers(-spread, spread + 1, 256),
-                        -128, 127).astype(np.int8)
-            ref = np.empty(256, np.int8)
-            softmax_int8(x, sp.multiplier, sp.left_shift, sp.diff_min, sp.table, sp.out_scale,
-                         sp.profile, ref)
-            arena = np.concatenate([x, np.zeros(256, np.int8)])
-            softmax_fixed_lut(arena, 0, 256, 256, exps)
-            np.testing.assert_array_equal(arena[256:], ref)
+    for x, ref, exps in softmax_cases(in_scale, seed):
+        arena = np.concatenate([x, np.zeros(256, np.int8)])
+        softmax_fixed_lut(arena, 0, 256, 256, exps)
+        np.testing.assert_array_equal(arena[256:], ref)

@@ -67,3 +67,22 @@ def model_bytes(name: str, seed: int = 0) -> bytes:
     cal = [speech("a", n).astype(np.float64), _audio(n, 2, (260.0, 410.0))]
     res = convert(m, calibration=cal, method="minmax", progress=False, evaluate_quality=False)
     return res.tflite
+
+
+def softmax_cases(in_scale, seed):
+    """``(x int8 (256,), ref int8 (256,), exps)`` for profiles tflm and litert-ref and input spreads
+    4, 40, 255: ``ref`` is :func:`wavenet_edge.int8.softmax_int8`, ``exps`` the engine's table."""
+    from wavenet_edge.int8 import softmax_int8, softmax_params
+    from wavenet_edge.program import _softmax_exps
+
+    rng = np.random.default_rng(seed)
+    for profile in ("tflm", "litert-ref"):
+        sp = softmax_params(np.float32(in_scale), 1.0, profile)
+        exps = _softmax_exps(sp.multiplier, sp.left_shift, sp.diff_min)
+        for spread in (4, 40, 255):
+            x = np.clip(rng.integers(-128, 128) + rng.integers(-spread, spread + 1, 256),
+                        -128, 127).astype(np.int8)
+            ref = np.empty(256, np.int8)
+            softmax_int8(x, sp.multiplier, sp.left_shift, sp.diff_min, sp.table, sp.out_scale,
+                         sp.profile, ref)
+            yield x, ref, exps

@@ -128,20 +128,11 @@ def test_vbmi_table_lookup_equals_indexing(n, xo, yo, table, seed):
 def test_softmax_with_scratch_equals_int8_softmax(in_scale, seed):
     """The engine's SOFTMAX with the exponentials kept in scratch (``accs``) == the int8
     module's, value for value, whatever the scratch held before."""
-    from wavenet_edge.int8 import softmax_int8, softmax_params
-    from wavenet_edge.program import _softmax_exps
+    from test_engine_helpers import softmax_cases
 
-    rng = np.random.default_rng(seed)
-    for profile in ("tflm", "litert-ref"):
-        sp = softmax_params(np.float32(in_scale), 1.0, profile)
-        exps = _softmax_exps(sp.multiplier, sp.left_shift, sp.diff_min)
-        for spread in (4, 40, 255):
-            x = np.clip(rng.integers(-128, 128) + rng.integers(-spread, spread + 1, 256),
-                        -128, 127).astype(np.int8)
-            ref = np.empty(256, np.int8)
-            softmax_int8(x, sp.multiplier, sp.left_shift, sp.diff_min, sp.table, sp.out_scale,
-                         sp.profile, ref)
-            arena = np.concatenate([x, np.zeros(256, np.int8)])
-            buf = rng.integers(-2**31, 2**31, 300).astype(np.int32)
-            K.softmax_fixed_lut_buf(arena, 0, 256, 256, exps, buf)
-            np.testing.assert_array_equal(arena[256:], ref)
+    rng = np.random.default_rng(seed + 1)
+    for x, ref, exps in softmax_cases(in_scale, seed):
+        arena = np.concatenate([x, np.zeros(256, np.int8)])
+        buf = rng.integers(-2**31, 2**31, 300).astype(np.int32)
+        K.softmax_fixed_lut_buf(arena, 0, 256, 256, exps, buf)
+        np.testing.assert_array_equal(arena[256:], ref)
