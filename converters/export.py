@@ -16,6 +16,7 @@ import numpy as np
 from wavenet_edge import __version__
 from wavenet_edge.errors import ConversionError
 from wavenet_edge.float_model import FloatWaveNet
+from wavenet_edge.graph_spec import MAX_CONCAT_INPUTS, concat_tree
 
 from .quantize import QParams, quantize_activation, quantize_bias, quantize_weights
 
@@ -25,7 +26,6 @@ __all__ = ["METADATA_NAME", "FORMAT_VERSION", "MAX_CONCAT_INPUTS", "delay_lines"
 METADATA_NAME = "wavenet_edge"
 FORMAT_VERSION = 1
 # TFLM's CONCATENATION kernel accepts at most 10 inputs per operator
-MAX_CONCAT_INPUTS = 10
 
 
 def delay_lines(config) -> list:
@@ -128,27 +128,21 @@ class _Emitter:
         intermediates are ``{prefix}concat{i}``, i = 0, 1, … in creation order.
         Returns the id of ``final_name`` ([1, Σ width]).
         """
-        items = list(items)
-        counter = 0
-        while len(items) > MAX_CONCAT_INPUTS:
-            grouped = []
-            for g in range(0, len(items), MAX_CONCAT_INPUTS):
-                chunk = items[g:g + MAX_CONCAT_INPUTS]
-                if len(chunk) == 1:
-                    grouped.append(chunk[0])
-                    continue
-                n = sum(c[1] for c in chunk)
-                t = self.act(f"{prefix}concat{counter}", [1, n], qp)
-                counter += 1
-                self.b.add_operator("CONCATENATION", [c[0] for c in chunk], [t], axis=1,
-                                    fused_activation_function="NONE")
-                grouped.append((t, n))
-            items = grouped
-        n = sum(c[1] for c in items)
-        t = self.act(final_name, [1, n], qp)
-        self.b.add_operator("CONCATENATION", [c[0] for c in items], [t], axis=1,
-                            fused_activation_function="NONE")
-        return t
+        counter = [0]
+
+        def merge(chunk, final):
+            n = sum(c[1] for c in chunk)
+            if final:
+                name = final_name
+            else:
+                name = f"{prefix}concat{counter[0]}"
+                counter[0] += 1
+            t = self.act(name, [1, n], qp)
+            self.b.add_operator("CONCATENATION", [c[0] for c in chunk], [t], axis=1,
+                                fused_activation_function="NONE")
+            return (t, n)
+
+        return concat_tree(items, merge)[0]
 
 def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | None = None,
                      description: str = "wavenet-edge int8 step graph") -> bytes:

@@ -28,6 +28,7 @@ import tflite
 
 from wavenet_edge._fileio import atomic_write
 from wavenet_edge.errors import ConversionError
+from wavenet_edge.graph_spec import MAX_CONCAT_INPUTS  # TFLM's limit, defined once
 from wavenet_edge.tflite_file import ACTIVATIONS, BUILTIN_OPERATORS, TENSOR_TYPES
 
 
@@ -72,7 +73,6 @@ ACCEPTED_VERSIONS = {
 }
 
 #: tflite-micro's CONCATENATION kernel limit on inputs.
-MAX_CONCAT_INPUTS = 10
 
 #: Output quantization (scale, zero point) the int8 kernels require.
 _FIXED_OUTPUT_QUANT = {"TANH": (1 / 128, 0), "LOGISTIC": (1 / 256, -128),

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from wavenet_edge.errors import ModelFileError
+from wavenet_edge.graph_spec import concat_tree
 
 __all__ = ["OpCount", "StepCounts", "count_ops", "contract_metadata", "CATEGORIES"]
 
@@ -172,25 +173,17 @@ def count_ops(model) -> StepCounts:
 
 
 # -- the same counts from a config alone (the graph is determined by it, docs/step-graph.md) -------
-MAX_CONCAT_INPUTS = 10
-
-
 def _concat_tree(widths) -> list:
-    """Widths of the CONCATENATION operators the spec emits over ``widths`` (≤ 10 inputs per op),
-    as ``(n_inputs, out_width)`` in creation order, the final one last."""
-    items = list(widths)
+    """Widths of the CONCATENATION operators the spec emits over ``widths``
+    (:func:`wavenet_edge.graph_spec.concat_tree`), as ``(n_inputs, out_width)`` in creation order,
+    the final one last."""
     ops = []
-    while len(items) > MAX_CONCAT_INPUTS:
-        grouped = []
-        for g in range(0, len(items), MAX_CONCAT_INPUTS):
-            chunk = items[g:g + MAX_CONCAT_INPUTS]
-            if len(chunk) == 1:
-                grouped.append(chunk[0])
-                continue
-            ops.append((len(chunk), sum(chunk)))
-            grouped.append(sum(chunk))
-        items = grouped
-    ops.append((len(items), sum(items)))
+
+    def merge(chunk, final):
+        ops.append((len(chunk), sum(chunk)))
+        return sum(chunk)
+
+    concat_tree(widths, merge)
     return ops
 
 
