@@ -6,7 +6,7 @@ inside the handlers so that ``wavenet-edge --help`` stays fast.
 
 from __future__ import annotations
 
-from wavenet_edge.cli import float_arg, int_arg
+from wavenet_edge.cli import int_arg
 
 
 def register_convert(subparsers):
@@ -157,42 +157,6 @@ def _run_train(args) -> int:
     print(f"trained {name} for {h['steps']} steps in {h['seconds']:.1f} s on {source} "
           f"({h['positions']:,} scored samples)")
     print(f"wrote {out}")
-    return 0
-
-
-def register_quickstart(subparsers):
-    """``wavenet-edge quickstart [-o DIR]``: the whole pipeline on the built-in signal set."""
-    p = subparsers.add_parser(
-        "quickstart", help="train, convert, verify, simulate, generate and plot: the whole "
-                           "pipeline on the built-in signal set",
-        description="Trains the tiny preset on the built-in signal set (nothing downloaded), "
-                    "converts it to an int8 .tflite, verifies the engine against TFLM and LiteRT, "
-                    "simulates the built-in microcontroller targets, generates audio and writes "
-                    "pictures; ends with a summary.")
-    p.add_argument("-o", "--output", default="quickstart_out", metavar="DIR",
-                   help="output directory (default: quickstart_out)")
-    p.add_argument("--preset", default="tiny", help="preset to train (default: tiny)")
-    p.add_argument("--seconds", type=float_arg(above=0.0), default=75.0,
-                   help="training budget in seconds (default: 75)")
-    p.add_argument("--steps", type=int_arg(1), default=None,
-                   help="training budget in optimizer steps")
-    p.add_argument("--verify-steps", type=int_arg(0), default=2000,
-                   help="teacher-forced and free-running steps per interpreter (default: 2000)")
-    p.add_argument("--generate-seconds", type=float_arg(above=0.0), default=2.0,
-                   help="seconds of audio to generate (default: 2)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG pictures")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_quickstart)
-    return p
-
-
-def _run_quickstart(args) -> int:
-    from .quickstart import quickstart
-
-    quickstart(args.output, preset_name=args.preset, steps=args.steps, seconds=args.seconds,
-               verify_steps=args.verify_steps, generate_seconds=args.generate_seconds,
-               seed=args.seed, plots=not args.no_plots, progress=not args.no_progress)
     return 0
 
 

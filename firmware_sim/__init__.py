@@ -2,7 +2,8 @@
 
 Front door: :func:`simulate` (memory, latency estimate, FIFO deadline simulation, bit-exactness
 against TFLM) and :func:`check_bitexact` (the engine against any real interpreter through the
-delay-line contract).
+delay-line contract); :func:`quickstart` runs the whole pipeline (train, convert, verify,
+simulate, generate) on the built-in signal set, on top of :mod:`converters`.
 """
 
 from .arena import measure_arena
@@ -13,11 +14,12 @@ from .latency import JitterModel, estimate_latency, simulate_fifo, smallest_fifo
 from .memory import MemoryBudget, delay_line_bytes_for_config, memory_budget
 from .opcount import OpCount, StepCounts, count_ops, counts_from_config
 from .report import Report, TargetResult
+from .quickstart import quickstart
 from .simulate import simulate
 from .targets import CoreModel, Target, builtin_targets, load_registry, select_targets
 
 __all__ = [
-    "simulate", "Report", "TargetResult",
+    "simulate", "Report", "TargetResult", "quickstart",
     "check_bitexact", "BitExactResult", "ContractHost", "make_runner",
     "select_targets", "builtin_targets", "load_registry", "Target", "CoreModel",
     "count_ops", "counts_from_config", "StepCounts", "OpCount",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["register_simulate", "register_export_c"]
+__all__ = ["register_simulate", "register_verify", "register_export_c", "register_quickstart"]
 
 
 from wavenet_edge.cli import float_arg, int_arg
@@ -181,3 +181,39 @@ def register_export_c(subparsers) -> None:
     """Add the ``export-c`` sub-command (:mod:`firmware_sim.c_export`)."""
     from .c_export import register_export_c as register
     register(subparsers)
+
+
+def register_quickstart(subparsers):
+    """``wavenet-edge quickstart [-o DIR]``: the whole pipeline on the built-in signal set."""
+    p = subparsers.add_parser(
+        "quickstart", help="train, convert, verify, simulate, generate and plot: the whole "
+                           "pipeline on the built-in signal set",
+        description="Trains the tiny preset on the built-in signal set (nothing downloaded), "
+                    "converts it to an int8 .tflite, verifies the engine against TFLM and LiteRT, "
+                    "simulates the built-in microcontroller targets, generates audio and writes "
+                    "pictures; ends with a summary.")
+    p.add_argument("-o", "--output", default="quickstart_out", metavar="DIR",
+                   help="output directory (default: quickstart_out)")
+    p.add_argument("--preset", default="tiny", help="preset to train (default: tiny)")
+    p.add_argument("--seconds", type=_positive_float, default=75.0,
+                   help="training budget in seconds (default: 75)")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="training budget in optimizer steps")
+    p.add_argument("--verify-steps", type=_nonneg_int, default=2000,
+                   help="teacher-forced and free-running steps per interpreter (default: 2000)")
+    p.add_argument("--generate-seconds", type=_positive_float, default=2.0,
+                   help="seconds of audio to generate (default: 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG pictures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run_quickstart)
+    return p
+
+
+def _run_quickstart(args) -> int:
+    from .quickstart import quickstart
+
+    quickstart(args.output, preset_name=args.preset, steps=args.steps, seconds=args.seconds,
+               verify_steps=args.verify_steps, generate_seconds=args.generate_seconds,
+               seed=args.seed, plots=not args.no_plots, progress=not args.no_progress)
+    return 0

@@ -26,8 +26,9 @@ import numpy as np
 from . import _engine_kernels as _k
 from . import sampling as _s
 from .config import WaveNetConfig
+from .contract import parse_contract
 from .errors import ConfigError
-from .program import OP_SOFTMAX as _OP_SOFTMAX, Program, compile_program, parse_contract
+from .program import OP_SOFTMAX as _OP_SOFTMAX, Program, compile_program
 
 __all__ = ["Engine"]
 

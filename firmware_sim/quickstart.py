@@ -35,13 +35,13 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
     ``steps``/``seconds``: training budget (whichever is reached first).  ``verify_steps``:
     teacher-forced and free-running steps compared against each real interpreter.
     """
-    from firmware_sim.bitexact import check_bitexact
-    from firmware_sim.simulate import simulate
+    from converters.convert import convert
+    from converters.signals import builtin_signals, order0_entropy_bits
+    from converters.train import train
     from wavenet_edge.engine import Engine
 
-    from .convert import convert
-    from .signals import builtin_signals, order0_entropy_bits
-    from .train import train
+    from .bitexact import check_bitexact
+    from .simulate import simulate
 
     if generate_seconds <= 0:
         raise ConfigError(f"generate_seconds must be > 0, got {generate_seconds}")
@@ -114,8 +114,8 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
     if plots:
         _stage(log, 6, "pictures: generated audio next to a held-out reference; what each layer hears")
         try:
-            from .explain import layer_frequency_response, octave_agreement
-            from .plots import plot_audio, plot_layer_response
+            from converters.explain import layer_frequency_response, octave_agreement
+            from converters.plots import plot_audio, plot_layer_response
             png = os.path.join(out_dir, "generated.png")
             plot_audio(y, sr, png, reference=heldout[0][:n],
                        title=f"wavenet-edge {preset_name}: int8 engine, seed {seed}")
