@@ -26,10 +26,12 @@ def register_convert(subparsers):
                    help="hyper-parameters the weights do not say (e.g. dilations), in our or "
                         "the peer's own vocabulary")
     p.add_argument("--calibration", "--calibrate", nargs="+", metavar="WAV",
-                   help="calibration WAV files or directories (default: the built-in set)")
+                   help="calibration WAV files or directories (default: the built-in set); "
+                        "unless --heldout is given, the last 10%% of each file is held out for "
+                        "the quality report and --method auto (the tail 'train' holds out)")
     p.add_argument("--heldout", nargs="+", metavar="WAV",
-                   help="held-out WAV files or directories for the quality report "
-                        "(default: the built-in held-out set)")
+                   help="held-out WAV files or directories for the quality report (default: "
+                        "the last 10%% of the --calibrate audio, or the built-in held-out set)")
     p.add_argument("--method", default="auto", choices=["auto", "minmax", "percentile", "mse"],
                    help="activation range method; auto measures all and keeps the best "
                         "(default: auto)")

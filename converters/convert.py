@@ -6,6 +6,13 @@ activation ranges by a method, quantizes weights/biases/activations, emits the o
 (``docs/step-graph.md``) and measures int8-vs-float quality on held-out audio.  With
 ``method="auto"`` every range method is tried and the one with the lowest int8 cross-entropy on the
 held-out audio wins (chosen by measurement, not by proxy).
+
+Which audio is held out: ``heldout`` when given; otherwise, when the caller gives calibration
+audio, the last ``heldout_fraction`` (10 %) of every calibration clip — the same tail that
+``wavenet-edge train`` holds out of each training file — so that quality and the method choice
+are measured on audio of the user's kind that neither calibration nor (with the same files)
+training has seen; with neither, the built-in held-out split (the built-in calibration set's
+counterpart).  The report's ``heldout`` entry says which.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from .export import build_step_graph
 from .quantize import activation_plan
 from .report import evaluate, format_table, model_facts, write_report
 
-__all__ = ["convert", "ConversionResult", "METHODS"]
+__all__ = ["convert", "ConversionResult", "METHODS", "HELDOUT_FRACTION"]
 
 METHODS = ("auto",) + calibrate.METHODS
+HELDOUT_FRACTION = 0.1
 
 
 @dataclass
@@ -72,12 +80,17 @@ def _load_model(model) -> FloatWaveNet:
                       f"got {type(model).__name__}")
 
 
+def _describe(names) -> str:
+    return ", ".join(names[:4]) + (f", … ({len(names)} files)" if len(names) > 4 else "")
+
+
 def _audio_clips(source, sr: int, *, split: str, what: str):
-    """``(list of float audio (n,), description)`` from None (built-in split), paths or arrays."""
+    """``(list of float audio (n,), names or None, description)`` from None (built-in split),
+    paths or arrays; ``names`` is None for the built-in split."""
     if source is None:
         from .signals import builtin_signals
         clips = [np.asarray(c, np.float64) for c in builtin_signals(split=split, sr=sr)]
-        return clips, f"builtin:{split} ({len(clips)} clips)"
+        return clips, None, f"builtin:{split} ({len(clips)} clips)"
     if isinstance(source, (str, os.PathLike, np.ndarray)):
         source = [source]
     from wavenet_edge.audio import load_wav
@@ -100,8 +113,33 @@ def _audio_clips(source, sr: int, *, split: str, what: str):
             names.append(f"array[{y.shape[0]}]")
     if not clips:
         raise ConversionError(f"no {what} audio given")
-    desc = ", ".join(names[:4]) + (f", … ({len(names)} files)" if len(names) > 4 else "")
-    return clips, desc
+    return clips, names, _describe(names)
+
+
+def _hold_out_tails(clips, names, fraction: float, min_tail: int):
+    """Split each calibration clip into (head, tail): tails of at least ``min_tail`` samples are
+    held out for the quality report, shorter clips stay whole in calibration.  Returns
+    ``(heads, tails, description of the calibration part, description of the held-out part)``."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"heldout_fraction must lie in (0, 1), got {fraction!r}")
+    heads, tails, held_names = [], [], []
+    for y, name in zip(clips, names):
+        n_tail = int(y.shape[0] * fraction)
+        if n_tail >= min_tail:
+            heads.append(y[:-n_tail])
+            tails.append(y[-n_tail:])
+            held_names.append(name)
+        else:
+            heads.append(y)
+    if not tails:
+        longest = max(y.shape[0] for y in clips)
+        raise ConversionError(
+            f"calibration audio too short to hold out its last {fraction:.0%} for the quality "
+            f"report (longest clip {longest} samples, a held-out tail needs {min_tail}); give "
+            "held-out audio (--heldout) or longer calibration audio")
+    pct = f"{fraction:.0%}"
+    return (heads, tails, f"{_describe(names)} (first {100 - round(100 * fraction)}% of each)",
+            f"last {pct} of {_describe(held_names)} (calibration audio held out)")
 
 
 def _speaker_plan(n_clips: int, cardinality: int):
@@ -115,7 +153,8 @@ def _speaker_plan(n_clips: int, cardinality: int):
 
 def convert(model, *, calibration=None, out=None, method: str = "auto", report=None,
             progress: bool = True, heldout=None, eval_steps: int = 4000, runner=None,
-            evaluate_quality: bool = True) -> ConversionResult:
+            evaluate_quality: bool = True,
+            heldout_fraction: float = HELDOUT_FRACTION) -> ConversionResult:
     """Quantize a float WaveNet to the int8 step graph.
 
     model : :class:`FloatWaveNet` or a checkpoint path (loaded by ``converters.checkpoints``)
@@ -125,12 +164,16 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     method : ``"auto"`` (try every method, keep the best held-out int8 bits/sample), ``"minmax"``,
         ``"percentile"`` or ``"mse"``
     report : path of a JSON report to write, or None
-    heldout : held-out audio like ``calibration`` (default: the built-in held-out split)
+    heldout : held-out audio like ``calibration``.  Default: with calibration audio given, the
+        last ``heldout_fraction`` of each calibration clip (calibration then uses the rest); with
+        neither, the built-in held-out split.  ``report["heldout"]`` says which.
     eval_steps : steps of the int8 graph run for the quality report (split over the first two
         held-out clips, each from silence)
     runner : ``runner(tflite_bytes, codes, speaker) -> int8 logits (n, 256)``; default LiteRT
         (builtin kernels) through ``firmware_sim.host.ContractHost``
     evaluate_quality : measure quality (always done for ``method="auto"``)
+    heldout_fraction : share of each calibration clip held out when ``heldout`` is None and
+        calibration audio is given (default 0.1, the tail ``train`` holds out of each file)
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -144,8 +187,15 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     canon = canonicalize(float_model)
 
     # calibration audio → class indices in the model's own mu-law convention
-    audio, cal_desc = _audio_clips(calibration, cfg.sample_rate, split="calibration",
-                                   what="calibration")
+    audio, names, cal_desc = _audio_clips(calibration, cfg.sample_rate, split="calibration",
+                                          what="calibration")
+    measure = evaluate_quality or method == "auto"
+    held_audio, held_desc = None, None
+    if measure and heldout is None and names is not None:
+        # the user's own kind of audio: hold out a tail of each clip rather than judging the
+        # model (and choosing the method) on the built-in sine set
+        audio, held_audio, cal_desc, held_desc = _hold_out_tails(
+            audio, names, heldout_fraction, min_tail=max(2, min(2048, cfg.receptive_field + 1)))
     codes = [encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw) for y in audio]
     total = sum(c.shape[0] for c in codes)
     need = calibrate.min_calibration_samples(cfg)
@@ -159,11 +209,13 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
 
     # held-out clips for the measurement
     candidates = list(calibrate.METHODS) if method == "auto" else [method]
-    measure = evaluate_quality or method == "auto"
-    eval_clips, eval_spk, held_desc = [], [], None
+    eval_clips, eval_spk = [], []
     if measure:
-        h_audio, held_desc = _audio_clips(heldout, cfg.sample_rate, split="heldout",
-                                          what="held-out")
+        if held_audio is not None:
+            h_audio = held_audio
+        else:
+            h_audio, _, held_desc = _audio_clips(heldout, cfg.sample_rate, split="heldout",
+                                                 what="held-out")
         # two clips: long enough runs to pass the receptive-field warm-up, two signals
         n_use = min(2, len(h_audio))
         per = max(2, int(eval_steps) // n_use)

@@ -204,6 +204,8 @@ def format_table(report: dict) -> str:
         f"{'delay lines (int8 SRAM)':<26}{f['delay_line_bytes']:>14,} bytes",
         f"{'calibration':<26}{report['calibration']['audio']}",
     ]
+    if report.get("heldout"):
+        lines.append(f"{'held-out (quality)':<26}{report['heldout']}")
     methods = report.get("methods") or {}
     if methods:
         lines.append("")

@@ -14,7 +14,7 @@ from converters.canonical import canonicalize
 from converters.convert import convert
 from converters.quantize import (activation_qparams, bias_scales, dequantize, quantize_activation,
                                  quantize_bias, quantize_weights)
-from wavenet_edge.audio import write_wav
+from wavenet_edge.audio import load_wav, write_wav
 from wavenet_edge.config import WaveNetConfig
 from wavenet_edge.errors import CheckpointError, ConfigError, ConversionError
 from wavenet_edge.float_model import FloatWaveNet
@@ -175,6 +175,46 @@ def test_convert_one_method_from_a_checkpoint_and_wav_files(tmp_path):
     assert res.method == "percentile" and set(res.report["methods"]) == {"percentile"}
     assert res.path is None and res.report["calibration"]["audio"] == "cal.wav"
     assert res.quality["logit_snr_db"] > 20
+
+
+def test_user_calibration_audio_holds_out_its_own_tail(tmp_path):
+    # no --heldout: quality and the auto choice are measured on the last 10 % of the user's files,
+    # which calibration does not see, never on the built-in sine set
+    seen = []
+
+    def recording(data, codes, speaker):
+        seen.append(np.array(codes))
+        return contract_host_runner("litert")(data, codes, speaker)
+
+    from converters.report import contract_host_runner
+    paths = []
+    for i, y in enumerate(CAL):
+        paths.append(tmp_path / f"voice{i}.wav")
+        write_wav(paths[-1], y, SR)
+    res = convert(_model(seed=11), calibration=[str(p) for p in paths], runner=recording,
+                  progress=False, eval_steps=800)
+    r = res.report
+    assert r["heldout"] == "last 10% of voice0.wav, voice1.wav (calibration audio held out)"
+    assert r["calibration"]["audio"] == "voice0.wav, voice1.wav (first 90% of each)"
+    assert r["calibration"]["samples"] == 2 * 3600
+    assert set(r["methods"]) == {"minmax", "percentile", "mse"} and len(seen) == 6
+    tails = [encode_classes(np.clip(load_wav(p, sr=SR)[0], -1, 1))[3600:] for p in paths]
+    for k, codes in enumerate(seen):
+        assert np.array_equal(codes, tails[k % 2][:400])
+    assert "held-out (quality)" in res.table() and "last 10% of voice0.wav" in res.table()
+    # explicit held-out audio wins, and calibration keeps every sample
+    res = convert(_model(seed=11), calibration=[str(p) for p in paths], heldout=HELD,
+                  method="minmax", progress=False, eval_steps=400)
+    assert res.report["heldout"] == "array[1500], array[1500]"
+    assert res.report["calibration"]["samples"] == 8000
+    # the built-in calibration set keeps the built-in held-out split
+    res = convert(_model(seed=11), method="minmax", progress=False, eval_steps=400)
+    assert res.report["heldout"].startswith("builtin:heldout")
+
+
+def test_calibration_audio_too_short_to_hold_out(tmp_path):
+    with pytest.raises(ConversionError, match="too short to hold out"):
+        convert(_model(), calibration=[_audio(3000, 0)[:300] for _ in range(12)], progress=False)
 
 
 def test_engine_runner_is_bit_exact_with_litert():
