@@ -498,14 +498,20 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
 # ------------------------------------------------------------------------------------------------
 def register_export_c(subparsers) -> None:
     """Add the ``export-c`` sub-command."""
+    import argparse
     p = subparsers.add_parser(
         "export-c",
         help="write a self-contained C99 step engine for a .tflite (bit-exact, no heap)",
         description="Writes wavenet_model.h/.c (const data), wavenet_engine.h/.c (code) and a "
-                    "README into OUT_DIR; the C computes exactly what the Numba engine (profile "
-                    "tflm) computes.")
+                    "README into the output directory; the C computes exactly what the Numba "
+                    "engine (profile tflm) computes.")
     p.add_argument("model", metavar="MODEL.tflite")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    # -o like every other command; the positional form of earlier releases keeps working
+    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default=None,
+                   help=argparse.SUPPRESS)
+    p.add_argument("-o", "--output", metavar="DIR", default=None,
+                   help="output directory, created if missing (default: <model name>-c in the "
+                        "current directory)")
     p.add_argument("--kernels", choices=list(KERNELS), default="auto",
                    help="default kernel variant (auto: by the compiler's target features)")
     p.add_argument("--temperature", type=float, default=1.0,
@@ -514,7 +520,12 @@ def register_export_c(subparsers) -> None:
 
 
 def _run_export(args) -> int:
-    r = export_c(args.model, args.out_dir, kernels=args.kernels, temperature=args.temperature)
+    out = args.output or args.out_dir
+    if args.output and args.out_dir and os.path.abspath(args.output) != os.path.abspath(args.out_dir):
+        raise ConfigError(f"two output directories given ({args.out_dir} and -o {args.output})")
+    if out is None:
+        out = os.path.splitext(os.path.basename(os.fspath(args.model).rstrip("/\\")))[0] + "-c"
+    r = export_c(args.model, out, kernels=args.kernels, temperature=args.temperature)
     print(f"wrote {len(r.files)} files to {r.out_dir}: {r.macs_per_sample} MACs/sample, "
           f"{r.n_ops} ops, const data {r.flash_bytes} B, wn_state {r.state_bytes} B")
     return 0

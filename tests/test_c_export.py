@@ -203,6 +203,25 @@ def test_cli_export_c(exported, tmp_path, capsys):
         (d / "export" / "wavenet_engine.c").read_text()
 
 
+def test_cli_export_c_output_option_and_default_name(exported, tmp_path, capsys, monkeypatch):
+    # -o DIR as in the README; without any directory the name derives from the model's
+    _, _, _, d = exported
+    ap = argparse.ArgumentParser()
+    register_export_c(ap.add_subparsers())
+    args = ap.parse_args(["export-c", str(d / "m.tflite"), "-o", str(tmp_path / "dash-o")])
+    assert args.func(args) == 0
+    assert (tmp_path / "dash-o" / "wavenet_engine.c").read_text() == \
+        (d / "export" / "wavenet_engine.c").read_text()
+    monkeypatch.chdir(tmp_path)
+    args = ap.parse_args(["export-c", str(d / "m.tflite")])
+    assert args.func(args) == 0
+    assert (tmp_path / "m-c" / "wavenet_model.h").exists()
+    args = ap.parse_args(["export-c", str(d / "m.tflite"), "a", "-o", "b"])
+    with pytest.raises(ConfigError, match="two output directories"):
+        args.func(args)
+    capsys.readouterr()
+
+
 def test_sanitized_host_build_is_clean(exported):
     """AddressSanitizer + UndefinedBehaviorSanitizer: no out-of-bounds access, no undefined
     shift/overflow anywhere in the engine or sampler over 500 steps (and still bit-exact)."""
