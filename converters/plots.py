@@ -1,4 +1,4 @@
-"""PNG pictures people would rather look at than read (matplotlib is an optional extra)."""
+"""PNG pictures people would rather look at than read (matplotlib: a host-side dependency)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def require_matplotlib():
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError:
-        raise WaveNetEdgeError("plots need matplotlib: pip install 'wavenet-edge[plot]'") from None
+        raise WaveNetEdgeError("plots need matplotlib (a dependency of wavenet-edge that is "
+                               "missing here): pip install matplotlib") from None
     return plt
 
 
