@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-import llvmlite.binding as _llvm
 import numba
 from llvmlite import ir as _ir
 from numba import types as _nt
 from numba.core import cgutils as _cg
 from numba.extending import intrinsic as _intrinsic
 
+from ._cpu import HAS_VBMI, HAS_VNNI
 from ._jit import JIT_OPTIONS, kernel
 from .int8.requant import requantize_int8
 from .int8.fixedpoint import clz32, one_over_one_plus_x_for_x_in_0_1, rdbpot, srdhm, wrap32
@@ -168,17 +168,9 @@ def _delay_writes(arena, A, ring, RS, nb, t, wr_src, wr_ring, wr_len, wr_width):
             _copy(ring, b * RS + dst, arena, b * A + wr_src[k], w)
 
 
-def _host_has_vnni() -> bool:
-    try:
-        return "+avx512vnni" in _llvm.get_host_cpu_features().flatten().split(",")
-    except Exception:  # pragma: no cover - exotic hosts
-        return False
-
-
-#: AVX-512 VNNI on this CPU: FCs with at least :data:`VNNI_MIN_COLS` inputs then use
-#: ``vpdpbusd`` (64 int8 MACs per instruction).  The program compiler folds the matching bias
-#: correction, so the choice is made once, here, for both.
-HAS_VNNI = _host_has_vnni()
+#: HAS_VNNI (from :mod:`wavenet_edge._cpu`: numba's target, not the host CPUID): FCs with at
+#: least :data:`VNNI_MIN_COLS` inputs then use ``vpdpbusd`` (64 int8 MACs per instruction).  The
+#: program compiler folds the matching bias correction, so the choice is made once, for both.
 VNNI_MIN_COLS = 64
 
 
@@ -320,16 +312,9 @@ else:
         return acc
 
 
-def _host_has_vbmi() -> bool:
-    try:
-        return "+avx512vbmi" in _llvm.get_host_cpu_features().flatten().split(",")
-    except Exception:  # pragma: no cover - exotic hosts
-        return False
-
-
-#: AVX-512 VBMI on this CPU: 256-entry int8 tables (TANH/LOGISTIC) are looked up 32 inputs at a
-#: time with two ``vpermi2b`` (each selects from 128 table bytes) and a blend on the sign.
-HAS_VBMI = _host_has_vbmi()
+#: HAS_VBMI (numba's target, :mod:`wavenet_edge._cpu`): 256-entry int8 tables (TANH/LOGISTIC)
+#: are looked up 32 inputs at a time with two ``vpermi2b`` (each selects from 128 table bytes)
+#: and a blend on the sign.
 
 
 @_intrinsic
