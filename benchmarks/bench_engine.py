@@ -1,31 +1,47 @@
-"""Samples per second of the int8 engine against the real interpreters and a float32 numpy stepper.
+"""Samples per second of the int8 engine against the real interpreters, as ratios from interleaved runs.
 
 Usage::
 
-    python benchmarks/bench_engine.py --preset small            # converts a random-init model
-    python benchmarks/bench_engine.py --model MODEL.tflite --samples 4000
+    taskset -c 1 python benchmarks/bench_engine.py --preset small     # converts a random-init model
+    python benchmarks/bench_engine.py --model MODEL.tflite --rounds 9
+    python benchmarks/bench_engine.py --preset small --breakdown       # cost per operator kind
 
-Everything runs in this one process, pinned to one core, on the same ``.tflite``:
+The machine may be shared, so absolute figures drift; what this script reports is *ratios from
+interleaved runs*: every contender runs once per round (the order rotating between rounds), each
+run lasting about ``--seconds``, and a ratio is the median over rounds of the per-round ratio, with
+its spread (min–max) so that the noise is visible.  Everything in the main table runs in this one
+process, pinned to one core, on the same ``.tflite``:
 
 * engine B=1 and B=16 (``Engine.process``: the sample loop runs inside numba),
-* LiteRT default (XNNPACK delegate) and LiteRT builtin kernels, TFLM: per step the host sets
+* LiteRT default (XNNPACK delegate), LiteRT builtin kernels and TFLM: per step the host sets
   ``sample`` and every delay-line read, invokes, reads the outputs and pushes the writes
-  (``firmware_sim.host.ContractHost``, exactly what a firmware integrator does),
-* a float32 numpy queue implementation of the same network (``FloatStepper`` in float32).
+  (``ContractHost``, exactly what a firmware integrator does),
+* a float32 numpy queue implementation of the same network (``--preset`` only).
 
-Each row is the best of ``--repeats`` timed runs (wall clock and process CPU time); the machine
-may be shared, so CPU time is also shown.  Prints a table, ratios and the real-time factor at the
-model's sample rate.  Not a test: targets are checked by reading the numbers.
+Then, unless switched off: ``Engine(..., batch=B, threads=T)`` aggregate samples/s for T = 1 and 2
+on every core of the machine (when the engine has ``threads``), and the portable path
+(``NUMBA_CPU_NAME=generic``: no AVX-512, what an ARM phone's numba compiles to in spirit) in a
+child process, again as interleaved ratios against LiteRT default in that process.
+
+``--breakdown`` times programs restricted to one operator kind (and the delay-line copies alone)
+on a B=1 engine: what a step spends per kind.  Not a test: targets are checked by reading the
+numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+import subprocess
 import sys
 import time
 
 import numpy as np
+
+# opcode names of the engine program rows (wavenet_edge.program.OP_*)
+_KIND_NAMES = {1: "GATHER", 2: "FULLY_CONNECTED", 3: "ADD/MUL", 5: "TANH/LOGISTIC",
+               6: "SOFTMAX", 7: "COPY", 8: "FC pair (filter+gate)", 9: "gate (tanh·σ)"}
 
 
 def _build(preset_name: str, seed: int = 0) -> bytes:
@@ -76,6 +92,12 @@ class Float32Stepper:
         self.codes = [-1] * (cfg.initial_filter_width - 1)
         self.G = cfg.dilation_channels
 
+    def reset(self):
+        for L in self.layers:
+            L["q"][:] = 0
+            L["pos"] = 0
+        self.codes = [-1] * (self.cfg.initial_filter_width - 1)
+
     def step(self, code):
         cfg = self.cfg
         hist = self.codes + [int(code)]
@@ -101,14 +123,248 @@ class Float32Stepper:
         return u @ self.w2 + self.b2
 
 
-def _time(fn, repeats):
-    best_wall, best_cpu = float("inf"), float("inf")
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        best_wall = min(best_wall, time.perf_counter() - w)
-        best_cpu = min(best_cpu, time.process_time() - c)
-    return best_wall, best_cpu
+# --------------------------------------------------------------------------------------------
+# interleaved timing
+# --------------------------------------------------------------------------------------------
+class Runner:
+    """A contender: ``run(n)`` processes ``n`` samples per stream from a reset state; ``streams``
+    multiplies the samples into the aggregate rate.  ``n`` is calibrated so that one run lasts
+    about the target time (all contenders of a round then see the same machine state)."""
+
+    def __init__(self, name, run, streams=1, n_max=1 << 20):
+        self.name, self._run, self.streams, self.n_max = name, run, streams, n_max
+        self.n = 64
+        self.rates = []        # aggregate samples/s per round, by process CPU time
+        self.wall_rates = []   # the same by wall-clock time
+
+    def calibrate(self, seconds):
+        self._run(min(16, self.n_max))                 # compile / load the numba cache
+        n = min(64, self.n_max)
+        while True:
+            t = time.perf_counter()
+            self._run(n)
+            dt = time.perf_counter() - t
+            if dt > seconds / 4 or n >= self.n_max:
+                break
+            n = min(self.n_max, n * 4)
+        self.n = int(max(16, min(self.n_max, n * seconds / max(dt, 1e-6))))
+
+    def once(self):
+        t, c = time.perf_counter(), time.process_time()
+        self._run(self.n)
+        dc, dt = time.process_time() - c, time.perf_counter() - t
+        self.rates.append(self.n * self.streams / max(dc, 1e-9))
+        self.wall_rates.append(self.n * self.streams / dt)
+
+
+def interleave(runners, rounds, seconds, log=None):
+    for r in runners:
+        r.calibrate(seconds)
+    for k in range(rounds):
+        order = runners[k % len(runners):] + runners[:k % len(runners)]
+        if k % 2:
+            order = order[::-1]
+        for r in order:
+            r.once()
+        if log:
+            log(f"round {k + 1}/{rounds}")
+
+
+def ratio(a: Runner, b: Runner, wall=False):
+    """Median, min and max over rounds of a's rate / b's rate in the same round."""
+    ra, rb = (a.wall_rates, b.wall_rates) if wall else (a.rates, b.rates)
+    q = np.asarray(ra) / np.asarray(rb)
+    return float(np.median(q)), float(q.min()), float(q.max())
+
+
+def _fmt_ratio(a, b, wall=False):
+    m, lo, hi = ratio(a, b, wall)
+    return f"{m:.2f}x (rounds {lo:.2f}-{hi:.2f}, spread ±{50 * (hi - lo) / m:.0f} %)"
+
+
+def _pin(core):
+    if core is not None and hasattr(os, "sched_setaffinity"):
+        avail = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {core if core in avail else avail[-1]})
+
+
+def _engine_runner(Engine, data, label, profile, B, codes, threads=None):
+    kw = dict(profile=profile, batch=B, name=label)
+    if threads is not None:
+        kw["threads"] = threads
+    e = Engine.from_bytes(data, **kw)
+    cs = np.ascontiguousarray(np.stack([np.roll(codes, 97 * b) for b in range(B)]))
+
+    def run(n):
+        e.reset()
+        e.process(cs[:, :n] if B > 1 else cs[0, :n], logits=False)
+
+    name = f"engine B={B}" + (f" threads={threads}" if threads is not None else "")
+    return Runner(name, run, streams=B, n_max=codes.size), e
+
+
+def _host_runner(data, rt, name, codes):
+    try:
+        from converters.host import ContractHost      # where the host helpers are moving
+    except ImportError:
+        from firmware_sim.host import ContractHost
+    host = ContractHost(data, rt)
+
+    def run(n):
+        host.reset()
+        host.run(codes[:n], outputs=("probs",))
+    return Runner(name, run, n_max=codes.size)
+
+
+def _load(args):
+    if args.model:
+        with open(args.model, "rb") as f:
+            return f.read(), os.path.basename(args.model), None
+    t = time.perf_counter()
+    data = _build(args.preset)
+    print(f"converted preset {args.preset} in {time.perf_counter() - t:.1f} s "
+          f"({len(data):,} bytes)", file=sys.stderr)
+    from converters.canonical import canonicalize
+    from wavenet_edge import FloatWaveNet, preset
+    return data, args.preset, canonicalize(FloatWaveNet.initialize(preset(args.preset), seed=0))
+
+
+def _print_rates(runners, sr, macs):
+    print(f"{'runtime':<30}{'samples/s cpu':>14}{'(wall)':>10}{'x real time':>13}{'GMAC/s':>9}")
+    for r in runners:
+        s, w = float(np.median(r.rates)), float(np.median(r.wall_rates))
+        print(f"{r.name:<30}{s:>14,.0f}{w:>10,.0f}{s / sr:>13.2f}{s * macs / 1e9:>9.2f}")
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+def main_table(args, data, label, float_model, codes):
+    from wavenet_edge.engine import Engine
+
+    e1, eng = _engine_runner(Engine, data, label, args.profile, 1, codes)
+    e16, _ = _engine_runner(Engine, data, label, args.profile, 16, codes)
+    runners = [e1, e16]
+    names = [("litert-default", "LiteRT default (XNNPACK)"), ("litert", "LiteRT builtin"),
+             ("tflm", "TFLM")]
+    if args.quick:
+        names = names[:1]
+    for rt, name in names:
+        try:
+            runners.append(_host_runner(data, rt, name, codes))
+        except Exception as e:  # pragma: no cover - depends on installed runtimes
+            print(f"{name}: unavailable ({e})", file=sys.stderr)
+    if float_model is not None and not args.quick:
+        fs = Float32Stepper(float_model)
+
+        def run(n):
+            fs.reset()
+            for x in codes[:n]:
+                fs.step(x)
+        runners.append(Runner("float32 numpy queue", run, n_max=codes.size))
+    interleave(runners, args.rounds, args.seconds,
+               log=lambda s: print(s, file=sys.stderr, end="\r"))
+    cfg, p = eng.config, eng.program
+    print(f"\nmodel {label}: {cfg.n_layers} layers, R={cfg.residual_channels} "
+          f"G={cfg.dilation_channels} S={cfg.skip_channels} E={cfg.end_channels}, "
+          f"{p.macs_per_sample:,} MACs/sample, {eng.sample_rate} Hz; profile {args.profile}; "
+          f"one core; {args.rounds} interleaved rounds of ~{args.seconds} s per contender; "
+          f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'host')}")
+    _print_rates(runners, eng.sample_rate, p.macs_per_sample)
+    print("ratios (median over rounds of the same-round ratio; CPU time, then wall clock):")
+    for a, b in [(e1, o) for o in runners[2:]] + [(e16, e1)]:
+        print(f"  {a.name} / {b.name}: {_fmt_ratio(a, b)}; wall {ratio(a, b, True)[0]:.2f}x")
+    return {r.name: r for r in runners}
+
+
+def threads_table(args, data, label, codes):
+    from wavenet_edge.engine import Engine
+
+    if "threads" not in inspect.signature(Engine.__init__).parameters:
+        print("\nthreads: this engine has no threads= option")
+        return
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    runners = []
+    for B in args.thread_batches:
+        for T in (1, 2):
+            runners.append(_engine_runner(Engine, data, label, args.profile, B, codes, T)[0])
+    interleave(runners, args.rounds, args.seconds)
+    print(f"\nthreads ({ncpu} cores available, shared machine): aggregate samples/s by wall "
+          f"clock (CPU time sums the threads)")
+    print(f"{'runtime':<30}{'samples/s':>12}")
+    for r in runners:
+        print(f"{r.name:<30}{np.median(r.wall_rates):>12,.0f}")
+    for i in range(0, len(runners), 2):
+        a, b = runners[i + 1], runners[i]
+        print(f"  {a.name} / {b.name}: {_fmt_ratio(a, b, wall=True)}")
+
+
+def portable_table(args):
+    """Re-run this script's main table (quick: engine and LiteRT default) under
+    NUMBA_CPU_NAME=generic in a child process, pinned like this one."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--quick", "--no-threads", "--no-portable",
+           "--rounds", str(args.rounds), "--seconds", str(args.seconds), "--profile", args.profile]
+    cmd += ["--model", args.model] if args.model else ["--preset", args.preset]
+    if args.core is not None:
+        cmd += ["--core", str(args.core)]
+    env = dict(os.environ, NUMBA_CPU_NAME="generic")
+    print("\nportable path (child process, NUMBA_CPU_NAME=generic):", flush=True)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    out = r.stdout.strip().splitlines()
+    print("\n".join("  " + s for s in out if s.strip()) if r.returncode == 0 else
+          f"  failed (exit {r.returncode}): {r.stderr.strip().splitlines()[-1:]}")
+
+
+def breakdown(args, data, label, codes):
+    """Per-kind cost of one B=1 step: the program restricted to the rows of one kind (the other
+    rows skipped; activations are then stale, which changes no op's cost), the delay-line copies
+    alone, and nothing (the per-call overhead), each timed in interleaved rounds."""
+    from wavenet_edge.engine import Engine
+
+    eng = Engine.from_bytes(data, profile=args.profile, name=label)
+    eo = eng.program.exec_ops
+    full = eng._consts
+    nodl = tuple(a[:0] for a in eng._dl)
+    dl = eng._dl
+
+    def variant(rows, with_dl):
+        ops = np.ascontiguousarray(eo[rows])
+
+        def run(n):
+            eng._consts = (ops,) + full[1:]
+            eng._dl = dl if with_dl else nodl
+            eng.reset()
+            eng.process(codes[:n])
+        return run
+
+    kinds = sorted(set(int(k) for k in eo[:, 0]))
+    runners = [Runner("full step", variant(np.arange(len(eo)), True), n_max=codes.size),
+               Runner("empty (call + output copy)", variant(np.zeros(0, int), False),
+                      n_max=codes.size),
+               Runner("delay lines only", variant(np.zeros(0, int), True), n_max=codes.size)]
+    for k in kinds:
+        rows = np.flatnonzero(eo[:, 0] == k)
+        runners.append(Runner(f"{_KIND_NAMES.get(k, k)} ×{rows.size}", variant(rows, False),
+                              n_max=codes.size))
+    interleave(runners, args.rounds, args.seconds)
+    eng._consts, eng._dl = full, dl
+    empty = 1e9 / np.median(runners[1].rates)
+    total = 1e9 / np.median(runners[0].rates)
+    print(f"\nB=1 step breakdown, {label} (profile {args.profile}, one core, "
+          f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'host')}): ns/step, "
+          f"minus the empty program's {empty:.0f} ns")
+    parts = 0.0
+    for r in runners:
+        ns = 1e9 / np.median(r.rates)
+        spread = (1e9 / min(r.rates) - 1e9 / max(r.rates))
+        net = ns - empty if r is not runners[0] else ns
+        if r not in runners[:2]:
+            parts += net
+        print(f"  {r.name:<34}{ns:>9.0f} ns  net {net:>7.0f} ns  ({100 * net / total:4.1f} %)"
+              f"  spread {spread:.0f} ns")
+    print(f"  sum of parts + empty = {parts + empty:.0f} ns vs full {total:.0f} ns")
 
 
 def main(argv=None) -> int:
@@ -116,100 +372,36 @@ def main(argv=None) -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--preset", default="small", help="tiny, small, tensorflow-wavenet (default small)")
     g.add_argument("--model", help="an existing wavenet-edge .tflite")
-    ap.add_argument("--samples", type=int, default=4000, help="samples per engine run (default 4000)")
-    ap.add_argument("--interp-samples", type=int, default=None,
-                    help="samples per interpreter / float run (default: samples // 4)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per row, best kept")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
+    ap.add_argument("--seconds", type=float, default=0.4,
+                    help="target duration of one contender's run (default 0.4)")
     ap.add_argument("--profile", default="tflm", help="engine int8 profile (default tflm)")
+    ap.add_argument("--core", type=int, default=1, help="core to pin to (default 1)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
+    ap.add_argument("--quick", action="store_true",
+                    help="main table with engine and LiteRT default only")
+    ap.add_argument("--no-threads", action="store_true", help="skip the threads table")
+    ap.add_argument("--thread-batches", type=int, nargs="+", default=[2, 16],
+                    help="batch sizes of the threads table (default 2 16)")
+    ap.add_argument("--no-portable", action="store_true", help="skip the portable-path child")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only the per-operator-kind cost of a B=1 step")
     args = ap.parse_args(argv)
-
-    if not args.no_pin and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    if args.no_pin:
+        args.core = None
+    _pin(args.core)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from firmware_sim.host import ContractHost
-    from wavenet_edge.engine import Engine
-
-    if args.model:
-        with open(args.model, "rb") as f:
-            data = f.read()
-        label, float_model = os.path.basename(args.model), None
-    else:
-        t = time.perf_counter()
-        data = _build(args.preset)
-        label = args.preset
-        print(f"converted preset {args.preset} in {time.perf_counter() - t:.1f} s "
-              f"({len(data):,} bytes)", file=sys.stderr)
-        from converters.canonical import canonicalize
-        from wavenet_edge import FloatWaveNet, preset
-        m = FloatWaveNet.initialize(preset(args.preset), seed=0)
-        float_model = canonicalize(m)
-
-    n = args.samples
-    ni = args.interp_samples or max(200, n // 4)
-    rng = np.random.default_rng(0)
-    codes = rng.integers(0, 256, n)
-    eng = Engine.from_bytes(data, profile=args.profile, name=label)
-    sr = eng.sample_rate
-    t = time.perf_counter()
-    eng.step(int(codes[0]))
-    first = time.perf_counter() - t
-    rows = []
-
-    def run_engine(B):
-        e = Engine.from_bytes(data, profile=args.profile, batch=B, name=label)
-        cs = np.ascontiguousarray(np.broadcast_to(codes, (B, n))) if B > 1 else codes
-        e.process(cs[..., :8])
-
-        def go():
-            e.reset()
-            e.process(cs)
-        w, c = _time(go, args.repeats)
-        rows.append((f"engine B={B} ({args.profile})", n * B / w, n * B / c))
-
-    run_engine(1)
-    run_engine(16)
-    for rt, name in (("litert-default", "LiteRT default (XNNPACK)"), ("litert", "LiteRT builtin"),
-                     ("tflm", "TFLM")):
-        try:
-            host = ContractHost(data, rt)
-        except Exception as e:  # pragma: no cover - depends on installed runtimes
-            print(f"{name}: unavailable ({e})", file=sys.stderr)
-            continue
-        c_ = codes[:ni]
-
-        def go(host=host, c_=c_):
-            host.reset()
-            host.run(c_, outputs=("probs",))
-        host.run(c_[:10], outputs=("probs",))
-        w, c = _time(go, args.repeats)
-        rows.append((name, ni / w, ni / c))
-    if float_model is not None:
-        fs = Float32Stepper(float_model)
-
-        def go():
-            for x in codes[:ni]:
-                fs.step(x)
-        w, c = _time(go, args.repeats)
-        rows.append(("float32 numpy queue", ni / w, ni / c))
-
-    cfg = eng.config
-    print(f"\nmodel {label}: {cfg.n_layers} layers, R={cfg.residual_channels} "
-          f"G={cfg.dilation_channels} S={cfg.skip_channels} E={cfg.end_channels}, "
-          f"{eng.program.macs_per_sample:,} MACs/sample, {sr} Hz; one core; "
-          f"first engine step {first * 1e3:.0f} ms (numba cache {'warm' if first < 2 else 'cold'})")
-    print(f"{'runtime':<28}{'samples/s':>12}{'(cpu)':>12}{'x real time':>13}{'GMAC/s':>9}")
-    for name, sw, sc in rows:
-        print(f"{name:<28}{sw:>12,.0f}{sc:>12,.0f}{sw / sr:>13.2f}"
-              f"{sw * eng.program.macs_per_sample / 1e9:>9.2f}")
-    wall = {name: sw for name, sw, _ in rows}
-    cpu = {name: sc for name, _, sc in rows}
-    key = f"engine B=1 ({args.profile})"
-    for other in ("LiteRT default (XNNPACK)", "LiteRT builtin", "TFLM", "float32 numpy queue"):
-        if other in wall and key in wall:
-            print(f"engine B=1 / {other}: {wall[key] / wall[other]:.1f}x wall, "
-                  f"{cpu[key] / cpu[other]:.1f}x cpu")
+    data, label, float_model = _load(args)
+    codes = np.random.default_rng(0).integers(0, 256, 1 << 16).astype(np.int32)
+    if args.breakdown:
+        breakdown(args, data, label, codes)
+        return 0
+    main_table(args, data, label, float_model, codes)
+    if not args.no_portable:
+        portable_table(args)
+    if not args.no_threads:
+        threads_table(args, data, label, codes)
     return 0
 
 
