@@ -5,7 +5,8 @@ Front door: :func:`convert` (float WaveNet or checkpoint → one int8 ``.tflite`
 TF checkpoints / ``.npz`` dumps; the layouts of the popular open implementations), :func:`train`
 (numpy training with a hand-written backward pass), :func:`builtin_signals` and
 :func:`layer_frequency_response`.  The whole-pipeline ``quickstart`` sits on top of both host
-packages, in :mod:`firmware_sim.quickstart`.
+packages, in :mod:`firmware_sim.quickstart`.  :func:`mel_features` / :func:`vocoder_inputs`
+compute a vocoder's conditioning features from audio.
 
 The functions are bound eagerly: ``convert`` and ``train`` are also the names of their modules,
 and a lazily bound package attribute would be replaced by the module on its first import.
@@ -14,9 +15,10 @@ and a lazily bound package attribute would be replaced by the module on its firs
 from .checkpoints import LAYOUT_NAMES, import_checkpoint, inspect_checkpoint, load_checkpoint
 from .convert import ConversionResult, convert
 from .explain import layer_frequency_response
+from .features import mel_features, vocoder_inputs
 from .signals import builtin_signals
 from .train import train
 
 __all__ = ["convert", "ConversionResult", "load_checkpoint", "inspect_checkpoint",
            "import_checkpoint", "LAYOUT_NAMES", "train", "builtin_signals",
-           "layer_frequency_response"]
+           "layer_frequency_response", "mel_features", "vocoder_inputs"]

@@ -184,6 +184,11 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
                 raise ConversionError(f"{what} directory {d} does not exist", path=p)
     float_model = _load_model(model)
     cfg = float_model.config
+    if cfg.has_cond:
+        raise ConversionError("local conditioning (a vocoder) has no int8 graph yet: convert "
+                              "takes unconditioned or speaker-conditioned models (see "
+                              "docs/step-graph.md, 'Local conditioning')",
+                              path=model if isinstance(model, (str, os.PathLike)) else None)
     canon = canonicalize(float_model)
 
     # calibration audio → class indices in the model's own mu-law convention

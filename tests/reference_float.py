@@ -8,11 +8,49 @@ import math
 import numpy as np
 
 
-def naive_logits(cfg, W, codes, speaker=None):
+def naive_upsample(cfg, W, cond):
+    """r9y9's upsamplers element by element: (frames, C) → (samples, C)."""
+    x = np.asarray(cond, dtype=np.float64)
+    C = x.shape[1]
+    if cfg.upsampler == "conv-in":
+        K = 2 * cfg.cin_pad + 1
+        Wi = W["upsample/conv_in/w"]
+        y = np.zeros((x.shape[0] - K + 1, C))
+        for i in range(y.shape[0]):
+            for o in range(C):
+                y[i, o] = sum(x[i + j, ci] * Wi[j, ci, o] for j in range(K) for ci in range(C))
+        x = y
+    for si, s in enumerate(cfg.upsample_scales):
+        w = W[f"upsample/{si}/w"]
+        F = w.shape[0]
+        fp = (F - 1) // 2
+        n = x.shape[0]
+        y = np.zeros((n * s, C))
+        for t in range(n * s):
+            for c in range(C):
+                acc = 0.0
+                for a in range(F):
+                    for b in range(2 * s + 1):
+                        tt, cc = t + b - s, c + a - fp
+                        if 0 <= tt < n * s and 0 <= cc < C:
+                            acc += w[a, b] * x[tt // s, cc]     # nearest repeat: row tt // s
+                y[t, c] = acc
+        x = y
+    if cfg.upsampler == "plain" and cfg.cin_pad:
+        hop = int(np.prod(cfg.upsample_scales))
+        x = x[cfg.cin_pad * hop: x.shape[0] - cfg.cin_pad * hop]
+    return x
+
+
+def naive_logits(cfg, W, codes, speaker=None, cond=None):
     n = len(codes)
     R, G = cfg.residual_channels, cfg.dilation_channels
     k, w = cfg.kernel_size, cfg.initial_filter_width
     e = None if speaker is None else W["gc/embedding"][speaker]
+    cu = None
+    if cond is not None:
+        cu = naive_upsample(cfg, W, cond) if cfg.upsampler != "none" else np.asarray(cond, float)
+        assert cu.shape[0] == n
 
     def sig(v):
         return 1.0 / (1.0 + math.exp(-v))
@@ -39,6 +77,10 @@ def naive_logits(cfg, W, codes, speaker=None):
             if e is not None:
                 zf += e @ W[p + "gc_filter/w"]
                 zg += e @ W[p + "gc_gate/w"]
+            if cu is not None:
+                for c in range(cfg.cin_channels):
+                    zf += cu[t, c] * W[p + "cond_filter/w"][c]
+                    zg += cu[t, c] * W[p + "cond_gate/w"][c]
             a = np.array([math.tanh(zf[c]) * sig(zg[c]) for c in range(G)])
             skip[t] += a @ W[p + "skip/w"] + W[p + "skip/b"]
             new_h[t] = (h[t] + a @ W[p + "residual/w"] + W[p + "residual/b"]) * cfg.residual_scale

@@ -11,6 +11,7 @@ from .engine import Engine
 from .errors import (AudioError, CheckpointError, ConfigError, ConversionError, MismatchError,
                      ModelFileError, WaveNetEdgeError)
 from .float_model import FloatWaveNet
+from .mel_recipe import MelRecipe
 from .mulaw import CONVENTIONS, decode_classes, encode_classes, mu_compress, mu_expand
 from .sampling import Sampler
 from .tflite_file import read_tflite
@@ -19,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
-    "WaveNetConfig", "PRESETS", "preset",
+    "WaveNetConfig", "PRESETS", "preset", "MelRecipe",
     "FloatWaveNet", "Engine", "Sampler", "read_tflite",
     "mu_compress", "mu_expand", "encode_classes", "decode_classes", "CONVENTIONS",
     "load_wav", "write_wav", "resample",

@@ -8,9 +8,12 @@ import math
 from dataclasses import dataclass, field
 
 from .errors import ConfigError
+from .mel_recipe import MelRecipe
 from .mulaw import CONVENTIONS
 
-__all__ = ["WaveNetConfig", "PRESETS", "preset"]
+__all__ = ["WaveNetConfig", "PRESETS", "preset", "UPSAMPLERS"]
+
+UPSAMPLERS = ("none", "plain", "conv-in")
 
 
 def _octaves(top: int, blocks: int) -> tuple:
@@ -33,6 +36,19 @@ class WaveNetConfig:
     gc_cardinality, gc_channels : global conditioning (speaker embedding); 0 = none
     sample_rate : Hz
     mulaw : mu-law convention of the model's classes (see :mod:`wavenet_edge.mulaw`)
+
+    Local conditioning (a vocoder: features such as a mel spectrogram steer every layer):
+
+    cin_channels : feature channels (0 = none); each layer adds ``c_up[t] @ Wc`` (r9y9's
+        ``conv1x1c``, no bias) to its filter and gate pre-activations at every sample t
+    upsampler : how frame-rate features reach sample rate — ``"none"`` (the features are given
+        per sample), ``"plain"`` (r9y9 ``UpsampleNetwork``: per scale a nearest repeat then a
+        linear (F, 2s+1) 2-D conv; ``cin_pad·hop`` samples trimmed at each end) or ``"conv-in"``
+        (``ConvInUpsampleNetwork``: first a valid (cin → cin, 2·cin_pad+1) conv over frames)
+    upsample_scales : the scales s (their product is the hop)
+    cin_pad : frames of context on each side: n samples take ``n/hop + 2·cin_pad`` frames
+    freq_axis_kernel_size : F, the upsampler kernel's extent across feature channels (odd)
+    mel : the feature recipe (:class:`~wavenet_edge.mel_recipe.MelRecipe`) or None
     """
 
     dilations: tuple = field(default_factory=lambda: _octaves(128, 1))
@@ -50,9 +66,22 @@ class WaveNetConfig:
     gc_channels: int = 0
     sample_rate: int = 16000
     mulaw: str = "wavenet-edge"
+    cin_channels: int = 0
+    upsampler: str = "none"
+    upsample_scales: tuple = ()
+    cin_pad: int = 0
+    freq_axis_kernel_size: int = 1
+    mel: MelRecipe | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
+        try:
+            object.__setattr__(self, "upsample_scales", tuple(self.upsample_scales))
+        except TypeError:
+            raise ConfigError(f"upsample_scales must be a list of integers, "
+                              f"got {self.upsample_scales!r}") from None
+        if isinstance(self.mel, dict):
+            object.__setattr__(self, "mel", MelRecipe.from_dict(self.mel))
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------
@@ -83,6 +112,47 @@ class WaveNetConfig:
             raise ConfigError("global conditioning needs both gc_cardinality and gc_channels > 0")
         if self.mulaw not in CONVENTIONS:
             raise ConfigError(f"unknown mu-law convention {self.mulaw!r}; known: {', '.join(CONVENTIONS)}")
+        self._validate_conditioning()
+
+    def _validate_conditioning(self):
+        def nonneg_int(name):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {v!r}")
+        nonneg_int("cin_channels")
+        nonneg_int("cin_pad")
+        if self.upsampler not in UPSAMPLERS:
+            raise ConfigError(f"unknown upsampler {self.upsampler!r}; known: {', '.join(UPSAMPLERS)}")
+        F = self.freq_axis_kernel_size
+        if not isinstance(F, int) or isinstance(F, bool) or F < 1 or F % 2 == 0:
+            raise ConfigError(f"freq_axis_kernel_size must be a positive odd integer, got {F!r}")
+        for s in self.upsample_scales:
+            if not isinstance(s, int) or isinstance(s, bool) or s < 1:
+                raise ConfigError(f"upsample_scales must be positive integers, got "
+                                  f"{list(self.upsample_scales)}")
+        if self.mel is not None and not isinstance(self.mel, MelRecipe):
+            raise ConfigError("mel must be a MelRecipe, a JSON object or null")
+        if self.cin_channels == 0:
+            if self.upsampler != "none" or self.upsample_scales or self.cin_pad or F != 1 or \
+                    self.mel is not None:
+                raise ConfigError("upsampler, upsample_scales, cin_pad, freq_axis_kernel_size and "
+                                  "mel need local conditioning (cin_channels > 0)")
+            return
+        if self.upsampler == "none":
+            if self.upsample_scales or self.cin_pad or F != 1:
+                raise ConfigError("upsample_scales, cin_pad and freq_axis_kernel_size need an "
+                                  "upsampler (plain or conv-in); without one the features are "
+                                  "given per sample")
+        elif not self.upsample_scales:
+            raise ConfigError(f"upsampler {self.upsampler} needs upsample_scales")
+        if self.mel is not None:
+            if self.mel.n_mels != self.cin_channels:
+                raise ConfigError(f"mel.n_mels ({self.mel.n_mels}) must equal cin_channels "
+                                  f"({self.cin_channels})")
+            if self.upsampler != "none" and self.mel.hop_length != self.hop:
+                raise ConfigError(f"mel.hop_length ({self.mel.hop_length}) must equal the product "
+                                  f"of upsample_scales ({self.hop})")
+            self.mel.check_sample_rate(self.sample_rate)
 
     # -- derived properties -------------------------------------------------------------------
     @property
@@ -92,6 +162,21 @@ class WaveNetConfig:
     @property
     def has_gc(self) -> bool:
         return self.gc_cardinality > 0
+
+    @property
+    def has_cond(self) -> bool:
+        """Local conditioning (``cin_channels > 0``)."""
+        return self.cin_channels > 0
+
+    @property
+    def hop(self) -> int:
+        """Samples per feature frame: the product of ``upsample_scales`` (1 without upsampler)."""
+        return int(math.prod(self.upsample_scales)) if self.upsampler != "none" else 1
+
+    def frames_for(self, n_samples: int) -> int:
+        """Feature frames (rows of ``cond``) that ``n_samples`` samples take: ``n/hop + 2·cin_pad``
+        with an upsampler (n a multiple of hop), n without."""
+        return int(n_samples) // self.hop + 2 * self.cin_pad
 
     @property
     def receptive_field(self) -> int:
@@ -111,14 +196,50 @@ class WaveNetConfig:
         n += S * E + b * E + E * Q + b * Q
         if self.has_gc:
             n += self.gc_cardinality * self.gc_channels
+        if self.has_cond:
+            n += self.n_layers * 2 * self.cin_channels * G
+            if self.upsampler == "conv-in":
+                n += (2 * self.cin_pad + 1) * self.cin_channels ** 2
+            n += sum(self.freq_axis_kernel_size * (2 * s + 1) for s in self.upsample_scales)
         return n
 
+    def macs_breakdown(self) -> dict:
+        """MACs split by rate.
+
+        ``step``: the unconditioned network per sample; ``cond_per_sample``: the per-layer
+        ``conv1x1c`` projections of the upsampled features, per sample (L·2G·cin);
+        ``upsampler_per_frame``: the conv-in layer and the upsampling convs, per feature frame
+        (scale i produces Π_{j≤i} s_j rows of cin·F·(2s_i+1) MACs each); ``per_sample``: all of it
+        per generated sample (the frame work divided by hop).
+        """
+        L, G, C = self.n_layers, self.dilation_channels, self.cin_channels
+        step = self._step_macs()
+        cond = L * 2 * G * C
+        frame = 0
+        if self.has_cond and self.upsampler != "none":
+            if self.upsampler == "conv-in":
+                frame += (2 * self.cin_pad + 1) * C * C
+            rows = 1
+            for s in self.upsample_scales:
+                rows *= s
+                frame += rows * C * self.freq_axis_kernel_size * (2 * s + 1)
+        return {"step": step, "cond_per_sample": cond, "upsampler_per_frame": frame,
+                "per_sample": step + cond + frame / self.hop}
+
+    def macs_per_frame(self) -> int:
+        """MACs of the frame-rate work (the upsampler) per feature frame; 0 without."""
+        return self.macs_breakdown()["upsampler_per_frame"]
+
     def macs_per_sample(self) -> int:
-        """Multiply-accumulates per generated sample in the fast (queue) algorithm.
+        """Multiply-accumulates per generated sample in the fast (queue) algorithm, the frame-rate
+        conditioning work included pro rata (see :meth:`macs_breakdown`).
 
         The initial layer is a lookup (its input is one-hot); the last layer's residual output is
         never read, so it is not computed.
         """
+        return int(round(self.macs_breakdown()["per_sample"]))
+
+    def _step_macs(self) -> int:
         R, G, S, E, Q = (self.residual_channels, self.dilation_channels, self.skip_channels,
                          self.end_channels, self.quantization_channels)
         L = self.n_layers
@@ -141,6 +262,8 @@ class WaveNetConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["dilations"] = list(self.dilations)
+        d["upsample_scales"] = list(self.upsample_scales)
+        d["mel"] = None if self.mel is None else self.mel.to_dict()
         return d
 
     def to_json(self, **kw) -> str:
@@ -156,7 +279,7 @@ class WaveNetConfig:
             raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
         try:
             return cls(**d)
-        except TypeError as e:
+        except (TypeError, ValueError) as e:
             raise ConfigError(f"bad config: {e}") from None
 
     @classmethod
@@ -193,11 +316,25 @@ PRESETS = {
     "tensorflow-wavenet": WaveNetConfig(dilations=_octaves(512, 5), residual_channels=32,
                                         dilation_channels=32, skip_channels=512, end_channels=512,
                                         initial_filter_width=32, mulaw="tensorflow-wavenet"),
+    # vocoders (mel in, speech out): a microcontroller-sized one at 16 kHz with 20 mel bands every
+    # 8 ms, and a small one on r9y9's mulaw256 feature recipe (22.05 kHz, 80 bands, hop 256)
+    "vocoder-tiny": WaveNetConfig(dilations=_octaves(128, 2), residual_channels=16,
+                                  dilation_channels=16, skip_channels=32, end_channels=32,
+                                  cin_channels=20, upsampler="conv-in", upsample_scales=(4, 4, 8),
+                                  cin_pad=1, mel=MelRecipe(n_mels=20, n_fft=512, hop_length=128,
+                                                           win_length=512, fmin=50.0,
+                                                           fmax=7600.0)),
+    "vocoder-small": WaveNetConfig(dilations=_octaves(512, 2), kernel_size=3,
+                                   residual_channels=32, dilation_channels=32, skip_channels=64,
+                                   end_channels=64, sample_rate=22050, cin_channels=80,
+                                   upsampler="conv-in", upsample_scales=(4, 4, 4, 4), cin_pad=2,
+                                   mel=MelRecipe()),
 }
 
 
 def preset(name: str) -> WaveNetConfig:
-    """The named preset (``tiny``, ``small``, ``tensorflow-wavenet``)."""
+    """The named preset (``tiny``, ``small``, ``tensorflow-wavenet``, ``vocoder-tiny``,
+    ``vocoder-small``)."""
     try:
         return PRESETS[name]
     except KeyError:
