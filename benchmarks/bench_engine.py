@@ -204,10 +204,7 @@ def _engine_runner(Engine, data, label, profile, B, codes, threads=None):
 
 
 def _host_runner(data, rt, name, codes):
-    try:
-        from converters.host import ContractHost      # where the host helpers are moving
-    except ImportError:
-        from firmware_sim.host import ContractHost
+    from converters.host import ContractHost
     host = ContractHost(data, rt)
 
     def run(n):

@@ -170,7 +170,7 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     eval_steps : steps of the int8 graph run for the quality report (split over the first two
         held-out clips, each from silence)
     runner : ``runner(tflite_bytes, codes, speaker) -> int8 logits (n, 256)``; default LiteRT
-        (builtin kernels) through ``firmware_sim.host.ContractHost``
+        (builtin kernels) through ``converters.host.ContractHost``
     evaluate_quality : measure quality (always done for ``method="auto"``)
     heldout_fraction : share of each calibration clip held out when ``heldout`` is None and
         calibration audio is given (default 0.1, the tail ``train`` holds out of each file)

@@ -16,7 +16,7 @@ float64):
 
 The int8 graph is executed by a *runner*: ``runner(tflite_bytes, codes, speaker) -> int8 logits
 (n, 256)``.  The default runs the real LiteRT builtin interpreter through
-:class:`firmware_sim.host.ContractHost`, i.e. driven only by the file's metadata contract; any
+:class:`converters.host.ContractHost`, i.e. driven only by the file's metadata contract; any
 other engine with the same signature (the Numba engine) can be passed instead.
 """
 
@@ -26,7 +26,7 @@ import json
 
 import numpy as np
 
-__all__ = ["contract_host_runner", "engine_runner", "litert_runner", "default_runner", "quality",
+__all__ = ["contract_host_runner", "engine_runner", "default_runner", "quality",
            "evaluate", "model_facts", "format_table", "write_report"]
 
 
@@ -45,9 +45,9 @@ def _relevant(f):
 
 
 def contract_host_runner(runtime: str = "litert"):
-    """A runner executing the graph with ``firmware_sim.host.ContractHost(…, runtime)``."""
+    """A runner executing the graph with ``converters.host.ContractHost(…, runtime)``."""
     def run(data: bytes, codes, speaker=None) -> np.ndarray:
-        from firmware_sim.host import ContractHost
+        from .host import ContractHost
         host = ContractHost(data, runtime=runtime)
         out = host.run(np.asarray(codes), speaker=speaker, outputs=("logits",))
         lg = out["logits"] if isinstance(out, dict) else out
@@ -68,57 +68,13 @@ def engine_runner(profile: str = "litert"):
     return run
 
 
-def litert_runner(*, reference: bool = False):
-    """A runner driving LiteRT directly from the metadata contract (no ContractHost needed).
-
-    ``reference=True`` selects the reference kernels (``BUILTIN_REF``), else the builtin ones.
-    """
-    def run(data: bytes, codes, speaker=None) -> np.ndarray:
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        from wavenet_edge.tflite_file import read_tflite
-        meta = json.loads(read_tflite(data).metadata["wavenet_edge"].decode("utf-8"))
-        kind = (OpResolverType.BUILTIN_REF if reference
-                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        it = Interpreter(model_content=data, experimental_op_resolver_type=kind)
-        it.allocate_tensors()
-        ins = {d["name"]: d for d in it.get_input_details()}
-        outs = {d["name"]: d for d in it.get_output_details()}
-        lines = meta["delay_lines"]
-        writes = list(dict.fromkeys(dl["write"] for dl in lines))
-        # one ring per write, long enough for its longest delay; starts at the zero point
-        depth = {w: max(dl["delay"] for dl in lines if dl["write"] == w) for w in writes}
-        ring = {w: np.full((depth[w],) + tuple(outs[w]["shape"]), outs[w]["quantization"][1],
-                           np.int8) for w in writes}
-        codes = np.asarray(codes)
-        res = np.empty((codes.shape[0], int(np.prod(outs["logits"]["shape"]))), np.int8)
-        for t, c in enumerate(codes):
-            it.set_tensor(ins["sample"]["index"], np.array([c], np.int32))
-            if meta["speaker_input"] is not None:
-                it.set_tensor(ins["speaker"]["index"], np.array([speaker or 0], np.int32))
-            for dl in lines:
-                it.set_tensor(ins[dl["read"]]["index"],
-                              ring[dl["write"]][(t - dl["delay"]) % depth[dl["write"]]])
-            it.invoke()
-            res[t] = it.get_tensor(outs["logits"]["index"]).reshape(-1)
-            for w in writes:
-                ring[w][t % depth[w]] = it.get_tensor(outs[w]["index"])
-        return res
-    run.__name__ = "LiteRT[reference]" if reference else "LiteRT[builtin]"
-    return run
-
-
 def _log_softmax(lg):
     m = lg.max(axis=1, keepdims=True)
     return lg - (m + np.log(np.exp(lg - m).sum(axis=1, keepdims=True)))
 
 
 def default_runner():
-    """LiteRT (builtin kernels) through ContractHost when available, else driven directly."""
-    try:
-        import firmware_sim.host  # noqa: F401
-    except ImportError:
-        return litert_runner()
+    """LiteRT (builtin kernels) through :class:`converters.host.ContractHost`."""
     return contract_host_runner("litert")
 
 

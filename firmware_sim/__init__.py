@@ -6,10 +6,11 @@ delay-line contract); :func:`quickstart` runs the whole pipeline (train, convert
 simulate, generate) on the built-in signal set, on top of :mod:`converters`.
 """
 
+from converters.host import ContractHost
+from converters.interpreters import make_runner
+
 from .arena import measure_arena
 from .bitexact import BitExactResult, check_bitexact
-from .host import ContractHost
-from .interpreters import make_runner
 from .latency import JitterModel, estimate_latency, simulate_fifo, smallest_fifo
 from .memory import MemoryBudget, delay_line_bytes_for_config, memory_budget
 from .opcount import OpCount, StepCounts, count_ops, counts_from_config

@@ -1,7 +1,7 @@
 """Bit-exactness of the Numba engine against a REAL interpreter, through the contract.
 
 Both run the same ``.tflite``: the interpreter (TFLM by default; LiteRT with its builtin kernels
-for ``runtime="litert"``) through :class:`firmware_sim.host.ContractHost` (the reference host
+for ``runtime="litert"``) through :class:`converters.host.ContractHost` (the reference host
 written from the delay-line contract alone) and :class:`wavenet_edge.engine.Engine` with the
 matching arithmetic profile.  Two phases, each from silence:
 
@@ -157,7 +157,7 @@ def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = N
     from wavenet_edge.engine import Engine
     from wavenet_edge.sampling import Sampler
 
-    from .host import ContractHost
+    from converters.host import ContractHost
 
     if steps < 0 or (free_steps is not None and free_steps < 0):
         raise ConfigError("steps must be >= 0")

@@ -16,12 +16,12 @@ QEMU-measured cycles per kernel — can reuse the counts):
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from wavenet_edge.contract import read_contract
 from wavenet_edge.errors import ModelFileError
 from wavenet_edge.graph_spec import concat_tree
 
@@ -100,19 +100,9 @@ class StepCounts:
 
 
 def contract_metadata(model) -> dict:
-    """The ``wavenet_edge`` metadata (delay-line contract) of a parsed model, as a dict."""
-    raw = model.metadata.get("wavenet_edge")
-    if raw is None:
-        raise ModelFileError("not a wavenet-edge step graph (no \"wavenet_edge\" metadata)",
-                             path=model.name)
-    try:
-        meta = json.loads(bytes(raw).rstrip(b"\0").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"wavenet_edge metadata is not UTF-8 JSON ({e})",
-                             path=model.name) from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("delay_lines"), list):
-        raise ModelFileError("wavenet_edge metadata has no delay_lines list", path=model.name)
-    return meta
+    """The ``wavenet_edge`` metadata (delay-line contract) of a parsed model, as a dict, checked
+    against the graph by :func:`wavenet_edge.contract.read_contract`."""
+    return read_contract(model).metadata
 
 
 def _nelem(shape) -> int:
@@ -152,24 +142,15 @@ def count_ops(model) -> StepCounts:
                 kw["weight_bytes"] = n_out * itemsize
         ops.append(OpCount(index=op.index, opcode=op.opcode, output=out.name if out else "",
                            category=cat, **kw))
-    meta = contract_metadata(model)
-    reads = writes = 0
-    n_reads = 0
-    seen = set()
-    for dl in meta["delay_lines"]:
-        try:
-            r = model.tensor(dl["read"])
-            w = model.tensor(dl["write"])
-        except (KeyError, TypeError):
-            raise ModelFileError(f"delay line {dl!r} is malformed", path=model.name) from None
-        reads += _nelem(r.shape) * r.dtype.itemsize
-        n_reads += 1
-        if dl["write"] not in seen:
-            seen.add(dl["write"])
-            writes += _nelem(w.shape) * w.dtype.itemsize
+    contract = read_contract(model)
+    reads = sum(_nelem(model.tensor(dl.read).shape) * model.tensor(dl.read).dtype.itemsize
+                for dl in contract.delay_lines)
+    writes = sum(_nelem(model.tensor(w).shape) * model.tensor(w).dtype.itemsize
+                 for w in contract.writes)
+    n_reads = len(contract.delay_lines)
     const = sum(t.data.nbytes for t in T if t.data is not None)
     return StepCounts(ops=ops, delay_read_bytes=reads, delay_write_bytes=writes,
-                      delay_reads=n_reads, delay_writes=len(seen), constant_bytes=int(const))
+                      delay_reads=n_reads, delay_writes=len(contract.writes), constant_bytes=int(const))
 
 
 # -- the same counts from a config alone (the graph is determined by it, docs/step-graph.md) -------

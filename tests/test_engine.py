@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_sim.host import ContractHost
+from converters.host import ContractHost
 from test_engine_helpers import model_bytes, speech
 from wavenet_edge import encode_classes
 from wavenet_edge.engine import Engine

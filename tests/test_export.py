@@ -49,8 +49,8 @@ def _graph(model, method="mse"):
 
 
 def _host_logits(data, codes, speaker=None, runtime="litert"):
-    """int8 logits (n, 256) through firmware_sim.host.ContractHost (metadata contract only)."""
-    from firmware_sim.host import ContractHost
+    """int8 logits (n, 256) through converters.host.ContractHost (metadata contract only)."""
+    from converters.host import ContractHost
 
     out = ContractHost(data, runtime=runtime).run(np.asarray(codes), speaker=speaker,
                                                   outputs=("logits",))

@@ -1,4 +1,4 @@
-"""firmware_sim.interpreters and firmware_sim.host on small hand-built graphs, with expected
+"""converters.interpreters and converters.host on small hand-built graphs, with expected
 values computed by hand and the real interpreters (TFLM, LiteRT) as the runtimes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from converters.tflite_writer import GraphBuilder
-from firmware_sim.host import ContractHost
-from firmware_sim.interpreters import RUNTIMES, find_arena_size, make_runner
+from converters.host import ContractHost
+from converters.interpreters import RUNTIMES, find_arena_size, make_runner
 from wavenet_edge.errors import ConfigError, ModelFileError, WaveNetEdgeError
 
 R = 4  # channels

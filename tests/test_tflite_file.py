@@ -383,7 +383,7 @@ _TOLERANCE = {("FULLY_CONNECTED", "litert"): 1, ("FULLY_CONNECTED", "litert-ref"
 
 @pytest.fixture(scope="module")
 def runners():
-    from firmware_sim.interpreters import RUNTIMES, make_runner
+    from converters.interpreters import RUNTIMES, make_runner
     return RUNTIMES, make_runner
 
 

@@ -3,138 +3,30 @@
 :class:`ContractHost` reads ``Model.metadata["wavenet_edge"]`` (docs/step-graph.md) and nothing
 else about the model: it sets ``sample`` (and ``speaker``), fills every delay-line ``read`` with
 what its ``write`` produced ``delay`` steps earlier (the read tensor's zero point, i.e. real 0.0,
-before that), invokes a real interpreter (:mod:`firmware_sim.interpreters`) and pushes the writes.
-It is the reference a firmware integrator would follow, and the oracle the Numba engine is
+before that), invokes a real interpreter (:mod:`converters.interpreters`) and pushes the writes.
+The contract is decoded and checked by :func:`wavenet_edge.contract.read_contract`, as in every
+other reader.  It is the reference a firmware integrator would follow, and the oracle the Numba engine is
 checked against.
 """
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from wavenet_edge.errors import ConfigError, ModelFileError
+from wavenet_edge.contract import DelayLine, read_contract
+from wavenet_edge.errors import ConfigError
 from wavenet_edge.tflite_file import read_tflite
 
 from .interpreters import make_runner
 
-__all__ = ["ContractHost", "DelayLine", "read_contract"]
-
-METADATA_KEY = "wavenet_edge"
-FORMAT_VERSION = 1
-
-
-class DelayLine:
-    """One contract entry: before step t, ``read`` holds ``write`` of step t - ``delay``."""
-
-    __slots__ = ("read", "write", "delay")
-
-    def __init__(self, read: str, write: str, delay: int):
-        self.read, self.write, self.delay = read, write, delay
-
-    def __repr__(self):
-        return f"DelayLine({self.read!r} <- {self.write!r} @ {self.delay})"
-
-
-def read_contract(model, *, name=None) -> dict:
-    """Decode and validate the delay-line contract of a parsed model (``TFLiteModel``).
-
-    Returns the JSON dict with ``delay_lines`` replaced by a list of :class:`DelayLine`.  Raises
-    ModelFileError naming the file for a missing/undecodable entry, unknown tensor names, a delay
-    that is not a positive integer, or a read/write pair of different shape, dtype or quantization.
-    """
-    label = name or getattr(model, "name", None)
-
-    def bad(msg):
-        return ModelFileError(f"delay-line contract: {msg}", path=label)
-
-    raw = model.metadata.get(METADATA_KEY)
-    if raw is None:
-        raise ModelFileError(f"no {METADATA_KEY!r} metadata: not a wavenet-edge step graph",
-                             path=label)
-    try:
-        meta = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise bad(f"metadata is not UTF-8 JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise bad("metadata is not a JSON object")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise bad(f"unsupported format_version {meta.get('format_version')!r} "
-                  f"(expected {FORMAT_VERSION})")
-
-    names = {t.name: t for t in model.tensors}
-    in_names = [model.tensors[i].name for i in model.inputs]
-    out_names = [model.tensors[i].name for i in model.outputs]
-
-    def field(obj, key, where):
-        if not isinstance(obj, dict) or key not in obj:
-            raise bad(f"{where} lacks {key!r}")
-        return obj[key]
-
-    sample = field(meta, "sample_input", "metadata")
-    sample_name = field(sample, "name", "sample_input")
-    if sample_name not in in_names:
-        raise bad(f"sample input {sample_name!r} is not a graph input")
-    if sample.get("encoding", "class_index") != "class_index":
-        raise bad(f"unsupported sample encoding {sample.get('encoding')!r}")
-    if names[sample_name].dtype != np.int32:
-        raise bad(f"sample input {sample_name!r} is {names[sample_name].dtype}, expected int32")
-    speaker = meta.get("speaker_input")
-    if speaker is not None:
-        spk_name = field(speaker, "name", "speaker_input")
-        card = field(speaker, "cardinality", "speaker_input")
-        if spk_name not in in_names:
-            raise bad(f"speaker input {spk_name!r} is not a graph input")
-        if names[spk_name].dtype != np.int32:
-            raise bad(f"speaker input {spk_name!r} is {names[spk_name].dtype}, expected int32")
-        if not isinstance(card, int) or isinstance(card, bool) or card < 1:
-            raise bad(f"speaker cardinality {card!r} is not a positive integer")
-    outputs = field(meta, "outputs", "metadata")
-    for key in ("probabilities", "logits"):
-        oname = field(outputs, key, "outputs")
-        if oname not in out_names:
-            raise bad(f"output {key} {oname!r} is not a graph output")
-
-    lines_raw = field(meta, "delay_lines", "metadata")
-    if not isinstance(lines_raw, list):
-        raise bad("delay_lines is not a list")
-    lines, seen_reads = [], set()
-    for k, entry in enumerate(lines_raw):
-        where = f"delay_lines[{k}]"
-        read, write, delay = (field(entry, key, where) for key in ("read", "write", "delay"))
-        if not isinstance(delay, int) or isinstance(delay, bool) or delay <= 0:
-            raise bad(f"{where}: delay {delay!r} is not a positive integer")
-        if not isinstance(read, str) or read not in in_names:
-            raise bad(f"{where}: read {read!r} is not a graph input")
-        if not isinstance(write, str) or write not in out_names:
-            raise bad(f"{where}: write {write!r} is not a graph output")
-        if read in seen_reads:
-            raise bad(f"{where}: read {read!r} is filled by more than one delay line")
-        seen_reads.add(read)
-        r, w = names[read], names[write]
-        if r.shape != w.shape or r.dtype != w.dtype:
-            raise bad(f"{where}: read {read!r} is {r.dtype}{list(r.shape)} but write {write!r} "
-                      f"is {w.dtype}{list(w.shape)}")
-        if not (np.array_equal(r.scale, w.scale) and np.array_equal(r.zero_point, w.zero_point)):
-            raise bad(f"{where}: read {read!r} and write {write!r} are quantized differently "
-                      f"(scale {r.scale.tolist()} vs {w.scale.tolist()}, zero point "
-                      f"{r.zero_point.tolist()} vs {w.zero_point.tolist()})")
-        lines.append(DelayLine(read, write, delay))
-    fed = {sample_name} | seen_reads | ({speaker["name"]} if speaker is not None else set())
-    for n in in_names:
-        if n not in fed:
-            raise bad(f"graph input {n!r} is neither the sample, the speaker nor a delay-line read")
-    meta = dict(meta)
-    meta["delay_lines"] = lines
-    return meta
+__all__ = ["ContractHost"]
 
 
 class ContractHost:
     """Run a step graph one sample at a time through a real interpreter, from the contract alone.
 
     ``model_bytes``: the ``.tflite`` content (or a path); ``runtime``: see
-    :data:`firmware_sim.interpreters.RUNTIMES`.  State: one ring buffer per written tensor, as long
+    :data:`converters.interpreters.RUNTIMES`.  State: one ring buffer per written tensor, as long
     as the longest delay reading it, so a write feeding delays d and 2d is stored once.
     """
 
@@ -149,14 +41,14 @@ class ContractHost:
             model_bytes = bytes(model_bytes)
             model = read_tflite(model_bytes, name=name)
         self.model = model
-        self.meta = read_contract(model, name=name)
-        self.delay_lines: list[DelayLine] = self.meta["delay_lines"]
+        self.contract = read_contract(model, name=name)
+        self.meta = self.contract.metadata
+        self.delay_lines: tuple[DelayLine, ...] = self.contract.delay_lines
         self.runner = make_runner(model_bytes, runtime, arena_size=arena_size, name=name)
         self.runtime = runtime
-        self.sample_name = self.meta["sample_input"]["name"]
-        spk = self.meta.get("speaker_input")
-        self.speaker_name = None if spk is None else spk["name"]
-        self.speaker_cardinality = None if spk is None else spk["cardinality"]
+        self.sample_name = self.contract.inputs.sample
+        self.speaker_name = self.contract.inputs.speaker
+        self.speaker_cardinality = self.contract.inputs.speaker_cardinality or None
         self.output_names = self.runner.output_names
 
         # Ring buffers, one per distinct write: slot t % length holds write of step t.
