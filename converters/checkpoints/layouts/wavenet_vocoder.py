@@ -22,8 +22,19 @@ The legacy weights ``√0.5^(L-max(l,1))`` are folded into each layer's skip con
 
 Dilations ``2**(l mod (L/stacks))``: ``stacks`` is not in the weights (config ``stacks`` or
 ``dilations``; defaults: 30 layers → 3 stacks (mulaw256 preset), 24 → 4 (hparams.py), 20 → 2
-(constructor), 2 → 1).  Refused: local conditioning (``conv1x1c``, ``upsample_net``,
-``upsample_conv``), scalar input (raw / mulaw), mixture outputs (``out_channels`` ≠ 256), global
+(constructor), 2 → 1).
+
+Local conditioning: ``conv_layers.{l}.conv1x1c.*`` (2G, cin, 1) (split like ``conv``; biased
+before 2019: folded into the biases) and the upsampler: ``upsample_net.conv_in.weight``
+(cin, cin, 2·cin_pad+1, plain, no bias) + ``upsample_net.upsample.up_layers.{2i+1}.*`` for
+ConvInUpsampleNetwork, ``upsample_net.up_layers.{2i+1}.*`` for UpsampleNetwork, each a
+weight-normed Conv2d (1, 1, F, 2s+1) with a scalar g; no upsample_net = features at sample rate.
+cin_pad of a plain UpsampleNetwork is not in the weights (hparams ``cin_pad``).  The hparams'
+mel keys (``num_mels``, ``fft_size``, ``hop_size``, ``win_length``, ``window``, ``fmin``,
+``fmax``) become the model's feature recipe.
+
+Refused: the legacy ``upsample_conv`` (ConvTranspose2d + ReLU) upsampler, an upsampler
+activation, scalar input (raw / mulaw), mixture outputs (``out_channels`` ≠ 256), global
 conditioning by external vectors (``conv1x1g`` without ``embed_speakers``).
 Mu-law: ``mulaw="wavenet_vocoder"`` (nnmnkwii ``mulaw_quantize``, mu = 255: the class is
 ``int((F(x) + 1)/2 · 255)``, truncated).
@@ -44,7 +55,8 @@ NATIVE_KEYS = ("out_channels", "layers", "stacks", "residual_channels", "gate_ch
                "n_speakers", "upsample_conditional_features", "upsample_net", "upsample_params",
                "scalar_input", "use_speaker_embedding", "output_distribution", "cin_pad",
                "legacy", "weight_normalization", "input_type", "quantize_channels", "name",
-               "upsample_scales", "freq_axis_kernel_size")
+               "upsample_scales", "freq_axis_kernel_size", "num_mels", "fft_size", "hop_size",
+               "win_length", "window", "fmin", "fmax")
 _DEFAULT_STACKS = {30: (3, "mulaw256 preset: 30 layers, 3 stacks"),
                    24: (4, "hparams.py default: 24 layers, 4 stacks"),
                    20: (2, "WaveNet() default: 20 layers, 2 stacks"),
@@ -97,13 +109,11 @@ def _bias(ctx: Context, name: str, n: int):
 
 def convert(ctx: Context):
     keys = list(ctx.tensors)
-    for bad, why in (("conv1x1c", "local conditioning (conv1x1c)"),
-                     ("upsample_net.", "local conditioning (upsample_net)"),
-                     ("upsample_conv.", "local conditioning (upsample_conv)")):
-        hit = [k for k in keys if bad in k.split(".") or k.startswith(bad)]
-        if hit:
-            ctx.fail(f"{why} is not supported: this importer takes unconditional or "
-                     f"speaker-conditioned models only (found {hit[0]})")
+    legacy_up = [k for k in keys if k.startswith("upsample_conv.")]
+    if legacy_up:
+        ctx.fail("the legacy upsample_conv upsampler (ConvTranspose2d + ReLU, wavenet_vocoder "
+                 f"before 2019) is not supported (found {legacy_up[0]}); only UpsampleNetwork / "
+                 "ConvInUpsampleNetwork are")
     L = contiguous_count(ctx, layer_indices(keys, "conv_layers."), "conv_layers")
     R, Q, w = _shape(ctx, "first_conv.")
     if Q == 1:
@@ -153,10 +163,7 @@ def convert(ctx: Context):
         given = nat.get(nk)
         if given is not None and (int(given) > 0 or v > 0) and int(given) != v:
             ctx.fail(f"config {nk}={given} but the checkpoint has {v or 'no speaker embedding'}")
-    if nat.get("cin_channels") is not None and int(nat["cin_channels"]) > 0:
-        ctx.fail(f"config cin_channels={nat['cin_channels']} (local conditioning) but the "
-                 "checkpoint has none; this importer takes unconditional models only")
-
+    lc = _local_conditioning(ctx, keys, L, G)
     W = {}
     W["initial/table"] = np.ascontiguousarray(_weight(ctx, "first_conv.", (R, Q, 1))[:, :, 0].T)[None]
     W["initial/bias"], any_b = _bias(ctx, "first_conv.bias", R)
@@ -168,12 +175,16 @@ def convert(ctx: Context):
         b, has = _bias(ctx, q + "conv.bias", 2 * G)
         any_b |= has
         bf, bg = b[:G].copy(), b[G:].copy()
-        if gc:
-            wg = _weight(ctx, q + "conv1x1g.", (2 * G, C, 1))[:, :, 0]
-            W[p + "gc_filter/w"] = np.ascontiguousarray(wg[:G].T)
-            W[p + "gc_gate/w"] = np.ascontiguousarray(wg[G:].T)
-            # 2018 versions biased conv1x1g: a constant, folded into the gate biases
-            gb, has = _bias(ctx, q + "conv1x1g.bias", 2 * G)
+        for on, module, n_in, name in ((gc, "conv1x1g", C, "gc"),
+                                       (lc["cin_channels"], "conv1x1c", lc["cin_channels"], "cond")):
+            if not on:
+                continue
+            wg = _weight(ctx, q + module + ".", (2 * G, n_in, 1))[:, :, 0]
+            W[p + name + "_filter/w"] = np.ascontiguousarray(wg[:G].T)
+            W[p + name + "_gate/w"] = np.ascontiguousarray(wg[G:].T)
+            # 2018 versions biased conv1x1g / conv1x1c: the speaker term is constant, and a
+            # bias is constant over time anyway: folded into the filter and gate biases
+            gb, has = _bias(ctx, q + module + ".bias", 2 * G)
             bf += gb[:G]
             bg += gb[G:]
             any_b |= has
@@ -186,6 +197,7 @@ def convert(ctx: Context):
         any_b |= has
     if gc:
         W["gc/embedding"] = ctx.get("embed_speakers.weight", (n_spk, C))
+    W.update(lc.pop("weights"))
     W["end1/w"] = np.ascontiguousarray(_weight(ctx, "last_conv_layers.1.", (E, S, 1))[:, :, 0].T)
     W["end1/b"], has = _bias(ctx, "last_conv_layers.1.bias", E)
     any_b |= has
@@ -246,4 +258,172 @@ def convert(ctx: Context):
                   sample_rate=ctx.assume("sample_rate", int(nat.get("sample_rate", 22050)),
                                          "config sample_rate" if "sample_rate" in nat else
                                          "wavenet_vocoder hparams default 22050 Hz"))
+    values.update(lc)
+    if "mel" not in ctx.overrides and values["cin_channels"]:
+        values["mel"] = _mel_recipe(ctx, values)
     return ctx.build_config(values), W
+
+
+# -- local conditioning ---------------------------------------------------------------------------
+_NATIVE_LC = ("cin_channels", "cin_pad", "upsample_scales", "freq_axis_kernel_size")
+
+
+def _weight2d(ctx: Context, prefix: str, shape) -> np.ndarray:
+    """Folded Conv2d(1, 1, (F, w)) weight → (F, w): weight norm with a scalar g (norm over all)."""
+    for gname, vname in ((prefix + "weight_g", prefix + "weight_v"),
+                         (prefix + "parametrizations.weight.original0",
+                          prefix + "parametrizations.weight.original1")):
+        if ctx.has(gname) or ctx.has(vname):
+            v = ctx.get(vname, shape)
+            g = ctx.get(gname, (1, 1, 1, 1))
+            norm = np.sqrt(np.sum(v * v))
+            if norm == 0:
+                ctx.fail(f"{vname} is all zero (weight norm undefined)")
+            return (g * v / norm)[0, 0]
+    return ctx.get(prefix + "weight", shape)[0, 0]
+
+
+def _native_int(ctx, key, default=None):
+    v = ctx.native.get(key, default)
+    if key == "upsample_params" or v is None:
+        return v
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        ctx.fail(f"config {key}={v!r} is not an integer")
+
+
+def _local_conditioning(ctx: Context, keys, L: int, G: int) -> dict:
+    """conv1x1c and the upsampler: WaveNetConfig values plus ``weights`` (canonical names).
+
+    What the weights tell: cin_channels (conv1x1c in-channels), the upsampler kind (conv_in
+    present or not), each scale s and F (kernel (F, 2s+1)), cin_pad of conv-in (kernel 2p+1).
+    cin_pad of the plain upsampler is hparams-only (r9y9's train.py copies it into
+    upsample_params): it must come from the config."""
+    for k in _NATIVE_LC:                 # the peer's vocabulary wins over the same-named fields
+        ctx.overrides.pop(k, None)
+    up_keys = sorted(k for k in keys if k.startswith("upsample_net."))
+    has_c = _has_module(ctx, "conv_layers.0.conv1x1c.")
+    params = ctx.native.get("upsample_params") or {}
+    if not isinstance(params, dict):
+        ctx.fail("config upsample_params must be an object")
+    act = params.get("upsample_activation", "none")
+    if act not in (None, "none"):
+        ctx.fail(f"config upsample_activation={act!r}: an upsampler activation is not supported "
+                 "(only the linear upsampler, r9y9's default)")
+    if params.get("mode", "nearest") != "nearest":
+        ctx.fail(f"config upsample_params mode={params['mode']!r}: only nearest stretching is "
+                 "supported")
+    given_cin = _native_int(ctx, "cin_channels")
+    if not has_c:
+        if up_keys:
+            ctx.fail(f"local conditioning: upsampler weights ({up_keys[0]}) but the layers have "
+                     "no conv1x1c")
+        missing = [l for l in range(1, L) if _has_module(ctx, f"conv_layers.{l}.conv1x1c.")]
+        if missing:
+            ctx.fail(f"local conditioning: conv_layers.{missing[0]} has conv1x1c but "
+                     "conv_layers.0 has none")
+        if given_cin is not None and given_cin > 0:
+            ctx.fail(f"config cin_channels={given_cin} (local conditioning) but the checkpoint "
+                     "has no conv1x1c")
+        ctx.infer("cin_channels", 0, "no conv1x1c")
+        return {"cin_channels": 0, "weights": {}}
+    cin = _shape(ctx, "conv_layers.0.conv1x1c.")[1]
+    for l in range(L):
+        if not _has_module(ctx, f"conv_layers.{l}.conv1x1c."):
+            ctx.fail(f"local conditioning: conv_layers.{l} has no conv1x1c (conv_layers.0 has)")
+    if given_cin is not None and given_cin != cin:
+        ctx.fail(f"config cin_channels={given_cin} but the checkpoint's conv1x1c takes {cin}")
+    ctx.infer("cin_channels", cin, "conv_layers.0.conv1x1c in-channels")
+    weights = {}
+    out = {"cin_channels": cin}
+    if not up_keys:
+        if ctx.native.get("upsample_conditional_features"):
+            ctx.fail("config upsample_conditional_features=true but the checkpoint has no "
+                     "upsample_net weights")
+        ctx.infer("upsampler", "none", "no upsample_net: features given at sample rate")
+        out.update(upsampler="none", upsample_scales=(), cin_pad=0, freq_axis_kernel_size=1)
+        return dict(out, weights=weights)
+    conv_in = ctx.has("upsample_net.conv_in.weight")
+    kind = "conv-in" if conv_in else "plain"
+    net = ctx.native.get("upsample_net")
+    if net is not None and net != {"conv-in": "ConvInUpsampleNetwork",
+                                   "plain": "UpsampleNetwork"}[kind]:
+        ctx.fail(f"config upsample_net={net!r} but the checkpoint holds a "
+                 f"{'ConvInUpsampleNetwork' if conv_in else 'UpsampleNetwork'}")
+    ctx.infer("upsampler", kind, "upsample_net.conv_in present" if conv_in
+              else "upsample_net without conv_in (UpsampleNetwork)")
+    base = "upsample_net.upsample.up_layers." if conv_in else "upsample_net.up_layers."
+    idx = layer_indices(keys, base)
+    if idx != [2 * i + 1 for i in range(len(idx))] or not idx:
+        ctx.fail(f"upsampler layers {idx} are not stretch/conv pairs (an upsampler activation "
+                 "between them is not supported)")
+    scales, F = [], None
+    for i, j in enumerate(idx):
+        shp = _shape(ctx, f"{base}{j}.")
+        if len(shp) != 4 or shp[:2] != (1, 1) or shp[3] % 2 == 0:
+            ctx.fail(f"{base}{j} weight has shape {shp}, expected (1, 1, F, 2s+1)")
+        if F is not None and shp[2] != F:
+            ctx.fail(f"{base}{j} has freq_axis_kernel_size {shp[2]}, earlier layers {F}")
+        F = shp[2]
+        scales.append((shp[3] - 1) // 2)
+        weights[f"upsample/{i}/w"] = _weight2d(ctx, f"{base}{j}.", shp)
+    given = params.get("upsample_scales", ctx.native.get("upsample_scales"))
+    if given is not None and [int(v) for v in given] != scales:
+        ctx.fail(f"config upsample_scales={list(given)} but the checkpoint's kernels give "
+                 f"{scales}")
+    gF = params.get("freq_axis_kernel_size", ctx.native.get("freq_axis_kernel_size"))
+    if gF is not None and int(gF) != F:
+        ctx.fail(f"config freq_axis_kernel_size={gF} but the checkpoint's kernels have {F}")
+    ctx.infer("upsample_scales", tuple(scales), "upsampler kernel widths 2s+1")
+    ctx.infer("freq_axis_kernel_size", F, "upsampler kernel heights")
+    gpad = ctx.native.get("cin_pad", params.get("cin_pad"))
+    if conv_in:
+        K = ctx.shape("upsample_net.conv_in.weight")
+        if len(K) != 3 or K[0] != cin or K[1] != cin or K[2] % 2 == 0:
+            ctx.fail(f"upsample_net.conv_in.weight has shape {K}, expected ({cin}, {cin}, "
+                     "2·cin_pad+1)")
+        pad = (K[2] - 1) // 2
+        if gpad is not None and int(gpad) != pad:
+            ctx.fail(f"config cin_pad={gpad} but conv_in's kernel {K[2]} gives cin_pad={pad}")
+        ctx.infer("cin_pad", pad, "conv_in kernel width 2·cin_pad+1")
+        w = ctx.get("upsample_net.conv_in.weight", K)            # (out, in, K), no weight norm
+        weights["upsample/conv_in/w"] = np.ascontiguousarray(w.transpose(2, 1, 0))
+    else:
+        if gpad is None:
+            ctx.fail("UpsampleNetwork: cin_pad is not in the weights; give the hparams JSON "
+                     "(--config) with cin_pad (0 if the features were not padded)")
+        pad = int(gpad)
+        ctx.assumed["cin_pad"] = {"value": pad, "from": "config cin_pad"}
+    out.update(upsampler=kind, upsample_scales=tuple(scales), cin_pad=pad,
+               freq_axis_kernel_size=F)
+    return dict(out, weights=weights)
+
+
+def _mel_recipe(ctx: Context, values: dict):
+    """The hparams' feature recipe (r9y9 ``audio.logmelspectrogram``: magnitude STFT, Slaney mel,
+    log10 of max(S, 1e-10)), when the hparams JSON gives it; None otherwise."""
+    from wavenet_edge.mel_recipe import MelRecipe
+    nat = ctx.native
+    if "num_mels" not in nat or "fft_size" not in nat:
+        ctx.notes.append("no feature recipe in the config (num_mels, fft_size, hop_size …): "
+                         "the model takes features you compute")
+        return None
+    hop = nat.get("hop_size") or values.get("upsample_scales") and int(np.prod(
+        values["upsample_scales"]))
+    win = nat.get("win_length", -1)
+    if win is None or int(win) <= 0:
+        win = nat["fft_size"]
+    try:
+        rec = MelRecipe(n_mels=int(nat["num_mels"]), n_fft=int(nat["fft_size"]),
+                        hop_length=int(hop), win_length=int(win),
+                        window=nat.get("window", "hann"), fmin=float(nat.get("fmin", 0.0)),
+                        fmax=None if nat.get("fmax") is None else float(nat["fmax"]),
+                        center=True, pad_mode="reflect", power=1.0, compression="log10",
+                        floor=1e-10)
+    except Exception as e:            # ConfigError from the recipe's validation
+        ctx.fail(f"config feature recipe: {e}")
+    ctx.assumed["mel"] = {"value": rec.to_dict(), "from": "config num_mels/fft_size/hop_size/"
+                          "win_length/window/fmin/fmax + r9y9 logmelspectrogram (normalisation "
+                          "by mean/var statistics is not in the hparams: none)"}
+    return rec
