@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-import numba
 from llvmlite import ir as _ir
 from numba import types as _nt
 from numba.core import cgutils as _cg
 from numba.extending import intrinsic as _intrinsic
 
 from ._cpu import HAS_VBMI, HAS_VNNI
-from ._jit import JIT_OPTIONS, kernel
+from ._jit import jit, kernel
 from .int8.requant import requantize_int8
 from .int8.fixedpoint import clz32, one_over_one_plus_x_for_x_in_0_1, rdbpot, srdhm, wrap32
 from .int8.softmax import softmax_int8
@@ -43,7 +42,7 @@ from .sampling import sample_one
 
 # Per-op helpers are inlined at the numba IR level: a numba call with array arguments costs
 # tens of nanoseconds (argument marshalling and reference counting), as much as a small FC.
-_inline_kernel = numba.njit(**JIT_OPTIONS, inline="always")
+_inline_kernel = jit(inline="always")
 
 OP_GATHER, OP_FC, OP_PAIR, OP_LUT, OP_SOFTMAX, OP_COPY, OP_FC2, OP_GATE = 1, 2, 3, 5, 6, 7, 8, 9
 
