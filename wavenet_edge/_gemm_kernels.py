@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-import numba
 from llvmlite import ir as _ir
 from numba import types as _nt
 from numba.core import cgutils as _cg
 from numba.extending import intrinsic as _intrinsic
 
-from ._jit import JIT_OPTIONS
+from ._jit import jit
 
-_inline_kernel = numba.njit(**JIT_OPTIONS, inline="always")
+_inline_kernel = jit(inline="always")
 
 #: streams per register tile of the VNNI GEMM (accumulators in flight per weight vector)
 VNNI_TILE = 8
