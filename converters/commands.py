@@ -91,7 +91,9 @@ def register_train(subparsers):
                         "Default: the built-in signal set")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", default=None,
-                   help="named configuration: tiny, small, tensorflow-wavenet (default: tiny)")
+                   help="named configuration: tiny, small, tensorflow-wavenet, vocoder-tiny, "
+                        "vocoder-small (default: tiny); a vocoder preset computes its mel "
+                        "features from the audio and trains with them")
     g.add_argument("--config", metavar="FILE", help="WaveNetConfig as a JSON file")
     g.add_argument("--init", metavar="CKPT", help="continue training this checkpoint (.npz)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (budget)")

@@ -45,13 +45,15 @@ from ._train_kernels import (conv_input_grad, gather_taps, residual_forward,
 __all__ = ["train", "loss_and_grads", "heldout_bits", "Adam", "LN2"]
 
 LN2 = math.log(2.0)
+COND_INPUT = "__cond_input__"
+"""Key of d loss / d cond (the sample-rate features) in the gradients of :func:`loss_and_grads`."""
 
 
 # ------------------------------------------------------------------------------------------------
 # forward + backward (valid convolutions)
 # ------------------------------------------------------------------------------------------------
 def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, *,
-                   grads: bool = True):
+                   grads: bool = True, cond=None):
     """Mean next-sample cross-entropy (nats) of a batch of windows and its gradient.
 
     params : weights named as in :mod:`wavenet_edge.float_model`, all of one float dtype (float32
@@ -60,6 +62,9 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
     targets : (B, T) int class indices with ``T = n0 - receptive_field + 1``: ``targets[b, i]`` is
         the class following input ``x[b, receptive_field - 1 + i]``.
     speakers : (B,) int speaker ids (gc models only; default all 0).
+    cond : (B, n0, cin) sample-rate (upsampled) features of the window's samples, locally
+        conditioned models only; the gradient with respect to it is returned as
+        ``grads[COND_INPUT]`` (the upsampler's backward starts there, see :mod:`._cond_train`).
 
     Returns ``(loss, grads)``: loss float (nats/sample, mean over B·T), grads a dict of arrays with
     the same names/shapes/dtype as params (None when ``grads=False``).
@@ -90,6 +95,9 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
         spk = np.zeros(B, np.int64) if speakers is None else np.asarray(speakers, np.int64)
         e = W["gc/embedding"][spk]                              # (B, C)
 
+    if cfg.has_cond and (cond is None or cond.shape != (B, n0, cfg.cin_channels)):
+        raise ConfigError(f"a locally conditioned model needs cond of shape "
+                          f"({B}, {n0}, {cfg.cin_channels})")
     cache = []
     tails = np.empty((B, T, L * G), dtype=dt)                   # gated units of the scored rows
     for l, d in enumerate(cfg.dilations):
@@ -106,6 +114,10 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
         if e is not None:
             th += (e @ W[p + "gc_filter/w"])[:, None]
             zg += (e @ W[p + "gc_gate/w"])[:, None]
+        if cond is not None:                   # the layer's output rows are the window's last m
+            cm = cond[:, n0 - m:].reshape(B * m, cfg.cin_channels)
+            th += (cm @ W[p + "cond_filter/w"]).reshape(B, m, G)
+            zg += (cm @ W[p + "cond_gate/w"]).reshape(B, m, G)
         np.tanh(th, out=th)
         zg *= 0.5
         sg = np.tanh(zg, out=zg)
@@ -161,6 +173,7 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
     dbs = colsum(ds)
     dA = (ds @ Ws.T).reshape(B, T, L * G)
     de = np.zeros_like(e) if e is not None else None
+    dcond = np.zeros_like(cond) if cond is not None else None
     no_rows = np.zeros((B, 0, R), dtype=dt)
 
     dh = None                                                    # d loss / d h_{l+1}
@@ -208,6 +221,12 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
             g[p + "gc_filter/w"] = e.T @ dzf_b
             g[p + "gc_gate/w"] = e.T @ dzg_b
             de += dzf_b @ W[p + "gc_filter/w"].T + dzg_b @ W[p + "gc_gate/w"].T
+        if cond is not None:
+            cm = cond[:, n0 - m:].reshape(B * m, cfg.cin_channels)
+            g[p + "cond_filter/w"] = cm.T @ dzf2
+            g[p + "cond_gate/w"] = cm.T @ dzg2
+            dcond[:, n0 - m:] += (dzf2 @ W[p + "cond_filter/w"].T
+                                  + dzg2 @ W[p + "cond_gate/w"].T).reshape(B, m, -1)
         dX = dzf2 @ W[p + "filter/w"].reshape(k * R, G).T
         dX += dzg2 @ W[p + "gate/w"].reshape(k * R, G).T
         dX = dX.reshape(B, m, k * R)
@@ -228,6 +247,8 @@ def loss_and_grads(params: dict, cfg: WaveNetConfig, x, targets, speakers=None, 
         demb = np.zeros_like(W["gc/embedding"])
         np.add.at(demb, spk, de)
         g["gc/embedding"] = demb
+    if dcond is not None:
+        g[COND_INPUT] = dcond
     return loss, g
 
 
@@ -263,9 +284,10 @@ class Adam:
 # ------------------------------------------------------------------------------------------------
 # evaluation
 # ------------------------------------------------------------------------------------------------
-def heldout_bits(model: FloatWaveNet, codes_list, speakers=None) -> float:
+def heldout_bits(model: FloatWaveNet, codes_list, speakers=None, conds=None) -> float:
     """Teacher-forced bits/sample of ``model`` over a list of class-index arrays, from zero history
-    (the deployed model's view), weighted by length: Σ nll / Σ (n-1), in bits."""
+    (the deployed model's view), weighted by length: Σ nll / Σ (n-1), in bits.  ``conds``: per
+    clip its features (locally conditioned models)."""
     total, count = 0.0, 0
     for i, c in enumerate(codes_list):
         if len(c) < 2:
@@ -273,7 +295,8 @@ def heldout_bits(model: FloatWaveNet, codes_list, speakers=None) -> float:
         spk = None
         if model.config.has_gc:
             spk = 0 if speakers is None else int(speakers[i])
-        total += model.bits_per_sample(c, speaker=spk) * (len(c) - 1)
+        cond = None if conds is None else conds[i]
+        total += model.bits_per_sample(c, speaker=spk, cond=cond) * (len(c) - 1)
         count += len(c) - 1
     if count == 0:
         raise AudioError("held-out audio has no clip of at least two samples")
@@ -335,27 +358,33 @@ chunks of at most this many rows (at least one window) so that a chunk's activat
 """
 
 
-def _batch_loss_and_grads(params, cfg, xb, yb, sb, pool, chunk_rows=None):
+def _batch_loss_and_grads(params, cfg, xb, yb, sb, pool, chunk_rows=None, cb=None):
     """:func:`loss_and_grads` of the whole batch, computed in chunks of windows spread over the
     ``pool``'s threads (numpy and the jitted kernels release the GIL; None = in this thread).  The
     chunks' means are combined weighted by chunk size in a fixed order, so the result does not
-    depend on thread timing."""
+    depend on thread timing.  ``cb``: (B, n0, cin) window features (locally conditioned models);
+    their per-window gradients are stacked, not summed."""
     B, n0 = xb.shape
     per = max(1, (chunk_rows or CHUNK_ROWS) // n0)
     n_chunks = -(-B // per)
     if n_chunks == 1:
-        return loss_and_grads(params, cfg, xb, yb, sb)
+        return loss_and_grads(params, cfg, xb, yb, sb, cond=cb)
     bounds = np.linspace(0, B, n_chunks + 1).astype(int)
     parts = [(xb[a:b], yb[a:b], None if sb is None else sb[a:b])
              for a, b in zip(bounds[:-1], bounds[1:])]
+    conds = [None if cb is None else cb[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     if pool is None:
-        results = [loss_and_grads(params, cfg, *part) for part in parts]
+        results = [loss_and_grads(params, cfg, *part, cond=c) for part, c in zip(parts, conds)]
     else:
-        futs = [pool.submit(loss_and_grads, params, cfg, *part) for part in parts]
+        futs = [pool.submit(loss_and_grads, params, cfg, *part, cond=c)
+                for part, c in zip(parts, conds)]
         results = [f.result() for f in futs]
     wts = [(b - a) / B for a, b in zip(bounds[:-1], bounds[1:])]
     loss = sum(w * r[0] for w, r in zip(wts, results))
     grads = {}
+    if cb is not None:
+        grads[COND_INPUT] = np.concatenate([r[1].pop(COND_INPUT) * r[1]["end2/b"].dtype.type(w)
+                                            for w, r in zip(wts, results)], axis=0)
     for k in results[0][1]:
         first = results[0][1][k]
         acc = first * first.dtype.type(wts[0])
@@ -376,6 +405,7 @@ class _WindowSampler:
         self.codes, self.speakers, self.window, self.rf, self.rng = codes, speakers, window, rf, rng
         starts = np.array([len(c) - window for c in codes], dtype=np.float64)
         self.p = starts / starts.sum()
+        self.picks = {}                 # window b → (clip, first sample) of the last fill
 
     def fill(self, xb, yb, sb):
         """Write B windows: inputs xb (B, window), targets yb (B, window - rf + 1), speakers sb."""
@@ -387,6 +417,7 @@ class _WindowSampler:
             xb[b] = c[s0:s0 + w]
             yb[b] = c[s0 + rf:s0 + w + 1]      # target of input t is input t + 1
             sb[b] = self.speakers[i]
+            self.picks[b] = (i, s0)
 
 
 WARMUP_STEPS = 50
@@ -527,7 +558,12 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
     if checkpoint is not None:
         _checkpoint_dir_ok(checkpoint)
 
-    codes = _encode_all(audio, cfg, "training")
+    frames = hframes = None
+    if cfg.has_cond:     # a vocoder: features by the model's recipe, clips cut to whole frames
+        from ._cond_train import encode_with_features
+        codes, frames = encode_with_features(audio, cfg, "training")
+    else:
+        codes = _encode_all(audio, cfg, "training")
     spk = np.zeros(len(codes), np.int64) if speakers is None else np.asarray(speakers, np.int64)
     if spk.shape != (len(codes),):
         raise ConfigError(f"speakers must give one id per clip ({len(codes)}), got {spk.shape}")
@@ -553,9 +589,12 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                "heldout_bits_before": None, "heldout_bits_after": None,
                "heldout_order0_bits": None, "window": int(window), "batch_size": int(batch_size)}
     if heldout is not None:
-        hcodes = _encode_all(heldout, cfg, "held-out")
+        if cfg.has_cond:
+            hcodes, hframes = encode_with_features(heldout, cfg, "held-out")
+        else:
+            hcodes = _encode_all(heldout, cfg, "held-out")
         history["heldout_order0_bits"] = order0_entropy_bits(hcodes)
-        history["heldout_bits_before"] = heldout_bits(model, hcodes, heldout_speakers)
+        history["heldout_bits_before"] = heldout_bits(model, hcodes, heldout_speakers, hframes)
 
     params = {k: v.astype(np.float32) for k, v in model.weights.items()}
     frozen = () if cfg.use_biases else [k for k in params
@@ -601,8 +640,16 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                 if frac >= 1.0:
                     break
                 sampler.fill(xb, yb, sb)
-                loss, g = _batch_loss_and_grads(params, cfg, xb, yb, sb if cfg.has_gc else None,
-                                                pool)
+                if cfg.has_cond:
+                    from ._cond_train import cond_loss_and_grads
+                    loss, g = cond_loss_and_grads(params, cfg, xb, yb,
+                                                  sb if cfg.has_gc else None,
+                                                  [frames[i] for i in usable],
+                                                  [sampler.picks[b] for b in range(batch_size)],
+                                                  pool)
+                else:
+                    loss, g = _batch_loss_and_grads(params, cfg, xb, yb,
+                                                    sb if cfg.has_gc else None, pool)
                 if not math.isfinite(loss):
                     raise ConfigError(f"training diverged at step {step + 1} (loss is not finite); "
                                       "lower the learning rate")
@@ -634,7 +681,7 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
     history["positions"] = step * batch_size * T
     out = _to_model(cfg, params, source=None)
     if hcodes is not None:
-        history["heldout_bits_after"] = heldout_bits(out, hcodes, heldout_speakers)
+        history["heldout_bits_after"] = heldout_bits(out, hcodes, heldout_speakers, hframes)
     if checkpoint is not None:
         out.save(checkpoint)
     return out, history
