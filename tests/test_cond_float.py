@@ -196,3 +196,41 @@ def test_save_load_roundtrip_with_conditioning(tmp_path):
     assert m2.config == m.config
     codes, cond, _ = _inputs(m, 24)
     np.testing.assert_array_equal(m.logits(codes, cond=cond), m2.logits(codes, cond=cond))
+
+
+def _fir_apply(cfg, W, cond):
+    """Frame-rate FIR form (zero frames beyond the ends), as a device frame graph computes it."""
+    from wavenet_edge.upsample import frame_fir, stage_input
+    taps, left = frame_fir(cfg, W)
+    x = stage_input(cfg, W, cond)
+    width, hop = taps.shape[1], cfg.hop
+    shift = 0 if cfg.upsampler == "conv-in" else cfg.cin_pad
+    xp = np.concatenate([np.zeros((width, x.shape[1])), x, np.zeros((width, x.shape[1]))])
+    n = (cond.shape[0] - 2 * cfg.cin_pad) * hop
+    y = np.zeros((n, x.shape[1]))
+    for t in range(n):
+        f, r = t // hop + shift, t % hop
+        y[t] = taps[r] @ xp[f - left + width:f - left + width + taps.shape[1]]
+    return y, taps, left
+
+
+@pytest.mark.parametrize("kind, pad, edge", [("conv-in", 2, 84), ("plain", 2, 0), ("plain", 0, 84)])
+def test_frame_fir_equals_the_chain_except_at_the_stated_edges(kind, pad, edge):
+    """r9y9's [4, 4, 4, 4]: one FIR of 5 frames (2 back, 2 ahead) per hop phase reproduces the
+    stretch/conv chain; the chain's zero padding of its inner stages at the sequence ends
+    differs from zero frames only on the first and last 4·16 + 4·4 + 4 = 84 samples, which the
+    plain upsampler's cin_pad = 2 trim removes."""
+    cfg = WaveNetConfig(cin_channels=3, upsampler=kind, upsample_scales=(4, 4, 4, 4), cin_pad=pad)
+    m = FloatWaveNet.initialize(cfg, seed=1)
+    rng = np.random.default_rng(0)
+    for k in m.weights:
+        if k.startswith("upsample/") and k != "upsample/conv_in/w":
+            m.weights[k] = rng.normal(size=m.weights[k].shape)
+    cond = rng.normal(size=(10 + 2 * pad, 3))
+    y = upsample(cfg, m.weights, cond)
+    yf, taps, left = _fir_apply(cfg, m.weights, cond)
+    assert taps.shape == (256, 5) and left == 2
+    d = np.abs(yf - y).max(axis=1) > 1e-9
+    assert not d[edge:len(d) - edge].any()
+    if edge:
+        assert d[edge - 1] and d[len(d) - edge] and not d[edge]

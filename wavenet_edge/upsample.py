@@ -72,3 +72,52 @@ def lookahead_samples(cfg) -> int:
         scale_after //= s
         reach += s * scale_after
     return reach + cfg.cin_pad * cfg.hop
+
+
+def stage_input(cfg, weights: dict, cond: np.ndarray) -> np.ndarray:
+    """The frames the upsampling convs see: conv-in's output ("conv-in") or the frames
+    themselves ("plain"); row f's own samples start at f·hop (conv-in) or (f - cin_pad)·hop
+    (plain, before its trim)."""
+    if cfg.upsampler == "conv-in":
+        return conv_in(cond, weights["upsample/conv_in/w"])
+    return cond
+
+
+def frame_fir(cfg, weights: dict):
+    """The upsampling convs as one FIR from stage frames to samples (F = 1 only).
+
+    The chain is linear and, with F = 1, acts on every channel alike, so away from the
+    sequence's ends ``y[f·hop + r] = Σ_j taps[r, j] · x[f - left + j]`` for every channel.
+    Returns ``(taps (hop, width) float64, left)``: ``left`` frames of history and
+    ``width - 1 - left`` frames of look-ahead.  At the ends the chain zero-pads every stage,
+    which the FIR (zero frames beyond the ends) reproduces only ``reach`` samples inside.
+    """
+    if cfg.upsampler == "none":
+        raise ValueError("no upsampler")
+    if cfg.freq_axis_kernel_size != 1:
+        raise ValueError("frame_fir needs freq_axis_kernel_size 1 (F > 1 mixes channels)")
+    hop = cfg.hop
+    r = lookahead_samples(cfg) - cfg.cin_pad * hop      # the convs' own reach
+    half = -(-r // hop) + 1
+    n = 2 * half + 1
+    x = np.zeros((n, 1))
+    x[half, 0] = 1.0
+    y = x
+    for i, s in enumerate(cfg.upsample_scales):
+        y = stretch_conv(y, weights[f"upsample/{i}/w"], s)
+    y = y[:, 0]
+    # y[f·hop + r'] responds to the impulse at frame `half` with weight taps[r', half - f + left]
+    cols = []
+    for f in range(n):
+        cols.append(y[f * hop:(f + 1) * hop])
+    resp = np.stack(cols, axis=1)                 # resp[r', f] = weight of x[half] in y[f·hop+r']
+    nz = np.nonzero(np.any(resp != 0.0, axis=0))[0]
+    f_lo, f_hi = int(nz.min()), int(nz.max())
+    # output frame f uses input frame half: offset j' = half - f ∈ [half - f_hi, half - f_lo]
+    left = f_hi - half                            # frames of history (input frames before f)
+    width = f_hi - f_lo + 1
+    taps = np.zeros((hop, width))
+    for f in range(f_lo, f_hi + 1):
+        j = (half - f) + left                     # index of input frame (f - left + j) = half
+        taps[:, j] = resp[:, f]
+    return taps, left
