@@ -140,3 +140,28 @@ def test_wrong_feature_frames_name_both_numbers():
     with pytest.raises(ConfigError, match=f"cond has {c.shape[0] - 1} frames but {len(x)} "
                                           f"samples need {c.shape[0]}"):
         m.logits(x, cond=c[:-1])
+
+
+def test_import_cli_reports_conditioning_and_writes_the_model(tmp_path):
+    import subprocess
+    import sys
+    from wavenet_edge import FloatWaveNet
+    d, meta, x, c = _fixture("plain_F1_gc")
+    out = tmp_path / "voc.npz"
+    r = subprocess.run([sys.executable, "-m", "wavenet_edge", "import", str(d / "state_dict.pth"),
+                        "--config", str(d / "hparams.json"), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "upsampler              plain" in r.stdout
+    assert "per frame of 6" in r.stdout and "conditioning" in r.stdout
+    m = FloatWaveNet.load(out)
+    assert np.abs(m.logits(x, speaker=meta["speaker"], cond=c) - np.load(d / "logits.npy")).max() \
+        <= TOL
+    h = dict(json.loads((d / "hparams.json").read_text()))
+    h.pop("cin_pad")
+    (tmp_path / "h.json").write_text(json.dumps(h))
+    r = subprocess.run([sys.executable, "-m", "wavenet_edge", "import", str(d / "state_dict.pth"),
+                        "--config", str(tmp_path / "h.json"), "-o", str(tmp_path / "y.npz")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cin_pad is not in the weights" in r.stderr and not (tmp_path / "y.npz").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 
 def register_import(subparsers):
     """Add the ``import`` sub-command (entry point ``wavenet_edge.commands``)."""
@@ -32,6 +34,9 @@ def register_import(subparsers):
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
+    if isinstance(v, dict):       # the mel recipe: its defining numbers, not every field
+        keys = ("n_mels", "n_fft", "hop_length", "win_length", "fmin", "fmax", "compression")
+        return ", ".join(f"{k}={v[k]}" for k in keys if k in v)
     if isinstance(v, (list, tuple)) and len(v) > 12:
         return "[" + ", ".join(map(str, v[:12])) + f", … ({len(v)} values)]"
     return str(v)
@@ -44,6 +49,14 @@ def format_report(rep: dict) -> str:
     if rep["complete"]:
         lines.append(f"tensors   {rep['n_tensors']}, parameters {rep['parameters']:,}, "
                      f"receptive field {rep['receptive_field']} samples")
+        m = rep.get("macs")
+        if m:
+            line = f"compute   {round(m['per_sample']):,} MACs/sample"
+            if m["cond_per_sample"] or m["upsampler_per_frame"]:
+                hop = int(np.prod(rep["config"]["upsample_scales"] or [1]))
+                line += (f" (step {m['step']:,} + conditioning {m['cond_per_sample']:,} per "
+                         f"sample + upsampler {m['upsampler_per_frame']:,} per frame of {hop})")
+            lines.append(line)
     else:
         lines.append(f"tensors   {rep['n_tensors']} (incomplete: see the error below)")
     lines.append("inferred from the weights:")

@@ -320,6 +320,7 @@ def _import(path, layout, config, *, partial: bool):
         "config": cfg.to_dict(),
         "receptive_field": cfg.receptive_field,
         "parameters": cfg.parameter_count(),
+        "macs": cfg.macs_breakdown(),
         "notes": raw.notes + ctx.notes + ([f"config keys ignored: {', '.join(ignored)}"]
                                           if ignored else []),
     }
