@@ -481,6 +481,70 @@ def _check_budget(steps, seconds):
     return steps, seconds
 
 
+class _Interrupts:
+    """What a Ctrl-C does during :func:`train` (main thread, Python's default SIGINT handler).
+
+    It raises KeyboardInterrupt at once, as Python does, except inside :meth:`held` blocks (an
+    optimizer update, a checkpoint write: milliseconds), which finish first.  numba compiles
+    through ctypes callbacks, where an exception is printed and dropped and the compilation then
+    fails with some other error; so a Ctrl-C is also remembered, any later error becomes the
+    KeyboardInterrupt again, :meth:`check` raises a lost one, and the dropped one is not printed.
+    Elsewhere (another thread, a handler of the caller's) nothing is installed.
+    """
+
+    def __init__(self):
+        self.seen = False        # a Ctrl-C arrived
+        self.stopping = False    # the interrupt is being handled: finish writes, raise no more
+        self._hold = 0
+
+    def _on_sigint(self, signum, frame):
+        self.seen = True
+        if not self._hold:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        import signal
+        import sys
+        import threading
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            yield self
+            return
+        old_hook = sys.unraisablehook
+
+        def hook(unraisable):
+            if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+                old_hook(unraisable)
+
+        signal.signal(signal.SIGINT, self._on_sigint)
+        sys.unraisablehook = hook
+        try:
+            yield self
+        except Exception:
+            if self.seen:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            sys.unraisablehook = old_hook
+
+    @contextlib.contextmanager
+    def held(self):
+        """Let the block finish before a Ctrl-C that arrives meanwhile is raised."""
+        self._hold += 1
+        try:
+            yield
+        finally:
+            self._hold -= 1
+        self.check()
+
+    def check(self):
+        """Raise the KeyboardInterrupt of a Ctrl-C that was held back or got lost."""
+        if self.seen and not self._hold and not self.stopping:
+            raise KeyboardInterrupt
+
+
 def _checkpoint_dir_ok(path):
     d = os.path.dirname(os.path.abspath(os.fspath(path)))
     if not os.path.isdir(d):
@@ -524,8 +588,8 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
     ``heldout_order0_bits`` (order-0 entropy of the held-out codes; None without heldout).
     """
     # BLAS on one thread for the whole run, held-out scoring included (see single_threaded_blas)
-    with single_threaded_blas():
-        return _train(model_or_config, audio,
+    with single_threaded_blas(), _Interrupts().installed() as interrupts:
+        return _train(model_or_config, audio, interrupts=interrupts,
                       steps=steps, seconds=seconds, batch_size=batch_size, window=window, lr=lr,
                       seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                       progress=progress, heldout=heldout, speakers=speakers,
@@ -533,10 +597,11 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
                       log_fn=log_fn)
 
 
-def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, seed, checkpoint,
-           checkpoint_every, progress, heldout, speakers, heldout_speakers, clip_norm, workers,
-           log_fn):
-    """The body of :func:`train` (same arguments); validates the options."""
+def _train(model_or_config, audio, *, interrupts, steps, seconds, batch_size, window, lr, seed,
+           checkpoint, checkpoint_every, progress, heldout, speakers, heldout_speakers, clip_norm,
+           workers, log_fn):
+    """The body of :func:`train` (same arguments, and the :class:`_Interrupts` in effect);
+    validates the options."""
     from .signals import order0_entropy_bits
 
     say = log_fn or (lambda msg: None)
@@ -594,7 +659,13 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
         else:
             hcodes = _encode_all(heldout, cfg, "held-out")
         history["heldout_order0_bits"] = order0_entropy_bits(hcodes)
-        history["heldout_bits_before"] = heldout_bits(model, hcodes, heldout_speakers, hframes)
+        try:
+            say(f"held-out: scoring {sum(len(c) for c in hcodes):,} samples before training")
+            history["heldout_bits_before"] = heldout_bits(model, hcodes, heldout_speakers, hframes)
+        except KeyboardInterrupt:
+            interrupts.stopping = True
+            say("interrupted before the first step: nothing written")
+            raise
 
     params = {k: v.astype(np.float32) for k, v in model.weights.items()}
     frozen = () if cfg.use_biases else [k for k in params
@@ -604,32 +675,35 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                              np.random.default_rng(np.random.SeedSequence(int(seed),
                                                                           spawn_key=(1,))))
 
-    say(f"training: receptive field {rf} samples, {cfg.parameter_count():,} parameters, "
-        f"{len(usable)} clips ({sum(len(codes[i]) for i in usable):,} samples), "
-        f"windows of {window} samples ({T} scored) x {batch_size}, "
-        + (f"{steps} steps" if steps is not None else "")
-        + (" or " if steps is not None and seconds is not None else "")
-        + (f"{seconds:g} s" if seconds is not None else ""))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        if steps is not None:
-            bar = tqdm(total=steps, unit="step", desc="train", leave=True, dynamic_ncols=True)
-        else:
-            bar = tqdm(total=float(seconds), unit="s", desc="train", leave=True,
-                       dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
-                                                      "[{elapsed}<{remaining}{postfix}]")
-    t_start = time.perf_counter()
     ema = None
     step = 0
     xb = np.empty((batch_size, window), np.int64)
     yb = np.empty((batch_size, T), np.int64)
     sb = np.zeros(batch_size, np.int64)
     with contextlib.ExitStack() as stack:
-        if bar is not None:
-            stack.callback(bar.close)
-        pool = stack.enter_context(ThreadPoolExecutor(workers)) if workers > 1 else None
+        # the first step runs in this thread: numba compiles the kernels on first use (seconds,
+        # uncached), and only the main thread can be reached by Ctrl-C while it does
+        pool = None
         try:
+            say(f"training: receptive field {rf} samples, {cfg.parameter_count():,} parameters, "
+                f"{len(usable)} clips ({sum(len(codes[i]) for i in usable):,} samples), "
+                f"windows of {window} samples ({T} scored) x {batch_size}, "
+                + (f"{steps} steps" if steps is not None else "")
+                + (" or " if steps is not None and seconds is not None else "")
+                + (f"{seconds:g} s" if seconds is not None else ""))
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+                if steps is not None:
+                    bar = tqdm(total=steps, unit="step", desc="train", leave=True,
+                               dynamic_ncols=True)
+                else:
+                    bar = tqdm(total=float(seconds), unit="s", desc="train", leave=True,
+                               dynamic_ncols=True,
+                               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
+                                          "[{elapsed}<{remaining}{postfix}]")
+                stack.callback(bar.close)
+            t_start = time.perf_counter()
             while True:
                 elapsed = time.perf_counter() - t_start
                 frac = 0.0
@@ -639,6 +713,7 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                     frac = max(frac, elapsed / seconds)
                 if frac >= 1.0:
                     break
+                interrupts.check()
                 sampler.fill(xb, yb, sb)
                 if cfg.has_cond:
                     from ._cond_train import cond_loss_and_grads
@@ -655,8 +730,14 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                                       "lower the learning rate")
                 _clip_global_norm(g, clip_norm)
                 cur_lr = _lr_at(lr, step, frac)
-                opt.step(params, g, cur_lr)
-                step += 1
+                with interrupts.held():      # never a half-updated set of weights
+                    opt.step(params, g, cur_lr)
+                    step += 1
+                if step == 1:
+                    say(f"step 1 took {time.perf_counter() - t_start:.1f} s (on first use this "
+                        "includes compiling the training kernels; cached on disk afterwards)")
+                    if workers > 1:
+                        pool = stack.enter_context(ThreadPoolExecutor(workers))
                 bits = loss / LN2
                 history["loss_bits"].append(bits)
                 ema = bits if ema is None else 0.95 * ema + 0.05 * bits
@@ -670,18 +751,34 @@ def _train(model_or_config, audio, *, steps, seconds, batch_size, window, lr, se
                 if checkpoint is not None and step % checkpoint_every == 0:
                     _to_model(cfg, params).save(checkpoint)
         except KeyboardInterrupt:
+            # end now: chunks not yet started are dropped (running ones take milliseconds);
             # keep what was learnt: the checkpoint gets the current weights, then re-raise
+            interrupts.stopping = True
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             if checkpoint is not None and step > 0:
-                _to_model(cfg, params).save(checkpoint)
+                with interrupts.held():      # a second Ctrl-C waits for this write
+                    _to_model(cfg, params).save(checkpoint)
                 say(f"interrupted at step {step}: wrote {checkpoint}")
+            else:
+                say("interrupted before the first step: nothing written")
             raise
 
-    history["steps"] = step
-    history["seconds"] = time.perf_counter() - t_start
-    history["positions"] = step * batch_size * T
-    out = _to_model(cfg, params, source=None)
-    if hcodes is not None:
-        history["heldout_bits_after"] = heldout_bits(out, hcodes, heldout_speakers, hframes)
-    if checkpoint is not None:
-        out.save(checkpoint)
+    try:
+        # written before the held-out scoring, so that a Ctrl-C there keeps the trained model
+        with interrupts.held():
+            history["steps"] = step
+            history["seconds"] = time.perf_counter() - t_start
+            history["positions"] = step * batch_size * T
+            out = _to_model(cfg, params, source=None)
+            if checkpoint is not None:
+                out.save(checkpoint)
+        if hcodes is not None:
+            say(f"held-out: scoring {sum(len(c) for c in hcodes):,} samples after training")
+            history["heldout_bits_after"] = heldout_bits(out, hcodes, heldout_speakers, hframes)
+    except KeyboardInterrupt:
+        interrupts.stopping = True
+        if checkpoint is not None:
+            say(f"interrupted after step {step}: wrote {checkpoint}")
+        raise
     return out, history

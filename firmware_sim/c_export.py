@@ -521,7 +521,8 @@ def register_export_c(subparsers) -> None:
 
 def _run_export(args) -> int:
     out = args.output or args.out_dir
-    if args.output and args.out_dir and os.path.abspath(args.output) != os.path.abspath(args.out_dir):
+    if (args.output and args.out_dir
+            and os.path.abspath(args.output) != os.path.abspath(args.out_dir)):
         raise ConfigError(f"two output directories given ({args.out_dir} and -o {args.output})")
     if out is None:
         out = os.path.splitext(os.path.basename(os.fspath(args.model).rstrip("/\\")))[0] + "-c"
