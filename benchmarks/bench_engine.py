@@ -320,8 +320,10 @@ def breakdown(args, data, label, codes):
     alone, and nothing (the per-call overhead), each timed in interleaved rounds."""
     from wavenet_edge.engine import Engine
 
-    eng = Engine.from_bytes(data, profile=args.profile, name=label)
+    B = args.breakdown_batch
+    eng = Engine.from_bytes(data, profile=args.profile, name=label, batch=B)
     eo = eng.program.exec_ops
+    cs = np.ascontiguousarray(np.stack([np.roll(codes, 97 * b) for b in range(B)]))
     full = eng._consts
     nodl = tuple(a[:0] for a in eng._dl)
     dl = eng._dl
@@ -333,7 +335,7 @@ def breakdown(args, data, label, codes):
             eng._consts = (ops,) + full[1:]
             eng._dl = dl if with_dl else nodl
             eng.reset()
-            eng.process(codes[:n])
+            eng.process(cs[:, :n] if B > 1 else codes[:n])
         return run
 
     kinds = sorted(set(int(k) for k in eo[:, 0]))
@@ -349,13 +351,13 @@ def breakdown(args, data, label, codes):
     eng._consts, eng._dl = full, dl
     empty = 1e9 / np.median(runners[1].rates)
     total = 1e9 / np.median(runners[0].rates)
-    print(f"\nB=1 step breakdown, {label} (profile {args.profile}, one core, "
+    print(f"\nB={B} step breakdown, {label} (profile {args.profile}, one core, "
           f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'host')}): ns/step, "
           f"minus the empty program's {empty:.0f} ns")
     parts = 0.0
     for r in runners:
         ns = 1e9 / np.median(r.rates)
-        spread = (1e9 / min(r.rates) - 1e9 / max(r.rates))
+        spread = 1e9 * (1 / min(r.rates) - 1 / max(r.rates))
         net = ns - empty if r is not runners[0] else ns
         if r not in runners[:2]:
             parts += net
@@ -382,7 +384,8 @@ def main(argv=None) -> int:
                     help="batch sizes of the threads table (default 2 16)")
     ap.add_argument("--no-portable", action="store_true", help="skip the portable-path child")
     ap.add_argument("--breakdown", action="store_true",
-                    help="only the per-operator-kind cost of a B=1 step")
+                    help="only the per-operator-kind cost of a step (ns per step of all streams)")
+    ap.add_argument("--breakdown-batch", type=int, default=1, help="streams of --breakdown")
     args = ap.parse_args(argv)
     if args.no_pin:
         args.core = None

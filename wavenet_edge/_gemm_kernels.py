@@ -29,6 +29,7 @@ from numba import types as _nt
 from numba.core import cgutils as _cg
 from numba.extending import intrinsic as _intrinsic
 
+from ._cpu import HAS_VNNI
 from ._jit import jit
 
 _inline_kernel = jit(inline="always")
@@ -113,13 +114,18 @@ def _vpdpbusd_gemm16(typingctx, w, wo, xu, xo, xstride, cols, r0, r1, nb, accs, 
     return sig, codegen
 
 
-@_inline_kernel
-def gemm_vnni16(w, wo, xu, xo, xstride, cols, r0, r1, nb, accs, ao, astride):
-    """Mode 2 for ``nb`` streams (see module docstring); ``xu`` holds the inputs already as
-    unsigned bytes ``x + 128`` (:func:`to_unsigned`), ``cols`` a multiple of 4."""
-    _vpdpbusd_gemm16(w, np.uint64(wo), xu, np.uint64(xo), np.uint64(xstride), np.uint64(cols),
-                     np.uint64(r0), np.uint64(r1), np.uint64(nb), accs, np.uint64(ao),
-                     np.uint64(astride))
+if HAS_VNNI:
+    @_inline_kernel
+    def gemm_vnni16(w, wo, xu, xo, xstride, cols, r0, r1, nb, accs, ao, astride):
+        """Mode 2 for ``nb`` streams (see module docstring); ``xu`` holds the inputs already
+        as unsigned bytes ``x + 128`` (:func:`to_unsigned`), ``cols`` a multiple of 4."""
+        _vpdpbusd_gemm16(w, np.uint64(wo), xu, np.uint64(xo), np.uint64(xstride),
+                         np.uint64(cols), np.uint64(r0), np.uint64(r1), np.uint64(nb), accs,
+                         np.uint64(ao), np.uint64(astride))
+else:
+    @_inline_kernel
+    def gemm_vnni16(w, wo, xu, xo, xstride, cols, r0, r1, nb, accs, ao, astride):
+        pass   # never called: without VNNI on the target no FC runs in mode 2 (vnni_mode)
 
 
 @_inline_kernel
