@@ -15,7 +15,7 @@ import numpy as np
 
 from wavenet_edge.contract import DelayLine, read_contract
 from wavenet_edge.errors import ConfigError
-from wavenet_edge.tflite_file import read_tflite
+from wavenet_edge.tflite_file import load_model
 
 from .interpreters import make_runner
 
@@ -25,27 +25,20 @@ __all__ = ["ContractHost"]
 class ContractHost:
     """Run a step graph one sample at a time through a real interpreter, from the contract alone.
 
-    ``model_bytes``: the ``.tflite`` content (or a path); ``runtime``: see
+    ``model``: a ``.tflite`` path, its bytes or a parsed model (or an Engine); ``runtime``: see
     :data:`converters.interpreters.RUNTIMES`.  State: one ring buffer per written tensor, as long
     as the longest delay reading it, so a write feeding delays d and 2d is stored once.
     """
 
-    def __init__(self, model_bytes, runtime: str = "tflm", *, arena_size=None, name=None):
-        if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
-            path = model_bytes
-            model = read_tflite(path, name=name)
-            name = model.name
-            with open(path, "rb") as f:
-                model_bytes = f.read()
-        else:
-            model_bytes = bytes(model_bytes)
-            model = read_tflite(model_bytes, name=name)
+    def __init__(self, model, runtime: str = "tflm", *, arena_size=None, name=None):
+        model = load_model(model, name=name)
+        name = model.name
         self.model = model
         self.contract = read_contract(model, name=name)
         self.meta = self.contract.metadata
         self.delay_lines: tuple[DelayLine, ...] = self.contract.delay_lines
-        self.runner = make_runner(model_bytes, runtime, arena_size=arena_size, name=name)
-        self.runtime = runtime
+        self.runner = make_runner(model, runtime, arena_size=arena_size)
+        self.runtime = self.runner.runtime
         self.sample_name = self.contract.inputs.sample
         self.speaker_name = self.contract.inputs.speaker
         self.speaker_cardinality = self.contract.inputs.speaker_cardinality or None

@@ -1,6 +1,7 @@
 """One interface over the real interpreters that serve as bit-exactness oracles.
 
-``make_runner(model_bytes, runtime)`` with ``runtime`` one of :data:`RUNTIMES`:
+``make_runner(model, runtime)`` with ``runtime`` one of :data:`RUNTIMES` (the profile names of
+:mod:`wavenet_edge.profiles`; ``model`` a path, bytes or parsed model):
 
 * ``"tflm"``: tflite-micro's Python interpreter (the reference kernels that run on the MCU); the
   tensor arena is ``arena_size`` bytes, or, when not given, the smallest arena that allocates
@@ -9,7 +10,8 @@
 * ``"litert"``: ai-edge-litert with ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`` (the
   builtin optimized kernels, no XNNPACK).
 * ``"litert-ref"``: ``OpResolverType.BUILTIN_REF`` (the reference kernels).
-* ``"litert-default"``: the default resolver, i.e. with the XNNPACK delegate applied.
+* ``"xnnpack"``: the default resolver, i.e. with the XNNPACK delegate applied (alias
+  ``"litert-default"``).
 
 All runners share the API of :class:`Runner`: tensors are addressed by their names in the model,
 mapped once to the interpreter's own input/output positions, so a step costs one set per input,
@@ -18,7 +20,7 @@ for per-step loops.
 
 Measured here (2 cores shared with other jobs, so ±30 %): one step of a chain of 20 int8
 FULLY_CONNECTED 64x64 layers costs about 85-110 µs in ``tflm``, 25-35 µs in ``litert``, 16-28 µs in
-``litert-ref`` and 2-4 µs in ``litert-default``; the wrapper adds 0.3-2.5 µs per set or get.
+``litert-ref`` and 2-4 µs in ``xnnpack``; the wrapper adds 0.3-2.5 µs per set or get.
 Bit-exactness vs TFLM on single int8 operators (``tests/test_tflite_file.py``): LiteRT builtin and
 reference kernels agree except FULLY_CONNECTED (±1 LSB on rare near-ties: TFLM rounds twice, the
 LiteRT reference kernel once, the optimized kernel differently again); XNNPACK also differs by
@@ -36,11 +38,13 @@ import os
 import numpy as np
 
 from wavenet_edge.errors import ModelFileError, WaveNetEdgeError
-from wavenet_edge.tflite_file import read_tflite
+from wavenet_edge.profiles import resolve_profile
+from wavenet_edge.tflite_file import load_model
 
 __all__ = ["RUNTIMES", "Runner", "make_runner", "find_arena_size"]
 
-RUNTIMES = ("tflm", "litert", "litert-ref", "litert-default")
+#: the runtimes this module can run, named by the engine profile each one defines
+RUNTIMES = ("tflm", "litert", "litert-ref", "xnnpack")
 
 _ARENA_CACHE: dict = {}
 
@@ -297,26 +301,16 @@ class _TFLMRunner(Runner):
         self._it.reset()
 
 
-def make_runner(model_bytes, runtime: str = "tflm", *, arena_size: int | None = None,
+def make_runner(model, runtime: str = "tflm", *, arena_size: int | None = None,
                 name: str | None = None) -> Runner:
-    """Load ``model_bytes`` (a ``.tflite`` file's content, or a path) into ``runtime``.
+    """Load ``model`` (a ``.tflite`` path, its bytes or a parsed model) into ``runtime``.
 
-    Raises ModelFileError if the file is malformed or the runtime refuses it, WaveNetEdgeError if
-    the runtime's package is missing or ``runtime`` is unknown.
+    Raises ModelFileError if the file is malformed or the runtime refuses it, UnknownProfileError
+    if ``runtime`` is not one of :data:`RUNTIMES`, WaveNetEdgeError if the runtime's package is
+    missing.
     """
-    if runtime not in RUNTIMES:
-        raise WaveNetEdgeError(f"unknown runtime {runtime!r}; expected one of "
-                               f"{', '.join(RUNTIMES)}")
-    if not isinstance(model_bytes, (bytes, bytearray, memoryview)):
-        path = os.fspath(model_bytes)
-        name = name or path
-        try:
-            with open(path, "rb") as f:
-                model_bytes = f.read()
-        except OSError as e:
-            raise ModelFileError(f"cannot read model: {e.strerror or e}", path=path) from None
-    model_bytes = bytes(model_bytes)
-    model = read_tflite(model_bytes, name=name)
+    runtime = resolve_profile(runtime, known=RUNTIMES)
+    model = load_model(model, name=name)
     if runtime == "tflm":
-        return _TFLMRunner(model_bytes, model, arena_size)
-    return _LiteRTRunner(model_bytes, runtime, model)
+        return _TFLMRunner(model.data, model, arena_size)
+    return _LiteRTRunner(model.data, runtime, model)

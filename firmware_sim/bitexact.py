@@ -27,9 +27,7 @@ from wavenet_edge.errors import ConfigError, MismatchError
 __all__ = ["BitExactResult", "check_bitexact", "teacher_codes"]
 
 _RUNTIME_NAMES = {"tflm": "TFLM", "litert": "LiteRT (builtin kernels)",
-                  "litert-ref": "LiteRT (reference kernels)", "litert-default": "LiteRT (XNNPACK)"}
-_DEFAULT_PROFILE = {"tflm": "tflm", "litert": "litert", "litert-ref": "litert-ref",
-                    "litert-default": "xnnpack"}
+                  "litert-ref": "LiteRT (reference kernels)", "xnnpack": "LiteRT (XNNPACK)"}
 
 
 @dataclass
@@ -137,33 +135,39 @@ def _localize(engine, host, codes, speaker, upto, phase, names):
     return None
 
 
-def check_bitexact(data: bytes, *, steps: int = 1000, free_steps: int | None = None, wav=None,
+def check_bitexact(model, *, steps: int = 1000, free_steps: int | None = None, wav=None,
                    seed: int = 0, speaker: int | None = None, raise_on_mismatch: bool = False,
-                   name: str = "<bytes>", progress: bool = False,
+                   name: str | None = None, progress: bool = False,
                    profile: str | None = None, runtime: str = "tflm",
                    stop_at_first: bool = True) -> BitExactResult:
-    """Run ``data`` (``.tflite`` bytes) in a real interpreter and in the engine side by side.
+    """Run ``model`` (a ``.tflite`` path, its bytes, a parsed model or an Engine) in a real
+    interpreter and in the engine side by side.
 
-    ``runtime``: ``"tflm"`` (default), ``"litert"``, ``"litert-ref"`` or ``"litert-default"``.
+    ``runtime``: ``"tflm"`` (default), ``"litert"``, ``"litert-ref"`` or ``"xnnpack"``
+    (:data:`converters.interpreters.RUNTIMES`; each the name of the profile it defines).
     ``steps``: teacher-forced steps (``free_steps``, default the same, free-running ones).
     ``profile``: the engine's arithmetic profile, by default the one matching ``runtime``; a
     different one shows how a mismatch is reported.
     ``stop_at_first``: return at the first differing step (default); ``False`` runs both phases
     to the end and counts identical/different steps per tensor (``per_tensor``).
     """
-    if runtime not in _DEFAULT_PROFILE:
-        raise ConfigError(f"unknown runtime {runtime!r}; known: {', '.join(_DEFAULT_PROFILE)}")
-    profile = _DEFAULT_PROFILE[runtime] if profile is None else profile
-    from wavenet_edge.engine import Engine
-    from wavenet_edge.sampling import Sampler
-
     from converters.host import ContractHost
+    from converters.interpreters import RUNTIMES
+    from wavenet_edge.engine import Engine
+    from wavenet_edge.profiles import resolve_profile
+    from wavenet_edge.sampling import Sampler
+    from wavenet_edge.tflite_file import load_model
+
+    runtime = resolve_profile(runtime, known=RUNTIMES)
+    profile = runtime if profile is None else resolve_profile(profile)
 
     if steps < 0 or (free_steps is not None and free_steps < 0):
         raise ConfigError("steps must be >= 0")
     free_steps = steps if free_steps is None else free_steps
-    engine = Engine.from_bytes(data, profile=profile, name=name)
-    host = ContractHost(bytes(data), runtime=runtime, name=name)
+    m = load_model(model, name=name)
+    name = m.name
+    engine = Engine(m, profile=profile)
+    host = ContractHost(m, runtime=runtime)
     if engine.config.has_gc:
         speaker = 0 if speaker is None else int(speaker)
         engine.speaker = speaker

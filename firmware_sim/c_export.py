@@ -74,19 +74,9 @@ class ExportResult:
 
 def _load_engine(model):
     from wavenet_edge.engine import Engine
-    if isinstance(model, Engine):
-        # the C implements profile tflm whatever the given engine's profile
-        return Engine(model.model, profile="tflm")
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return Engine.from_bytes(bytes(model), profile="tflm")
-    if isinstance(model, (str, os.PathLike)):
-        if not os.path.isfile(model):
-            raise ModelFileError("no such file", path=os.fspath(model))
-        return Engine.from_file(model, profile="tflm")
-    if hasattr(model, "operators") and hasattr(model, "tensors"):
-        return Engine(model, profile="tflm")
-    raise ConfigError(f"model must be a .tflite path, its bytes, a TFLiteModel or an Engine, "
-                      f"got {type(model).__name__}")
+    from wavenet_edge.tflite_file import load_model
+    # the C implements profile tflm whatever the given engine's profile
+    return Engine(load_model(model), profile="tflm")
 
 
 def _softmax_exp_table(multiplier, left_shift, diff_min) -> np.ndarray:

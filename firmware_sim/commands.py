@@ -5,7 +5,8 @@ from __future__ import annotations
 __all__ = ["register_simulate", "register_verify", "register_export_c", "register_quickstart"]
 
 
-from wavenet_edge.cli import float_arg, int_arg
+from converters.interpreters import RUNTIMES as _RUNTIMES
+from wavenet_edge.cli import float_arg, int_arg, profile_arg
 
 _positive_int = int_arg(1)
 _nonneg_int = int_arg(0)
@@ -42,7 +43,7 @@ def register_simulate(subparsers) -> None:
                                                  "held-out signals)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampling and jitter (default 0)")
     p.add_argument("--no-bitexact", action="store_true", help="skip the bit-exactness check")
-    p.add_argument("--engine-profile", choices=("tflm", "litert", "litert-ref"), default="tflm",
+    p.add_argument("--engine-profile", type=profile_arg(), default="tflm", metavar="PROFILE",
                    help="arithmetic profile of the Numba engine compared with TFLM (default tflm; "
                         "the others are for diagnosis and are expected to differ)")
     p.add_argument("--emulate", action="store_true",
@@ -100,19 +101,6 @@ def _run(args) -> int:
     return 0
 
 
-_RUNTIMES = ("tflm", "litert", "litert-ref", "litert-default")
-
-
-def _runtime_list(text):
-    import argparse
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in _RUNTIMES]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list of {', '.join(_RUNTIMES)}; got {text!r}")
-    return names
-
-
 def register_verify(subparsers) -> None:
     """Add the ``verify`` sub-command."""
     p = subparsers.add_parser(
@@ -127,9 +115,13 @@ def register_verify(subparsers) -> None:
                    help="teacher-forced steps (default 2000)")
     p.add_argument("--free-steps", type=_nonneg_int, default=None,
                    help="free-running steps (default: --steps)")
-    p.add_argument("--against", type=_runtime_list, default=["tflm", "litert"],
-                   help="comma-separated runtimes (default tflm,litert; also litert-ref, "
-                        "litert-default = XNNPACK)")
+    p.add_argument("--against", type=profile_arg(known=_RUNTIMES, many=True),
+                   default=["tflm", "litert"], metavar="RUNTIMES",
+                   help="comma-separated runtimes, each named by the engine profile it defines "
+                        "(default tflm,litert; also litert-ref, xnnpack = LiteRT default)")
+    p.add_argument("--engine-profile", type=profile_arg(), default=None, metavar="PROFILE",
+                   help="the engine's arithmetic profile against every runtime (default: each "
+                        "runtime's own; another one shows what a mismatch looks like)")
     p.add_argument("--wav", default=None, help="teacher-forcing audio (default: built-in held-out)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed for free-running steps")
     p.add_argument("--speaker", type=_nonneg_int, default=None, help="speaker id (gc models)")
@@ -140,19 +132,18 @@ def register_verify(subparsers) -> None:
 def _run_verify(args) -> int:
     import json
 
-    from wavenet_edge.errors import MismatchError, ModelFileError
+    from wavenet_edge.errors import MismatchError
+
+    from wavenet_edge.tflite_file import load_model
 
     from .bitexact import check_bitexact
-    try:
-        with open(args.model, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise ModelFileError(f"cannot read ({e.strerror or e})", path=args.model) from None
+    model = load_model(args.model)
     results = {}
     for rt in args.against:
-        results[rt] = check_bitexact(data, steps=args.steps, free_steps=args.free_steps,
+        results[rt] = check_bitexact(model, steps=args.steps, free_steps=args.free_steps,
                                      wav=args.wav, seed=args.seed, speaker=args.speaker,
-                                     runtime=rt, name=args.model, stop_at_first=False)
+                                     runtime=rt, profile=args.engine_profile,
+                                     stop_at_first=False)
     if args.json:
         print(json.dumps({rt: r.to_dict() for rt, r in results.items()}, indent=2))
     else:

@@ -16,7 +16,6 @@ for its cost coefficients).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -349,17 +348,9 @@ class EmulationReport:
 # ------------------------------------------------------------------------------------------------
 def _load(model):
     from wavenet_edge.engine import Engine
-    if isinstance(model, Engine):
-        return Engine(model.model, profile="tflm"), model.path
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        return Engine.from_bytes(bytes(model), profile="tflm"), "<bytes>"
-    if isinstance(model, (str, os.PathLike)):
-        from wavenet_edge.errors import ModelFileError
-        if not os.path.isfile(model):
-            raise ModelFileError("no such file", path=os.fspath(model))
-        return Engine.from_file(model, profile="tflm"), os.fspath(model)
-    raise ConfigError(f"model must be a .tflite path, its bytes or an Engine, "
-                      f"got {type(model).__name__}")
+    from wavenet_edge.tflite_file import load_model
+    m = load_model(model)
+    return Engine(m, profile="tflm"), m.name
 
 
 def _text_size(elf) -> int:

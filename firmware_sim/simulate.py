@@ -5,13 +5,12 @@ latency (estimate) with a FIFO deadline simulation, and bit-exactness against th
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from wavenet_edge.config import WaveNetConfig
-from wavenet_edge.errors import ConfigError, ModelFileError, WaveNetEdgeError
-from wavenet_edge.tflite_file import read_tflite
+from wavenet_edge.errors import ConfigError, WaveNetEdgeError
+from wavenet_edge.profiles import resolve_profile
+from wavenet_edge.tflite_file import load_model
 
 from . import memory as _mem
 from .arena import measure_arena
@@ -28,17 +27,8 @@ DEFAULT_SECONDS = 10.0
 
 
 def _load(model, name):
-    if isinstance(model, (bytes, bytearray, memoryview)):
-        data = bytes(model)
-        label = name or "<bytes>"
-    else:
-        label = name or os.fspath(model)
-        try:
-            with open(model, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ModelFileError(f"cannot read model ({e.strerror})", path=label) from None
-    return data, read_tflite(data, name=label), label
+    m = load_model(model, name=name)
+    return m.data, m, m.name
 
 
 def _config_diff(a: WaveNetConfig, b: WaveNetConfig) -> dict:
@@ -171,8 +161,8 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
              seconds: float = DEFAULT_SECONDS, jitter: JitterModel | None = None, wav=None,
              seed: int = 0, use_cache: bool = True, progress: bool = False,
              name: str | None = None, engine_profile: str = "tflm") -> Report:
-    """Simulate ``model`` (a ``.tflite`` path or bytes) on ``targets`` (names; default: all
-    built-in, or all of ``target_file``'s).
+    """Simulate ``model`` (a ``.tflite`` path, its bytes, a parsed model or an Engine) on
+    ``targets`` (names; default: all built-in, or all of ``target_file``'s).
 
     ``sample_rate`` (Hz): playback rate for real-time checks (default: the model's).
     ``steps``: teacher-forced and free-running steps of the bit-exactness check.
@@ -189,6 +179,7 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
         raise ConfigError(f"FIFO depth must be a positive integer, got {fifo!r}")
     if not (seconds > 0):
         raise ConfigError(f"seconds must be > 0, got {seconds!r}")
+    resolve_profile(engine_profile)
     chosen = select_targets(targets, target_file=target_file)
     data, tfl, label = _load(model, name)
     meta = contract_metadata(tfl)

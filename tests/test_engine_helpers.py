@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
 from wavenet_edge import FloatWaveNet, WaveNetConfig, load_wav, preset
 
-SPEECH = "/work/shared/audio/speech_{}.16k.wav"
+# one second per clip, committed (tests/data/speech/make.sh cuts them from espeak-ng speech)
+SPEECH = str(Path(__file__).resolve().parent / "data" / "speech" / "speech_{}.wav")
 
 
 def _audio(n, seed, freqs=(220.0, 347.0), sr=16000):
@@ -19,11 +21,12 @@ def _audio(n, seed, freqs=(220.0, 347.0), sr=16000):
 
 
 def speech(which="a", n=None):
-    """A shared speech clip (float32 in [-1, 1], 16 kHz) or, if absent, a synthetic signal."""
-    try:
-        y, _ = load_wav(SPEECH.format(which))
-    except Exception:  # pragma: no cover - the shared clips are part of the workspace
-        y = _audio(40000, ord(which)).astype(np.float32)
+    """The first ``n`` samples of committed speech clip ``which`` ("a" … "d"): float32 in [-1, 1],
+    16 kHz.  A missing clip or one too short is an error, never replaced by something else."""
+    y, sr = load_wav(SPEECH.format(which))
+    assert sr == 16000, sr
+    if n is not None and n > y.size:
+        raise ValueError(f"speech clip {which!r} has {y.size} samples, {n} asked for")
     return y if n is None else y[:n]
 
 

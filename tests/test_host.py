@@ -11,7 +11,7 @@ import pytest
 from converters.tflite_writer import GraphBuilder
 from converters.host import ContractHost
 from converters.interpreters import RUNTIMES, find_arena_size, make_runner
-from wavenet_edge.errors import ConfigError, ModelFileError, WaveNetEdgeError
+from wavenet_edge.errors import ConfigError, ModelFileError, UnknownProfileError, WaveNetEdgeError
 
 R = 4  # channels
 ZP_X, ZP_H, ZP_P = 5, -3, 2
@@ -207,7 +207,7 @@ def test_runner_names_and_errors(graph):
             r.set_input("nope", np.zeros(1))
         with pytest.raises(WaveNetEdgeError, match="no output"):
             r.get_output("nope")
-    with pytest.raises(WaveNetEdgeError, match="unknown runtime"):
+    with pytest.raises(UnknownProfileError, match="unknown profile 'onnx'; known: tflm"):
         make_runner(graph, "onnx")
     with pytest.raises(ModelFileError):
         make_runner(b"garbage!", "litert")

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import reference_int8 as ref
-from wavenet_edge.errors import ConversionError
+from wavenet_edge.errors import ConversionError, UnknownProfileError
 from wavenet_edge.int8 import (PROFILES, activation_range, add_int8, add_params, fc_params,
                                logistic_table, mul_int8, mul_params, quantize_multiplier,
                                requantize, requantize_int8, softmax_int8, softmax_params,
@@ -100,7 +100,7 @@ def test_fc_params_float_order():
     assert pt.multiplier[0] != pc.multiplier[0]
     xnn = fc_params(in_s, 0, [w, w], out_s, 0, profile="xnnpack")
     assert xnn.fmul[0] == float(np.float32(np.float32(in_s * w) / out_s))
-    with pytest.raises(ConversionError):
+    with pytest.raises(UnknownProfileError, match="known: tflm, litert"):
         fc_params(in_s, 0, [w], out_s, 0, profile="cmsis")
 
 

@@ -5,7 +5,8 @@ Profiles and the interpreters that define them:
 ``tflm`` -> tflite-micro's Python interpreter; ``litert`` -> LiteRT
 ``BUILTIN_WITHOUT_DEFAULT_DELEGATES``; ``litert-ref`` -> ``BUILTIN_REF``; ``xnnpack`` -> ``BUILTIN``
 (the default XNNPACK delegate).  Many random inputs are batched into one graph where the op allows.
-Mismatch counts are collected in ``MISMATCHES`` and printed at the end of the module (``-s``).
+Each test tallies its outputs per profile (:class:`Tally`) and asserts that none differs; the
+counts of the whole module are printed at its end (``-s``).
 """
 
 import numpy as np
@@ -45,9 +46,24 @@ def run(model: bytes, inputs, profile: str) -> np.ndarray:
     return it.get_tensor(it.get_output_details()[0]["index"]).copy()
 
 
-def record(op, profile, got, want):
-    n, bad = MISMATCHES.get((op, profile), (0, 0))
-    MISMATCHES[(op, profile)] = (n + got.size, bad + int(np.count_nonzero(got != want)))
+class Tally:
+    """Outputs compared and mismatches per profile, for one test's op."""
+
+    def __init__(self, op):
+        self.op, self.counts = op, {}
+
+    def add(self, profile, got, want):
+        assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape)
+        n, bad = self.counts.get(profile, (0, 0))
+        self.counts[profile] = (n + got.size, bad + int(np.count_nonzero(got != want)))
+        n, bad = MISMATCHES.get((self.op, profile), (0, 0))
+        MISMATCHES[(self.op, profile)] = (n + got.size,
+                                          bad + int(np.count_nonzero(got != want)))
+
+    def assert_identical(self, profiles=PROFILES):
+        assert set(self.counts) == set(profiles), f"{self.op}: ran {sorted(self.counts)}"
+        wrong = {p: c for p, c in self.counts.items() if c[1] or not c[0]}
+        assert not wrong, f"{self.op} mismatches / outputs per profile: {wrong}"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -111,11 +127,12 @@ def test_fully_connected(case):
     model = fc_model(in_s, in_zp, w, ws, bias, out_s, out_zp, batch, relu)
     reps = 8 if batch == 1 else 1
     xs = [rng.integers(-128, 128, (batch, k)).astype(np.int8) for _ in range(reps)]
+    tally = Tally("FC")
     for profile in PROFILES:
         p = fc_params(in_s, in_zp, ws, out_s, out_zp, "RELU" if relu else "NONE", profile, n_out=o)
         for x in xs:
-            record("FC", profile, run(model, [x], profile), fc_expected(x, w, bias, p))
-    assert all(bad == 0 for (op, _), (_, bad) in MISMATCHES.items() if op == "FC")
+            tally.add(profile, run(model, [x], profile), fc_expected(x, w, bias, p))
+    tally.assert_identical()
 
 
 def test_fully_connected_xnnpack_refuses_large_multipliers():
@@ -129,9 +146,12 @@ def test_fully_connected_xnnpack_refuses_large_multipliers():
     with pytest.raises(RuntimeError):
         run(model, [np.zeros((4, 16), np.int8)], "xnnpack")
     x = rng.integers(-128, 128, (4, 16)).astype(np.int8)
-    for profile in ("tflm", "litert", "litert-ref"):
+    tally = Tally("FC")
+    others = ("tflm", "litert", "litert-ref")
+    for profile in others:
         p = fc_params(in_s, 0, ws, out_s, 0, profile=profile)
-        record("FC", profile, run(model, [x], profile), fc_expected(x, w, np.zeros(8), p))
+        tally.add(profile, run(model, [x], profile), fc_expected(x, w, np.zeros(8, np.int64), p))
+    tally.assert_identical(others)
 
 
 # -- TANH / LOGISTIC ---------------------------------------------------------------------------
@@ -157,13 +177,14 @@ def test_tanh_logistic(op):
     cases += [(f32(s), z) for s, z in DIVERGENT]
     out_q = (1 / 128, 0) if op == "TANH" else (1 / 256, -128)
     build = tanh_table if op == "TANH" else logistic_table
+    tally = Tally(op)
     for in_s, in_zp in cases:
         model = unary_model(op, in_s, in_zp, *out_q)
         for profile in PROFILES:
             table = build(in_s, in_zp, profile)
             want = table[ALL_INPUTS[0].astype(np.int64) + 128]
-            record(op, profile, run(model, [ALL_INPUTS], profile)[0], want)
-    assert all(bad == 0 for (o, _), (_, bad) in MISMATCHES.items() if o == op)
+            tally.add(profile, run(model, [ALL_INPUTS], profile)[0], want)
+    tally.assert_identical()
 
 
 def test_divergent_tables_really_differ():
@@ -206,6 +227,7 @@ def test_softmax():
     for t in (1523, 6171):
         in_s, x = divergent_softmax(t)
         cases.append((in_s, x[None, :]))
+    tally = Tally("SOFTMAX")
     for in_s, rows in cases:
         model = softmax_model(in_s, 0, rows.shape[0])
         for profile in PROFILES:
@@ -214,8 +236,8 @@ def test_softmax():
             for i in range(rows.shape[0]):
                 softmax_int8(rows[i], p.multiplier, p.left_shift, p.diff_min, p.table,
                              p.out_scale, p.profile, want[i])
-            record("SOFTMAX", profile, run(model, [rows], profile), want)
-    assert all(bad == 0 for (o, _), (_, bad) in MISMATCHES.items() if o == "SOFTMAX")
+            tally.add(profile, run(model, [rows], profile), want)
+    tally.assert_identical()
     in_s, x = divergent_softmax(1523)
     a, b = np.empty_like(x), np.empty_like(x)
     pq, pf = softmax_params(in_s, 1.0, "tflm"), softmax_params(in_s, 1.0, "litert")
@@ -241,6 +263,7 @@ def test_add_mul(op):
     rng = np.random.default_rng(31 if op == "ADD" else 32)
     n = 4096 + 11  # blocks of 16 and a scalar tail
     params, vec = (add_params, add_int8_vec) if op == "ADD" else (mul_params, mul_int8_vec)
+    tally = Tally(op)
     for trial in range(10):
         s = (10 ** rng.uniform(-3, 0, 3)).astype(np.float32)
         z = [int(v) for v in rng.integers(-128, 128, 3)]
@@ -259,5 +282,5 @@ def test_add_mul(op):
             p = params(s[0], z[0], s[1], z[1], so, z[2], "RELU" if relu else "NONE", profile)
             want = np.empty(n, np.int8)
             vec(x1[0], x2[0], p.ip, p.fp, p.profile, want)
-            record(op, profile, run(model, [x1, x2], profile)[0], want)
-    assert all(bad == 0 for (o, _), (_, bad) in MISMATCHES.items() if o == op)
+            tally.add(profile, run(model, [x1, x2], profile)[0], want)
+    tally.assert_identical()

@@ -378,7 +378,7 @@ def _single_op(op, rng, *, n=64, version=None):
 # RoundingDivideByPOT); LiteRT's reference kernel rounds once, its optimized kernel differs on
 # some negative ties; XNNPACK's MUL rounds differently.
 _TOLERANCE = {("FULLY_CONNECTED", "litert"): 1, ("FULLY_CONNECTED", "litert-ref"): 1,
-              ("FULLY_CONNECTED", "litert-default"): 1, ("MUL", "litert-default"): 1}
+              ("FULLY_CONNECTED", "xnnpack"): 1, ("MUL", "xnnpack"): 1}
 
 
 @pytest.fixture(scope="module")

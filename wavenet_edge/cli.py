@@ -51,6 +51,26 @@ def float_arg(*, above: float | None = None, below: float | None = None,
         return v
     return parse
 
+
+def profile_arg(*, known=None, many: bool = False):
+    """argparse ``type=`` for a profile name (:mod:`wavenet_edge.profiles`; aliases accepted, the
+    canonical name returned) or, with ``many``, a comma-separated list of them.  ``known``: the
+    names the command can serve (default: every profile)."""
+    def parse(text):
+        from .errors import UnknownProfileError
+        from .profiles import PROFILES, resolve_profile
+        names = [t.strip() for t in text.split(",")] if many else [text]
+        try:
+            out = [resolve_profile(n, known=known or PROFILES) for n in names if n]
+        except UnknownProfileError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+        if not out:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of profiles, "
+                                             f"got {text!r}")
+        return list(dict.fromkeys(out)) if many else out[0]
+    return parse
+
+
 _ORDER = ["quickstart", "train", "convert", "info", "generate", "score", "verify", "simulate",
           "export-c", "explain"]
 

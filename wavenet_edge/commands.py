@@ -12,13 +12,12 @@ import time
 
 __all__ = ["register_info", "register_generate", "register_score"]
 
-_PROFILES = ("tflm", "litert", "litert-ref", "xnnpack")
-
 
 def _profile_arg(p):
-    p.add_argument("--profile", default="tflm", choices=_PROFILES,
+    from .cli import profile_arg
+    p.add_argument("--profile", default="tflm", type=profile_arg(), metavar="PROFILE",
                    help="int8 arithmetic to reproduce: tflm (TensorFlow Lite Micro, default), "
-                        "litert (LiteRT builtin kernels), litert-ref, xnnpack")
+                        "litert (LiteRT builtin kernels), litert-ref, xnnpack (LiteRT default)")
 
 
 # -- info ---------------------------------------------------------------------------------------

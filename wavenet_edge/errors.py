@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "WaveNetEdgeError",
     "ConfigError",
+    "UnknownProfileError",
     "AudioError",
     "CheckpointError",
     "ModelFileError",
@@ -31,6 +32,11 @@ class WaveNetEdgeError(Exception):
 
 class ConfigError(WaveNetEdgeError, ValueError):
     """An out-of-range or inconsistent hyper-parameter or option."""
+
+
+class UnknownProfileError(ConfigError):
+    """A runtime / int8 arithmetic profile name that is not known (the message lists the known
+    ones, :data:`wavenet_edge.profiles.PROFILES`)."""
 
 
 class AudioError(WaveNetEdgeError, ValueError):

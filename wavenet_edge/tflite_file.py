@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 
-__all__ = ["TensorInfo", "OperatorInfo", "TFLiteModel", "read_tflite", "BUILTIN_OPERATORS",
-           "TENSOR_TYPES", "ACTIVATIONS"]
+__all__ = ["TensorInfo", "OperatorInfo", "TFLiteModel", "read_tflite", "load_model",
+           "BUILTIN_OPERATORS", "TENSOR_TYPES", "ACTIVATIONS"]
 
 FILE_IDENTIFIER = b"TFL3"
 SCHEMA_VERSION = 3
@@ -136,7 +136,8 @@ class OperatorInfo:
 
 @dataclass
 class TFLiteModel:
-    """A parsed single-subgraph ``.tflite`` file; ``inputs``/``outputs`` are tensor indices."""
+    """A parsed single-subgraph ``.tflite`` file; ``inputs``/``outputs`` are tensor indices;
+    ``data`` is the file's content (what a real interpreter is given)."""
 
     version: int
     description: str
@@ -148,6 +149,7 @@ class TFLiteModel:
     size_bytes: int
     name: str = "<bytes>"
     _by_name: dict = field(default_factory=dict, repr=False)
+    data: bytes = field(default=b"", repr=False, compare=False)
 
     def tensor(self, name: str) -> TensorInfo:
         """The tensor called ``name``; ModelFileError if there is none (or several)."""
@@ -458,7 +460,7 @@ def _parse(b: bytes) -> TFLiteModel:
                        operators=operators,
                        inputs=list(indices(sg, 1, "subgraph inputs", False)),
                        outputs=list(indices(sg, 2, "subgraph outputs", False)),
-                       metadata=metadata, size_bytes=n, _by_name=by_name)
+                       metadata=metadata, size_bytes=n, _by_name=by_name, data=b)
 
 
 def read_tflite(source, *, name=None) -> TFLiteModel:
@@ -492,3 +494,22 @@ def read_tflite(source, *, name=None) -> TFLiteModel:
         raise ModelFileError(f"corrupt model ({type(e).__name__}: {e})", path=label) from None
     model.name = label
     return model
+
+
+def load_model(model, *, name=None) -> TFLiteModel:
+    """The one normalizer of every front door: ``model`` as a ``.tflite`` path, the file's bytes,
+    a parsed :class:`TFLiteModel` or anything holding one as ``.model`` (an
+    :class:`~wavenet_edge.engine.Engine`) -> the parsed :class:`TFLiteModel` (its ``data`` are the
+    file's bytes).
+
+    ``name`` labels a path or bytes in error messages (see :func:`read_tflite`).  Raises
+    ModelFileError for an unreadable or malformed file, ConfigError for any other type.
+    """
+    if isinstance(model, TFLiteModel):
+        return model
+    if isinstance(getattr(model, "model", None), TFLiteModel):
+        return model.model
+    if isinstance(model, (bytes, bytearray, memoryview, str, os.PathLike)):
+        return read_tflite(model, name=name)
+    raise ConfigError(f"model must be a .tflite path, its bytes, a TFLiteModel or an Engine, "
+                      f"got {type(model).__name__}")

@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._jit import kernel
-from ..errors import ConversionError
+from ..errors import ConversionError, UnknownProfileError
 from .fixedpoint import rdbpot, rshift_half_up, srdhm, wrap32
 from .multiplier import activation_range, f32, quantize_multiplier
 
@@ -51,13 +51,13 @@ TFLM, LITERT, LITERT_REF, XNNPACK = 0, 1, 2, 3
 
 
 def profile_id(profile) -> int:
-    """Accept a profile name or id; return the id. Raises ConversionError on anything else."""
+    """Accept a profile name or id; return the id. Raises UnknownProfileError on anything else."""
     if isinstance(profile, str):
         if profile in PROFILES:
             return PROFILES[profile]
-    elif int(profile) in PROFILE_NAMES:
+    elif isinstance(profile, (int, np.integer)) and int(profile) in PROFILE_NAMES:
         return int(profile)
-    raise ConversionError(f"unknown int8 profile {profile!r} (expected one of {sorted(PROFILES)})")
+    raise UnknownProfileError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
 
 
 class FCParams(NamedTuple):
