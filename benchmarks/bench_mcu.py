@@ -1,0 +1,87 @@
+"""Instructions per sample of the exported C engine on Cortex-M4, M7 and M55 (QEMU), per kernel
+variant, with the per-class cycle ESTIMATE, for the ``tiny`` and ``small`` presets.
+
+    python benchmarks/bench_mcu.py [--presets tiny small] [--steps 12] [--json out.json]
+
+Each model is a randomly initialized preset converted to int8 (the instruction counts depend on
+the shape, not on the weights).  Every run is checked bit-exact against the Numba engine at every
+step.  Instruction counts are exact (QEMU); cycles are ESTIMATES: "CPI" = instructions x the flat
+assumed CPI of firmware_sim.emulate, "classes" = executed instructions classified and priced per
+class from the cores' technical reference manuals (firmware_sim.cycles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _model(preset_name: str, out: Path) -> Path:
+    import numpy as np
+
+    from converters.convert import convert
+    from wavenet_edge.config import preset
+    from wavenet_edge.float_model import FloatWaveNet
+    m = FloatWaveNet.initialize(preset(preset_name), seed=0)
+    rng = np.random.default_rng(11)
+    for k, a in m.weights.items():
+        if k.endswith("/b") or k == "initial/bias":
+            m.weights[k] = rng.normal(0.0, 0.1, a.shape)
+    path = out / f"{preset_name}.tflite"
+    path.write_bytes(convert(m, method="minmax", progress=False, evaluate_quality=False).tflite)
+    return path
+
+
+def main(argv=None) -> int:
+    from firmware_sim.emulate import emulate
+    from firmware_sim.qemu import toolchain_status
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    args = ap.parse_args(argv)
+    missing = toolchain_status()
+    if missing:
+        print(f"bench_mcu: {missing}", file=sys.stderr)
+        return 2
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-mcu-") as tmp:
+        for name in args.presets:
+            rep = emulate(_model(name, Path(tmp)), steps=args.steps, kernels="all",
+                          profile_ops=False, repeat_check=False, progress=True)
+            for r in rep.runs:
+                cc = r.cycle_classes
+                rows.append(dict(preset=name, core=r.core, kernels=r.kernels,
+                                 macs=r.macs_per_sample,
+                                 instructions=round(r.instructions_per_sample, 1),
+                                 instr_per_mac=round(r.instructions_per_mac_whole_step, 3),
+                                 fc_instr_per_mac=round(r.fc_instructions_per_mac, 3),
+                                 cycles_cpi_ESTIMATE=round(r.cycles_per_sample_estimate),
+                                 cycles_classes_ESTIMATE=round(cc.get("cycles_ESTIMATE", 0)),
+                                 softmax_on_demand=r.softmax_instructions,
+                                 sample_logits=r.sample_logits_instructions,
+                                 sample_probs=r.sample_probs_instructions,
+                                 bitexact=f"{r.bitexact_steps}/{r.steps}",
+                                 classes={k: v[0] for k, v in cc.get("by_class", {}).items()}))
+    print(f"{'preset':6s} {'core':10s} {'kernels':6s} {'MACs':>6s} {'instr/sample':>12s} "
+          f"{'instr/MAC':>9s} {'FC i/MAC':>8s} {'cyc EST CPI':>11s} {'cyc EST cls':>11s} "
+          f"{'softmax':>7s} {'smp lgt':>7s} {'smp prb':>7s} bit-exact")
+    for r in rows:
+        print(f"{r['preset']:6s} {r['core']:10s} {r['kernels']:6s} {r['macs']:6d} "
+              f"{r['instructions']:12.1f} {r['instr_per_mac']:9.2f} {r['fc_instr_per_mac']:8.2f} "
+              f"{r['cycles_cpi_ESTIMATE']:11d} {r['cycles_classes_ESTIMATE']:11d} "
+              f"{r['softmax_on_demand']:7d} {r['sample_logits']:7d} {r['sample_probs']:7d} "
+              f"{r['bitexact']}")
+    print("instr/sample: wn_step without the SOFTMAX (probabilities on demand, 'softmax' "
+          "column); smp lgt / smp prb: one wn_sample on the logits (temperature table) / on the "
+          "probabilities.  Cycles are ESTIMATES.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
