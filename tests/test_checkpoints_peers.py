@@ -103,17 +103,21 @@ def test_peer_report(layout, fx, fname):
 
 
 def test_peer_whole_model_needs_no_config():
+    checked = 0
     for fx in sorted((PEERS / "pytorch-wavenet").glob("*")):
         if not (fx / "model_whole.pt").exists():
             continue
+        checked += 1
         meta, x, spk = _fixture(fx)
         model, rep = import_checkpoint(fx / "model_whole.pt")
         assert rep["inferred"]["dilations"]["from"] == "pickled model attribute 'dilations'"
         ref = np.load(fx / "logits.npy")
         assert np.abs(model.logits(x)[meta["logits_first_t"]:] - ref).max() <= TOL
+    assert checked >= 2     # k2_nobias, k3_bias: a loop over no fixture would check nothing
 
 
 def test_peer_without_config_says_what_is_missing():
+    checked = set()
     for layout_dir, word in (("pytorch-wavenet", "blocks"), ("wavenet_vocoder", "stacks"),
                              ("tensorflow-wavenet", "dilations")):
         for fx in sorted((PEERS / layout_dir).glob("*")):
@@ -138,6 +142,8 @@ def test_peer_without_config_says_what_is_missing():
             m = load_checkpoint(f, config={"dilations": dil})
             ref = np.load(fx / "logits.npy")
             assert np.abs(m.logits(x, speaker=spk)[meta["logits_first_t"]:] - ref).max() <= TOL
+            checked.add(layout_dir)
+    assert checked == {"pytorch-wavenet", "wavenet_vocoder", "tensorflow-wavenet"}
 
 
 def test_peer_wrong_layout_override():
@@ -145,6 +151,7 @@ def test_peer_wrong_layout_override():
              for d in sorted(PEERS.glob("*")) if d.is_dir()
              for fx in sorted(d.glob("*"))[:1]]
     names = [n for n, _ in files]
+    assert len(names) >= 3, names
     for name, f in files:
         for other in names:
             if other == name:

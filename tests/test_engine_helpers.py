@@ -9,8 +9,8 @@ import numpy as np
 
 from wavenet_edge import FloatWaveNet, WaveNetConfig, load_wav, preset
 
-# one second per clip, committed (tests/data/speech/make.sh cuts them from espeak-ng speech)
-SPEECH = str(Path(__file__).resolve().parent / "data" / "speech" / "speech_{}.wav")
+# one second per clip, committed (tests/data/clips/make.sh cuts them from espeak-ng speech)
+SPEECH = str(Path(__file__).resolve().parent / "data" / "clips" / "speech_{}.wav")
 
 
 def _audio(n, seed, freqs=(220.0, 347.0), sr=16000):
