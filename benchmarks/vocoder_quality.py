@@ -82,8 +82,12 @@ def resynthesize(model, y, *, seed=0):
     from converters import vocoder_inputs
     from wavenet_edge import decode_classes
     cfg = model.config
-    y2, cond = vocoder_inputs(y, sr=cfg.sample_rate, config=cfg)
-    st = model.stepper(cond=cond, n=len(y2))
+    if cfg.has_cond:
+        y2, cond = vocoder_inputs(y, sr=cfg.sample_rate, config=cfg)
+        st = model.stepper(cond=cond, n=len(y2))
+    else:                         # the unconditioned model: same length, nothing to follow
+        y2 = y[:len(y) - len(y) % preset_hop()]
+        st = model.stepper()
     rng = np.random.default_rng(seed)
     code = 127 if cfg.mulaw == "wavenet_vocoder" else 128
     out = np.empty(len(y2), np.int64)
@@ -96,6 +100,25 @@ def resynthesize(model, y, *, seed=0):
     return y2, decode_classes(out, convention=cfg.mulaw)
 
 
+def preset_hop() -> int:
+    from wavenet_edge import preset
+    return preset("vocoder-tiny").hop
+
+
+def envelope_report(name, y2, gen, seconds):
+    e_o, e_g = envelope_db(y2), envelope_db(gen)
+    r = float(np.corrcoef(e_o, e_g)[0, 1])
+    silent = e_o < e_o.max() - 40
+    loud = e_o > e_o.max() - 20
+    print(f"{name}: resynthesis of held-out clip 0 ({len(y2) / 16000:.2f} s, {seconds:.0f} s): "
+          f"20 ms loudness envelope correlation r = {r:.3f}; original's silent frames "
+          f"(< max-40 dB, {silent.sum()}): generated median "
+          f"{np.median(e_g[silent]) - e_o.max():.1f} dB re original max; loud frames "
+          f"(> max-20 dB, {loud.sum()}): generated median {np.median(e_g[loud]) - e_o.max():.1f} dB",
+          flush=True)
+    return e_o, e_g
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1500)
@@ -105,6 +128,8 @@ def main(argv=None):
                     help="held-out clips scored (of 16; default 8, two per voice)")
     ap.add_argument("--plot", default=None, help="PNG of the two loudness envelopes")
     ap.add_argument("--save-dir", default=None, help="also write the trained .npz and WAVs here")
+    ap.add_argument("--load-dir", default=None,
+                    help="skip training: load vocoder-tiny.npz and tiny.npz written by --save-dir")
     args = ap.parse_args(argv)
 
     from converters import train
@@ -119,7 +144,7 @@ def main(argv=None):
     # two sentences × four voices, interleaved so every voice is scored
     held = held[:args.heldout_clips]
     results = {}
-    for name in ("vocoder-tiny", "tiny"):
+    for name in ("vocoder-tiny", "tiny") if args.load_dir is None else ():
         t0 = time.perf_counter()
         model, h = train(name, clips, steps=args.steps, batch_size=args.batch_size,
                          seed=args.seed, heldout=held, progress=True,
@@ -132,26 +157,26 @@ def main(argv=None):
         if args.save_dir:
             os.makedirs(args.save_dir, exist_ok=True)
             model.save(os.path.join(args.save_dir, f"{name}.npz"))
-    gap = results["tiny"][1]["heldout_bits_after"] - results["vocoder-tiny"][1]["heldout_bits_after"]
-    print(f"conditioning gain: {gap:.3f} bits/sample (tiny minus vocoder-tiny, held out)")
+    if args.load_dir is None:
+        gap = (results["tiny"][1]["heldout_bits_after"]
+               - results["vocoder-tiny"][1]["heldout_bits_after"])
+        print(f"conditioning gain: {gap:.3f} bits/sample (tiny minus vocoder-tiny, held out)")
+    else:
+        from wavenet_edge import FloatWaveNet
+        results = {n: (FloatWaveNet.load(os.path.join(args.load_dir, f"{n}.npz")), None)
+                   for n in ("vocoder-tiny", "tiny")}
 
-    voc = results["vocoder-tiny"][0]
     y = held[0]
-    t0 = time.perf_counter()
-    y2, gen = resynthesize(voc, y, seed=args.seed)
-    e_o, e_g = envelope_db(y2), envelope_db(gen)
-    r = float(np.corrcoef(e_o, e_g)[0, 1])
-    silent = e_o < e_o.max() - 40
-    loud = e_o > e_o.max() - 20
-    print(f"resynthesis of held-out clip 0 ({len(y2) / 16000:.2f} s, "
-          f"{time.perf_counter() - t0:.0f} s): 20 ms loudness envelope correlation r = {r:.3f}; "
-          f"original's silent frames (< max-40 dB, {silent.sum()}): generated median "
-          f"{np.median(e_g[silent]) - e_o.max():.1f} dB re original max; loud frames (> max-20 dB,"
-          f" {loud.sum()}): generated median {np.median(e_g[loud]) - e_o.max():.1f} dB",
-          flush=True)
-    if args.save_dir:
-        write_wav(os.path.join(args.save_dir, "heldout0_original.wav"), y2, 16000)
-        write_wav(os.path.join(args.save_dir, "heldout0_vocoder_tiny.wav"), gen, 16000)
+    envs = {}
+    for name in ("vocoder-tiny", "tiny"):
+        t0 = time.perf_counter()
+        y2, gen = resynthesize(results[name][0], y, seed=args.seed)
+        envs[name] = envelope_report(name, y2, gen, time.perf_counter() - t0)
+        if args.save_dir:
+            os.makedirs(args.save_dir, exist_ok=True)
+            write_wav(os.path.join(args.save_dir, "heldout0_original.wav"), y2, 16000)
+            write_wav(os.path.join(args.save_dir, f"heldout0_{name}.wav"), gen, 16000)
+    e_o, e_g = envs["vocoder-tiny"]
     if args.plot:
         import matplotlib
         matplotlib.use("Agg")
@@ -159,7 +184,9 @@ def main(argv=None):
         fig, ax = plt.subplots(figsize=(9, 3))
         tt = np.arange(len(e_o)) * 0.02
         ax.plot(tt, e_o, label="original (held out)")
-        ax.plot(tt, e_g, label="vocoder-tiny, float, sampled", alpha=0.8)
+        ax.plot(tt, e_g, label="vocoder-tiny (mel-conditioned), float, sampled", alpha=0.8)
+        ax.plot(tt, envs["tiny"][1], label="tiny (unconditioned), same steps", alpha=0.6,
+                color="gray", lw=0.8)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("20 ms RMS (dB)")
         ax.legend()

@@ -1,0 +1,179 @@
+"""The int8 frame graph of a vocoder (docs/step-graph.md, "Local conditioning"): conv-in and the
+upsampler, run once per feature frame, as its own flatbuffer (its own subgraph 0, so that TFLM's
+``MicroInterpreter`` runs it directly).
+
+One invocation takes the newest frame window and returns the ``hop`` sample-rate feature rows of
+an earlier frame (the FIR looks ``ahead`` stage frames into the future)::
+
+    frames        int8 [1, K·cin]   graph input: padded feature frames g … g+2p flattened (conv-in,
+                                    K = 2p+1) or frame g (plain, K = 1), quantized by ``features``
+    stage         [1, cin]          FULLY_CONNECTED(frames, conv-in weights) (conv-in only)
+    stage_col     [cin, 1]          RESHAPE of stage (or of frames, plain): a byte copy
+    stage_col@j   [cin, 1]          graph inputs, delay lines of delay j = width-1 … 1
+    stage_window  [cin, width]      CONCATENATION axis 1: stage_col@(width-1) … stage_col@1, stage_col
+    cond_block_t  [cin, hop]        FULLY_CONNECTED(stage_window, FIR [hop, width]): graph output,
+                                    channel-major; column r = the sample-rate features of sample
+                                    (g - ahead)·hop + r (g = the stage frame this call added)
+
+F = 1 only: the FIR is :func:`wavenet_edge.upsample.frame_fir` (the scales' stretch/conv chain
+multiplied out in float, quantized once per phase).  Beyond the ends the host feeds zero-point
+frames (real 0), so the result is the FIR with zero frames: r9y9's chain except on the first and
+last samples its inner stages pad (84 for [4, 4, 4, 4]; none after a plain cin_pad ≥ 1 trim).
+The frame graph's own contract (metadata ``wavenet_edge_frames``) names the tensors, the delay
+lines, hop, K, width and ``ahead``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import numpy as np
+
+from wavenet_edge.errors import ConversionError
+from wavenet_edge.float_model import FloatWaveNet
+from wavenet_edge.upsample import frame_fir, stage_input
+
+from .quantize import QParams, activation_qparams, quantize_activation, quantize_bias, \
+    quantize_weights
+from .tflite_writer import GraphBuilder
+
+__all__ = ["FramePlan", "frame_plan", "build_frame_graph", "fir_blocks", "run_frame_graph",
+           "METADATA_NAME"]
+
+METADATA_NAME = "wavenet_edge_frames"
+
+
+class FramePlan(NamedTuple):
+    """Activation quantization of the frame graph: the input features, the stage frames (conv-in
+    output, or the features themselves), and the sample-rate block."""
+
+    features: QParams
+    stage: QParams
+    block: QParams
+
+
+def _fir(model: FloatWaveNet):
+    cfg = model.config
+    if not cfg.has_cond or cfg.upsampler == "none":
+        raise ConversionError("the frame graph needs a model with an upsampler")
+    if cfg.freq_axis_kernel_size != 1:
+        raise ConversionError(f"freq_axis_kernel_size {cfg.freq_axis_kernel_size}: the frame "
+                              "graph is the F = 1 FIR form only (F > 1 mixes bands; see "
+                              "docs/step-graph.md)")
+    return frame_fir(cfg, model.weights)
+
+
+def fir_blocks(taps, left: int, x) -> np.ndarray:
+    """Float FIR on stage frames ``x`` (n, C), zero frames beyond the ends: (n, hop, C) with
+    ``out[f] = taps @ x[f - left : f - left + width]``."""
+    width = taps.shape[1]
+    n, C = x.shape
+    xp = np.concatenate([np.zeros((width, C)), x, np.zeros((width, C))])
+    return np.stack([taps @ xp[f - left + width:f - left + 2 * width] for f in range(n)])
+
+
+def frame_plan(model: FloatWaveNet, feature_clips) -> FramePlan:
+    """Min/max ranges over the model-ready features of calibration clips (each (frames, cin))."""
+    taps, left = _fir(model)
+    lo = hi = slo = shi = blo = bhi = 0.0
+    for c in feature_clips:
+        c = np.asarray(c, dtype=np.float64)
+        x = stage_input(model.config, model.weights, c)
+        blk = fir_blocks(taps, left, x)
+        lo, hi = min(lo, c.min()), max(hi, c.max())
+        slo, shi = min(slo, x.min()), max(shi, x.max())
+        blo, bhi = min(blo, blk.min()), max(bhi, blk.max())
+    return FramePlan(activation_qparams(lo, hi), activation_qparams(slo, shi),
+                     activation_qparams(blo, bhi))
+
+
+def _fc(b, prefix, w_out_in, in_qp: QParams, x, out):
+    q, ws = quantize_weights(w_out_in)
+    tw = b.add_tensor(prefix + "/weights", list(q.shape), np.int8, data=q, scale=ws,
+                      zero_point=np.zeros(len(ws), np.int64), quantized_dimension=0)
+    bq, bs = quantize_bias(np.zeros(q.shape[0]), in_qp.scale, ws)
+    tb = b.add_tensor(prefix + "/bias", [len(bq)], np.int32, data=bq, scale=bs,
+                      zero_point=np.zeros(len(bs), np.int64), quantized_dimension=0)
+    b.add_operator("FULLY_CONNECTED", [x, tw, tb], [out], fused_activation_function="NONE")
+
+
+def build_frame_graph(model: FloatWaveNet, plan: FramePlan) -> bytes:
+    """The frame graph's flatbuffer (see the module docstring)."""
+    cfg = model.config
+    taps, left = _fir(model)
+    hop, width = taps.shape
+    C, p = cfg.cin_channels, cfg.cin_pad
+    K = 2 * p + 1 if cfg.upsampler == "conv-in" else 1
+    b = GraphBuilder()
+
+    def act(name, shape, qp):
+        return b.add_tensor(name, shape, np.int8, scale=[qp.scale], zero_point=[qp.zero_point])
+
+    frames = act("frames", [1, K * C], plan.features)
+    if cfg.upsampler == "conv-in":
+        stage = act("stage", [1, C], plan.stage)
+        w = model.weights["upsample/conv_in/w"]                # (K, C_in, C_out)
+        _fc(b, "conv_in", w.transpose(2, 0, 1).reshape(C, K * C), plan.features, frames, stage)
+        src, sqp = stage, plan.stage
+    else:
+        src, sqp = frames, plan.features
+    shape_t = b.add_tensor("stage_col/shape", [2], np.int32, data=np.array([C, 1], np.int32))
+    col = act("stage_col", [C, 1], sqp)
+    b.add_operator("RESHAPE", [src, shape_t], [col])
+    reads = [act(f"stage_col@{j}", [C, 1], sqp) for j in range(width - 1, 0, -1)]
+    window = act("stage_window", [C, width], sqp)
+    if width > 1:
+        b.add_operator("CONCATENATION", reads + [col], [window], axis=1,
+                       fused_activation_function="NONE")
+    block = act("cond_block_t", [C, hop], plan.block)
+    _fc(b, "fir", taps, sqp, window if width > 1 else col, block)
+    b.set_inputs([frames] + reads)
+    b.set_outputs([block, col])
+    contract = {
+        "format_version": 1, "graph": "frames", "frames_input": "frames",
+        "frames_per_call": K, "channels": C, "hop": hop, "width": width, "left": left,
+        "ahead": width - 1 - left, "block_output": "cond_block_t", "block_layout": "channels x hop",
+        "features": {"scale": plan.features.scale, "zero_point": plan.features.zero_point},
+        "delay_lines": [{"read": f"stage_col@{j}", "write": "stage_col", "delay": j}
+                        for j in range(width - 1, 0, -1)],
+    }
+    b.add_metadata(METADATA_NAME, json.dumps(contract).encode())
+    return b.build("wavenet-edge int8 frame graph (vocoder conditioning)")
+
+
+def run_frame_graph(runner, model: FloatWaveNet, plan: FramePlan, cond) -> np.ndarray:
+    """Drive a frame-graph runner (:func:`converters.interpreters.make_runner`) over the padded
+    features ``cond`` (N + 2·cin_pad, cin) float: returns int8 (N·hop, cin), the sample-rate
+    features, by the contract's host semantics (zero-point frames beyond the ends)."""
+    cfg = model.config
+    taps, left = _fir(model)
+    hop, width = taps.shape
+    ahead = width - 1 - left
+    C, p = cfg.cin_channels, cfg.cin_pad
+    K = 2 * p + 1 if cfg.upsampler == "conv-in" else 1
+    fq = quantize_activation(np.asarray(cond, np.float64), plan.features)
+    n_stage = fq.shape[0] - (K - 1)                  # stage frames the clip has
+    zp_f = np.int8(plan.features.zero_point)
+    sqp = plan.stage if cfg.upsampler == "conv-in" else plan.features
+    ring = [np.full((C, 1), sqp.zero_point, np.int8) for _ in range(width - 1)]  # oldest first
+    # plain keeps the cin_pad frames: its samples start cin_pad frames into the stage axis
+    first = 0 if cfg.upsampler == "conv-in" else p
+    n_out = (fq.shape[0] - 2 * p)
+    out = np.empty((n_out * hop, C), np.int8)
+    for g in range(n_stage + ahead):
+        if g < n_stage:
+            win = fq[g:g + K].reshape(1, K * C)
+        else:
+            win = np.full((1, K * C), zp_f, np.int8)
+        runner.set_input("frames", win)
+        for j in range(width - 1, 0, -1):
+            runner.set_input(f"stage_col@{j}", ring[width - 1 - j])
+        runner.invoke()
+        blk = runner.get_output("cond_block_t")
+        col = runner.get_output("stage_col").copy()
+        ring = ring[1:] + [col] if width > 1 else ring
+        f = g - ahead - first
+        if 0 <= f < n_out:
+            out[f * hop:(f + 1) * hop] = blk.T
+    return out
