@@ -140,7 +140,10 @@ def test_generic_and_host_targets_keep_separate_cache_entries(tmp_path):
     def run(**extra):
         env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
         env.update(PYTHONPATH=str(tmp_path / "pkg"), **extra)
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        # cwd: ``python -c`` puts the working directory before PYTHONPATH, and the suite runs
+        # from the checkout, whose own (already cached) wavenet_edge would shadow the copy
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
         value, counts = r.stdout.split("\n")[:2]
         return int(value), tuple(map(int, counts.split()))
