@@ -208,11 +208,11 @@ static inline wn_i4 wn_clamp4(wn_i4 v, int32_t lo, int32_t hi)
 {
     return vminq_s32(vmaxq_s32(v, vdupq_n_s32(lo)), vdupq_n_s32(hi));
 }
-
-/* TANH/LOGISTIC table lookup: one byte gather for 4 lanes */
+/* TANH/LOGISTIC table lookup: one byte gather for 4 lanes, from the table's middle with the
+ * int8 values as offsets (the 32-bit address sum wraps, so negative values index below it) */
 static inline wn_i4 wn_lut4(wn_i4 v, const int8_t *tab)
 {
-    return vldrbq_gather_offset_s32(tab, vreinterpretq_u32_s32(vaddq_n_s32(v, 128)));
+    return vldrbq_gather_offset_s32(tab + 128, vreinterpretq_u32_s32(v));
 }
 
 /* 4 rows of w (row stride cols) dotted with x: VMLADAVA.S8 does 16 int8 MACs into a scalar;
@@ -235,16 +235,25 @@ static inline wn_i4 wn_lut4(wn_i4 v, const int8_t *tab)
         a3 = vmladavaq_s8(a3, xv_, vldrbq_s8(w + 3 * (K) + (o)));                             \
     } while (0)
 
+#define WN_MVE_DOT16K0(K)                                                                     \
+    do {                                                                                      \
+        const int8x16_t xv_ = vldrbq_s8(x);                                                   \
+        a0 = vmladavq_s8(xv_, vldrbq_s8(w));                                                  \
+        a1 = vmladavq_s8(xv_, vldrbq_s8(w + (K)));                                            \
+        a2 = vmladavq_s8(xv_, vldrbq_s8(w + 2 * (K)));                                        \
+        a3 = vmladavq_s8(xv_, vldrbq_s8(w + 3 * (K)));                                        \
+    } while (0)
+
 static WN_INLINE wn_i4 wn_dot4(const int8_t *x, const int8_t *w, int32_t cols)
 {
     const int8_t *p0 = w, *p1 = w + cols, *p2 = p1 + cols, *p3 = p2 + cols;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, i;
     wn_i4 r;
     if (cols == 32) {         /* the common shapes: one base register, immediate offsets */
-        WN_MVE_DOT16K(0, 32);
+        WN_MVE_DOT16K0(32);
         WN_MVE_DOT16K(16, 32);
     } else if (cols == 16) {
-        WN_MVE_DOT16K(0, 16);
+        WN_MVE_DOT16K0(16);
     } else {
         for (i = cols >> 5; i > 0; i--) {
             WN_MVE_DOT16(x, 0);
@@ -287,6 +296,14 @@ static inline wn_i4 wn_rq4(wn_i4 acc, const int32_t *bias, const int32_t *mult,
     const wn_i4 v = wn_mbqm4(vaddq_s32(acc, vldrwq_s32(bias)), vldrwq_s32(mult),
                              vldrwq_s32(shift));
     return wn_clamp4(vaddq_n_s32(v, zp), lo, hi);
+}
+
+/* the same when every shift of the FC is <= 0 (the usual case: no left shift) */
+static inline wn_i4 wn_rq4_r(wn_i4 acc, const int32_t *bias, const int32_t *mult,
+                             const int32_t *shift, int32_t zp, int32_t lo, int32_t hi)
+{
+    const wn_i4 h = vqrdmulhq_s32(vaddq_s32(acc, vldrwq_s32(bias)), vldrwq_s32(mult));
+    return wn_clamp4(vaddq_n_s32(wn_rdbpot4(h, vldrwq_s32(shift)), zp), lo, hi);
 }
 
 static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q)
@@ -521,18 +538,43 @@ static inline int32_t wn_dot1(const int8_t *x, const int8_t *w, int32_t cols)
 
 int wn_kernels(void) { return WN_KERNELS; }
 
-void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
-           const int32_t *bias, const int32_t *mult, const int32_t *shift,
-           int32_t zp, int32_t lo, int32_t hi)
+#if WN_KERNELS == 3
+static WN_INLINE void wn_fc_loop(const int8_t *x, int8_t *y, int32_t rows, int32_t cols,
+                                 const int8_t *w, const int32_t *bias, const int32_t *mult,
+                                 const int32_t *shift, int32_t zp, int32_t lo, int32_t hi,
+                                 int right)
+{
+    int32_t o;
+    for (o = 0; o < rows; o += 4) {
+        const wn_i4 acc = wn_dot4(x, w + (size_t)o * (size_t)cols, cols);
+        wn_st4(y + o, right ? wn_rq4_r(acc, bias + o, mult + o, shift + o, zp, lo, hi)
+                            : wn_rq4(acc, bias + o, mult + o, shift + o, zp, lo, hi));
+        WN_SEQUENCE();
+    }
+}
+#endif
+
+/* `right`: every shift <= 0 (then the MVE requantization skips the left shift) */
+static WN_NOINLINE void wn_fc_r(const int8_t *x, int8_t *y, int32_t rows, int32_t cols,
+                                const int8_t *w, const int32_t *bias, const int32_t *mult,
+                                const int32_t *shift, int32_t zp, int32_t lo, int32_t hi,
+                                int right)
 {
     int32_t o = 0;
-    for (; o + 4 <= rows; o += 4) {
 #if WN_KERNELS == 3
-        wn_st4(y + o, wn_rq4(wn_dot4(x, w + (size_t)o * (size_t)cols, cols), bias + o, mult + o,
-                             shift + o, zp, lo, hi));
-        WN_SEQUENCE();
-#else
+    const int32_t r4 = rows & ~3;
+    if (cols == 32 && right)
+        wn_fc_loop(x, y, r4, 32, w, bias, mult, shift, zp, lo, hi, 1);
+    else if (cols == 16 && right)
+        wn_fc_loop(x, y, r4, 16, w, bias, mult, shift, zp, lo, hi, 1);
+    else
+        wn_fc_loop(x, y, r4, cols, w, bias, mult, shift, zp, lo, hi, right);
+    o = r4;
+#endif
+    for (; o + 4 <= rows; o += 4) {
+#if WN_KERNELS != 3
         int32_t acc[4], k;
+        (void)right;
         wn_dot4p(x, w + (size_t)o * (size_t)cols, cols, acc);
         for (k = 0; k < 4; k++)
             y[o + k] = wn_requant(wn_addw(acc[k], bias[o + k]), mult[o + k], shift[o + k], zp,
@@ -542,6 +584,13 @@ void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t 
     for (; o < rows; o++)
         y[o] = wn_requant(wn_addw(wn_dot1(x, w + (size_t)o * (size_t)cols, cols), bias[o]),
                           mult[o], shift[o], zp, lo, hi);
+}
+
+void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
+           const int32_t *bias, const int32_t *mult, const int32_t *shift,
+           int32_t zp, int32_t lo, int32_t hi)
+{
+    wn_fc_r(x, y, rows, cols, w, bias, mult, shift, zp, lo, hi, 0);
 }
 
 /* ADD, p = [z1, z2, left, m1, s1, m2, s2, mo, so, zo, min, max] */
@@ -601,12 +650,26 @@ static inline wn_fcd wn_fcd_load(const wn_op *op)
     return d;
 }
 
-#if WN_KERNELS == 3
-/* rows c .. c+3 of the FC, requantized (int8 values in int32 lanes) */
-static WN_INLINE wn_i4 wn_fc4(const int8_t *x, const wn_fcd *d, int32_t c, int32_t cols)
+/* every requantization shift of the FC <= 0 (decided once, in the plan) */
+static int wn_fc_right_only(const wn_op *op)
 {
-    return wn_rq4(wn_dot4(x, d->w + (size_t)c * (size_t)cols, cols), d->bias + c, d->mult + c,
-                  d->shift + c, d->zp, d->lo, d->hi);
+    int32_t i;
+    for (i = 0; i < op->n; i++)
+        if (wn_shift[op->q + i] > 0)
+            return 0;
+    return 1;
+}
+
+#if WN_KERNELS == 3
+/* rows c .. c+3 of the FC, requantized (int8 values in int32 lanes); `right`: every shift of
+ * the FC is <= 0 */
+static WN_INLINE wn_i4 wn_fc4(const int8_t *x, const wn_fcd *d, int32_t c, int32_t cols,
+                              int right)
+{
+    const wn_i4 acc = wn_dot4(x, d->w + (size_t)c * (size_t)cols, cols);
+    if (right)
+        return wn_rq4_r(acc, d->bias + c, d->mult + c, d->shift + c, d->zp, d->lo, d->hi);
+    return wn_rq4(acc, d->bias + c, d->mult + c, d->shift + c, d->zp, d->lo, d->hi);
 }
 
 #endif
@@ -614,14 +677,14 @@ static WN_INLINE wn_i4 wn_fc4(const int8_t *x, const wn_fcd *d, int32_t c, int32
 #if WN_KERNELS == 3
 static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fcd *g,
                                    int32_t n, int32_t cols, const int8_t *tf, const int8_t *tg,
-                                   const wn_mulp *q, int8_t *z)
+                                   const wn_mulp *q, int8_t *z, int right)
 {
     int32_t c;
     for (c = 0; c < n; c += 4) {
-        const wn_i4 a = wn_lut4(wn_fc4(x, f, c, cols), tf);
+        const wn_i4 a = wn_lut4(wn_fc4(x, f, c, cols, right), tf);
         wn_i4 b;
         WN_SEQUENCE();
-        b = wn_lut4(wn_fc4(x, g, c, cols), tg);
+        b = wn_lut4(wn_fc4(x, g, c, cols, right), tg);
         wn_st4(z + c, wn_mul4(a, b, q));
         WN_SEQUENCE();
     }
@@ -630,9 +693,10 @@ static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fc
 #else
 static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fcd *g,
                                    int32_t n, int32_t cols, const int8_t *tf, const int8_t *tg,
-                                   const wn_mulp *q, int8_t *z)
+                                   const wn_mulp *q, int8_t *z, int right)
 {
     int32_t c, k;
+    (void)right;
     for (c = 0; c < n; c += 4) {
         int32_t af[4], ag[4];
         wn_dot4p(x, f->w + (size_t)c * (size_t)cols, cols, af);
@@ -654,7 +718,7 @@ static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fc
  * gate's (its product is symmetric once the zero points follow their operands). */
 static WN_NOINLINE void wn_gate(const int8_t *x, const wn_op *of, const wn_op *og,
                                 const int8_t *tf, const int8_t *tg, int swap, const int32_t *pm,
-                                int8_t *z)
+                                int8_t *z, int right)
 {
     const wn_fcd f = wn_fcd_load(of), g = wn_fcd_load(og);
     wn_mulp q = wn_mulp_load(pm);
@@ -664,30 +728,31 @@ static WN_NOINLINE void wn_gate(const int8_t *x, const wn_op *of, const wn_op *o
         q.z2 = t;
     }
     /* the common widths get their own copy of the loop, with constant offsets */
-    if (of->cols == 32)
-        wn_gate_loop(x, &f, &g, of->n, 32, tf, tg, &q, z);
-    else if (of->cols == 16)
-        wn_gate_loop(x, &f, &g, of->n, 16, tf, tg, &q, z);
+    if (of->cols == 32 && right)
+        wn_gate_loop(x, &f, &g, of->n, 32, tf, tg, &q, z, 1);
+    else if (of->cols == 16 && right)
+        wn_gate_loop(x, &f, &g, of->n, 16, tf, tg, &q, z, 1);
     else
-        wn_gate_loop(x, &f, &g, of->n, of->cols, tf, tg, &q, z);
+        wn_gate_loop(x, &f, &g, of->n, of->cols, tf, tg, &q, z, right);
 }
 
 #if WN_KERNELS == 3
 static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n, int32_t cols,
-                                     const int8_t *other, const wn_addp *q, int8_t *y)
+                                     const int8_t *other, const wn_addp *q, int8_t *y, int right)
 {
     int32_t c;
     for (c = 0; c < n; c += 4) {
-        wn_st4(y + c, wn_add4(wn_fc4(x, f, c, cols), wn_ld4(other + c), q));
+        wn_st4(y + c, wn_add4(wn_fc4(x, f, c, cols, right), wn_ld4(other + c), q));
         WN_SEQUENCE();
     }
 }
 
 #else
 static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n, int32_t cols,
-                                     const int8_t *other, const wn_addp *q, int8_t *y)
+                                     const int8_t *other, const wn_addp *q, int8_t *y, int right)
 {
     int32_t c, k;
+    (void)right;
     for (c = 0; c < n; c += 4) {
         int32_t acc[4];
         wn_dot4p(x, f->w + (size_t)c * (size_t)cols, cols, acc);
@@ -705,18 +770,18 @@ static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n
  * 4 channels at a time.  `fc_first`: the FC output is the ADD's first operand (the sum is
  * symmetric once each operand keeps its own parameters). */
 static WN_NOINLINE void wn_fc_add(const int8_t *x, const wn_op *fc, const int8_t *other,
-                                  int fc_first, const int32_t *pa, int8_t *y)
+                                  int fc_first, const int32_t *pa, int8_t *y, int right)
 {
     const wn_fcd f = wn_fcd_load(fc);
     wn_addp q = wn_addp_load(pa);
     if (!fc_first)
         wn_addp_swap(&q);
-    if (fc->cols == 16)
-        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y);
-    else if (fc->cols == 32)
-        wn_fc_add_loop(x, &f, fc->n, 32, other, &q, y);
+    if (fc->cols == 16 && right)
+        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y, 1);
+    else if (fc->cols == 32 && right)
+        wn_fc_add_loop(x, &f, fc->n, 32, other, &q, y, 1);
     else
-        wn_fc_add_loop(x, &f, fc->n, fc->cols, other, &q, y);
+        wn_fc_add_loop(x, &f, fc->n, fc->cols, other, &q, y, right);
 }
 
 /* byte copies of delay lines and embeddings (newlib-nano's memcpy copies byte by byte) */
@@ -724,6 +789,10 @@ static void wn_copy(int8_t *dst, const int8_t *src, int32_t n)
 {
 #if WN_KERNELS == 3
     int32_t i;
+    if (n == 16) {                          /* the usual delay-line width */
+        vstrbq_s8(dst, vldrbq_s8(src));
+        return;
+    }
     for (i = 0; i < n; i += 16) {
         const mve_pred16_t p = vctp8q((uint32_t)(n - i));
         vstrbq_p_s8(dst + i, vldrbq_z_s8(src + i, p), p);
@@ -801,7 +870,8 @@ static void wn_softmax(const int8_t *x, int8_t *y, int32_t n, const int32_t *exp
  * outputs do not overlap the inputs it still reads. */
 
 enum { WN_PLAN_OP = 0, WN_PLAN_GATE = 1, WN_PLAN_FC_ADD = 2, WN_PLAN_LAZY = 3,
-       WN_PLAN_GATE_SWAP = 4, WN_PLAN_FC_ADD_2ND = 5 };
+       WN_PLAN_GATE_SWAP = 4, WN_PLAN_FC_ADD_2ND = 5,
+       WN_PLAN_KIND = 0x3f, WN_PLAN_RIGHT = 0x40 /* flag: the FC(s) have no left shift */ };
 
 static int wn_overlap(int32_t a, int32_t an, int32_t b, int32_t bn)
 {
@@ -929,7 +999,12 @@ static void wn_build_plan(wn_state *s)
                 && !wn_overlap(wn_ops[k].out, 256, WN_LOGITS_OFFSET, 256))
             p = WN_PLAN_LAZY;
 #endif
-        s->plan[k] = (uint8_t)p;
+        if ((p == WN_PLAN_GATE || p == WN_PLAN_GATE_SWAP)
+                ? wn_fc_right_only(&wn_ops[k]) && wn_fc_right_only(&wn_ops[k + 1])
+                : wn_ops[k].kind == WN_OP_FC && wn_fc_right_only(&wn_ops[k]))
+            s->plan[k] = (uint8_t)(p | WN_PLAN_RIGHT);
+        else
+            s->plan[k] = (uint8_t)p;
         if (p == WN_PLAN_GATE || p == WN_PLAN_GATE_SWAP) {
             s->plan[k + 1] = s->plan[k + 2] = s->plan[k + 3] = s->plan[k + 4] = WN_PLAN_OP;
             k += 4;
@@ -959,7 +1034,7 @@ static void wn_run_softmax(wn_state *s)
 {
     int32_t k;
     for (k = 0; k < WN_N_OPS; k++)
-        if (s->plan[k] == WN_PLAN_LAZY)
+        if ((s->plan[k] & WN_PLAN_KIND) == WN_PLAN_LAZY)
             wn_softmax(s->arena + wn_ops[k].in0, s->arena + wn_ops[k].out, wn_ops[k].n,
                        wn_softmax_exp + 256 * wn_ops[k].aux);
     s->probs_ready = 1;
@@ -1002,14 +1077,16 @@ static void wn_run_ops(wn_state *s, int32_t code)
 #else
 #define WN_HOOK_SKIPPED(nk) ((void)0)
 #endif
-        switch (s->plan[k]) {
+        const int right = (s->plan[k] & WN_PLAN_RIGHT) != 0;
+        switch (s->plan[k] & WN_PLAN_KIND) {
         case WN_PLAN_GATE:
         case WN_PLAN_GATE_SWAP: {
             const wn_op *l0 = op + 2, *l1 = op + 3, *m = op + 4;
             const int f_first = l0->in0 == op->out;
             wn_gate(a + op->in0, op, op + 1, wn_luts + 256 * (f_first ? l0 : l1)->aux,
-                    wn_luts + 256 * (f_first ? l1 : l0)->aux, s->plan[k] == WN_PLAN_GATE_SWAP,
-                    wn_iparams + m->p, a + m->out);
+                    wn_luts + 256 * (f_first ? l1 : l0)->aux,
+                    (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_GATE_SWAP, wn_iparams + m->p,
+                    a + m->out, right);
             WN_HOOK_SKIPPED(4);
             k += 4;
             continue;
@@ -1017,9 +1094,9 @@ static void wn_run_ops(wn_state *s, int32_t code)
         case WN_PLAN_FC_ADD:
         case WN_PLAN_FC_ADD_2ND: {
             const wn_op *ad = op + 1;
-            const int first = s->plan[k] == WN_PLAN_FC_ADD;
+            const int first = (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_FC_ADD;
             wn_fc_add(a + op->in0, op, a + (first ? ad->in1 : ad->in0), first,
-                      wn_iparams + ad->p, a + ad->out);
+                      wn_iparams + ad->p, a + ad->out, right);
             WN_HOOK_SKIPPED(1);
             k += 1;
             continue;
@@ -1038,8 +1115,8 @@ static void wn_run_ops(wn_state *s, int32_t code)
         }
         case WN_OP_FC: {
             const int32_t *p = wn_iparams + op->p;
-            wn_fc(a + op->in0, a + op->out, op->n, op->cols, wn_weights + op->w,
-                  wn_bias + op->q, wn_mult + op->q, wn_shift + op->q, p[0], p[1], p[2]);
+            wn_fc_r(a + op->in0, a + op->out, op->n, op->cols, wn_weights + op->w,
+                    wn_bias + op->q, wn_mult + op->q, wn_shift + op->q, p[0], p[1], p[2], right);
             break;
         }
         case WN_OP_ADD:
