@@ -12,6 +12,8 @@
 * ``"litert-ref"``: ``OpResolverType.BUILTIN_REF`` (the reference kernels).
 * ``"xnnpack"``: the default resolver, i.e. with the XNNPACK delegate applied (alias
   ``"litert-default"``).
+* ``"litert-arm64"`` / ``"xnnpack-arm64"``: the aarch64 wheel (builtin kernels / default
+  resolver) under user-mode qemu, see :mod:`converters.litert_arm64`.
 
 All runners share the API of :class:`Runner`: tensors are addressed by their names in the model,
 mapped once to the interpreter's own input/output positions, so a step costs one set per input,
@@ -41,10 +43,13 @@ from wavenet_edge.errors import ModelFileError, WaveNetEdgeError
 from wavenet_edge.profiles import resolve_profile
 from wavenet_edge.tflite_file import load_model
 
-__all__ = ["RUNTIMES", "Runner", "make_runner", "find_arena_size"]
+__all__ = ["RUNTIMES", "EMULATED_RUNTIMES", "Runner", "make_runner", "find_arena_size"]
 
 #: the runtimes this module can run, named by the engine profile each one defines
 RUNTIMES = ("tflm", "litert", "litert-ref", "xnnpack")
+#: the aarch64 wheel under qemu (:mod:`converters.litert_arm64`): a child process per runner,
+#: seconds to start, so loops over :data:`RUNTIMES` leave them out
+EMULATED_RUNTIMES = ("litert-arm64", "xnnpack-arm64")
 
 _ARENA_CACHE: dict = {}
 
@@ -309,8 +314,11 @@ def make_runner(model, runtime: str = "tflm", *, arena_size: int | None = None,
     if ``runtime`` is not one of :data:`RUNTIMES`, WaveNetEdgeError if the runtime's package is
     missing.
     """
-    runtime = resolve_profile(runtime, known=RUNTIMES)
+    runtime = resolve_profile(runtime, known=RUNTIMES + EMULATED_RUNTIMES)
     model = load_model(model, name=name)
     if runtime == "tflm":
         return _TFLMRunner(model.data, model, arena_size)
+    if runtime.endswith("-arm64"):  # the aarch64 wheel under qemu (converters.litert_arm64)
+        from .litert_arm64 import Arm64Runner
+        return Arm64Runner(model.data, runtime, model)
     return _LiteRTRunner(model.data, runtime, model)

@@ -27,7 +27,9 @@ from wavenet_edge.errors import ConfigError, MismatchError
 __all__ = ["BitExactResult", "check_bitexact", "teacher_codes"]
 
 _RUNTIME_NAMES = {"tflm": "TFLM", "litert": "LiteRT (builtin kernels)",
-                  "litert-ref": "LiteRT (reference kernels)", "xnnpack": "LiteRT (XNNPACK)"}
+                  "litert-ref": "LiteRT (reference kernels)", "xnnpack": "LiteRT (XNNPACK)",
+                  "litert-arm64": "LiteRT aarch64 (builtin kernels, qemu)",
+                  "xnnpack-arm64": "LiteRT aarch64 (XNNPACK, qemu)"}
 
 
 @dataclass
@@ -144,7 +146,8 @@ def check_bitexact(model, *, steps: int = 1000, free_steps: int | None = None, w
     interpreter and in the engine side by side.
 
     ``runtime``: ``"tflm"`` (default), ``"litert"``, ``"litert-ref"`` or ``"xnnpack"``
-    (:data:`converters.interpreters.RUNTIMES`; each the name of the profile it defines).
+    (:data:`converters.interpreters.RUNTIMES`; each the name of the profile it defines), or the
+    aarch64 wheel under qemu, ``"litert-arm64"`` / ``"xnnpack-arm64"``.
     ``steps``: teacher-forced steps (``free_steps``, default the same, free-running ones).
     ``profile``: the engine's arithmetic profile, by default the one matching ``runtime``; a
     different one shows how a mismatch is reported.
@@ -152,13 +155,13 @@ def check_bitexact(model, *, steps: int = 1000, free_steps: int | None = None, w
     to the end and counts identical/different steps per tensor (``per_tensor``).
     """
     from converters.host import ContractHost
-    from converters.interpreters import RUNTIMES
+    from converters.interpreters import EMULATED_RUNTIMES, RUNTIMES
     from wavenet_edge.engine import Engine
     from wavenet_edge.profiles import resolve_profile
     from wavenet_edge.sampling import Sampler
     from wavenet_edge.tflite_file import load_model
 
-    runtime = resolve_profile(runtime, known=RUNTIMES)
+    runtime = resolve_profile(runtime, known=RUNTIMES + EMULATED_RUNTIMES)
     profile = runtime if profile is None else resolve_profile(profile)
 
     if steps < 0 or (free_steps is not None and free_steps < 0):

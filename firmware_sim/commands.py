@@ -5,7 +5,9 @@ from __future__ import annotations
 __all__ = ["register_simulate", "register_verify", "register_export_c", "register_quickstart"]
 
 
-from converters.interpreters import RUNTIMES as _RUNTIMES
+from converters.interpreters import EMULATED_RUNTIMES, RUNTIMES
+
+_RUNTIMES = RUNTIMES + EMULATED_RUNTIMES
 from wavenet_edge.cli import float_arg, int_arg, profile_arg
 
 _positive_int = int_arg(1)
@@ -118,7 +120,8 @@ def register_verify(subparsers) -> None:
     p.add_argument("--against", type=profile_arg(known=_RUNTIMES, many=True),
                    default=["tflm", "litert"], metavar="RUNTIMES",
                    help="comma-separated runtimes, each named by the engine profile it defines "
-                        "(default tflm,litert; also litert-ref, xnnpack = LiteRT default)")
+                        "(default tflm,litert; also litert-ref, xnnpack = LiteRT default; "
+                        "litert-arm64, xnnpack-arm64 = the aarch64 wheel under qemu)")
     p.add_argument("--engine-profile", type=profile_arg(), default=None, metavar="PROFILE",
                    help="the engine's arithmetic profile against every runtime (default: each "
                         "runtime's own; another one shows what a mismatch looks like)")

@@ -37,6 +37,7 @@ from ._jit import jit, kernel
 from .int8.requant import requantize_int8
 from .int8.fixedpoint import clz32, one_over_one_plus_x_for_x_in_0_1, rdbpot, srdhm, wrap32
 from .int8.softmax import softmax_int8
+from .int8.softmax_arm64 import softmax_uint16_lut
 from .int8.elementwise import add_int8, mul_int8
 from .sampling import sample_one
 
@@ -579,6 +580,9 @@ def run_ops(ops, wblob, bblob, mult, shift, fmul, tables, iparams, pair_tables,
             st = ops[k, 10]
             for b in range(nb):
                 base = b * A
+                if ops[k, 11] == 1:  # aarch64 LiteRT (litert-arm64, xnnpack-arm64)
+                    softmax_uint16_lut(arena, base + i0, arena, base + out, n, sm_exps[st])
+                    continue
                 if profile == 0 or profile == 2:
                     # accs is free between FCs and holds at least n int32 (engine)
                     softmax_fixed_lut_buf(arena, base + i0, base + out, n, sm_exps[st],

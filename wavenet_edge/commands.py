@@ -17,7 +17,8 @@ def _profile_arg(p):
     from .cli import profile_arg
     p.add_argument("--profile", default="tflm", type=profile_arg(), metavar="PROFILE",
                    help="int8 arithmetic to reproduce: tflm (TensorFlow Lite Micro, default), "
-                        "litert (LiteRT builtin kernels), litert-ref, xnnpack (LiteRT default)")
+                        "litert (LiteRT builtin kernels), litert-ref, xnnpack (LiteRT default); "
+                        "litert-arm64, xnnpack-arm64: the aarch64 builds (phones, Raspberry Pi)")
 
 
 # -- info ---------------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ the interpreter itself wherever one is run (``verify --against``, ``check_bitexa
 from __future__ import annotations
 
 from .errors import UnknownProfileError
+from .int8.requant import ARM64_PROFILES as _ARM64
 from .int8.requant import PROFILES as _PROFILE_IDS
 
 __all__ = ["PROFILES", "ALIASES", "DESCRIPTIONS", "resolve_profile"]
 
 #: every profile the engine reproduces, in the order they are listed to users
-PROFILES = tuple(_PROFILE_IDS)
+PROFILES = tuple(_PROFILE_IDS) + tuple(_ARM64)
 
 #: older names still accepted: LiteRT's default resolver applies the XNNPACK delegate
 ALIASES = {"litert-default": "xnnpack"}
@@ -24,6 +25,8 @@ DESCRIPTIONS = {
     "litert": "LiteRT builtin optimized kernels, no delegate",
     "litert-ref": "LiteRT reference kernels",
     "xnnpack": "LiteRT default: the XNNPACK delegate applied",
+    "litert-arm64": "LiteRT builtin kernels as built for aarch64 (phones, Raspberry Pi)",
+    "xnnpack-arm64": "LiteRT default (XNNPACK) as built for aarch64",
 }
 
 

@@ -68,6 +68,7 @@ from .int8 import activations as _act
 from .int8 import elementwise as _ew
 from .int8 import requant as _rq
 from .int8 import softmax as _sm
+from .int8 import softmax_arm64 as _sm64
 from .int8.elementwise import add_int8, mul_int8
 from .int8.fixedpoint import exp_on_negative_values, mbqm_greater_than_one
 
@@ -98,7 +99,7 @@ OP_GATE = 9      # a layer's gate: two LUTs then their ADD/MUL (three consecutiv
 SUPPORTED_OPS = ("FULLY_CONNECTED", "ADD", "MUL", "TANH", "LOGISTIC", "SOFTMAX", "CONCATENATION",
                  "GATHER", "RESHAPE")
 
-PROFILES = tuple(_rq.PROFILES)
+PROFILES = tuple(_rq.PROFILES) + tuple(_rq.ARM64_PROFILES)
 
 
 @dataclass
@@ -454,11 +455,15 @@ def compile_program(model, *, profile: str = "tflm", contract: dict | None = Non
             sp = _sm.softmax_params(qa[0], float(op.options.get("beta", 1.0)), profile,
                                     out_scale=qo[0], out_zp=qo[1])
             sm_tables.append(np.asarray(sp.table, np.float32))
-            sm_exps.append(_softmax_exps(sp.multiplier, sp.left_shift, sp.diff_min))
+            # aarch64 LiteRT profiles: the uint16 exp table takes the exponentials' slot and
+            # the row's last column says so (_engine_kernels: softmax_uint16_lut)
+            lut16 = _sm64.uses_uint16_softmax(profile)
+            sm_exps.append(_sm64.softmax_uint16_table(qa[0], float(op.options.get("beta", 1.0)))
+                           if lut16 else _softmax_exps(sp.multiplier, sp.left_shift, sp.diff_min))
             sm_scales.append(sp.out_scale)
             params = [sp.multiplier, sp.left_shift, sp.diff_min]
             row = [OP_SOFTMAX, offsets[a], 0, offsets[o], _size(out), 0, 0, 0, 0, add_p(params),
-                   len(sm_tables) - 1, 0]
+                   len(sm_tables) - 1, int(lut16)]
         rows.append(row)
 
     # ---- delay lines ---------------------------------------------------------------------------

@@ -30,6 +30,11 @@ profiles): ``real = double(f32(f32(s1 * s2) / so))`` (float32 arithmetic in Prep
   saturated to int8, clamped (differs only when the int32 value leaves the int16 range).
 * MUL ``xnnpack`` (delegated when ``f32(f32(s1*s2)/so)`` in ``[2**-16, 256)``): ``rint(f32(p) *
   f32(f32(s1*s2)/so)) + zo`` in float32 (ties to even), clamped.
+* MUL ``xnnpack-arm64`` (delegated likewise; XNNPACK's aarch64 ``rndnu`` NEON kernel): from the
+  float32 bits of that scale, ``M = (mantissa | 2**23) << 7``, ``shift = 126 - exponent``,
+  ``post = max(shift, 1)``, ``pre = post - shift``; ``v = sat32(p << pre)``, ``v = (2 v M) >>
+  32``, ``v = (v + 2**(post-1)) >> post`` (ties up, where x86 rounds ties to even), ``sat16``,
+  ``sat16(v + zo)``, ``sat8``, clamped.  ``ip[M_XNN] = 2`` marks it (profile id stays 3).
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from .._jit import kernel
 from ..errors import ConversionError
 from .fixedpoint import mbqm, rdbpot, srdhm, wrap32
 from .multiplier import activation_range, f32, quantize_multiplier
-from .requant import TFLM, XNNPACK, profile_id
+from .requant import ARM64_PROFILES, TFLM, XNNPACK, profile_id
 
 __all__ = ["ElementwiseParams", "add_params", "mul_params", "add_int8", "mul_int8",
            "add_int8_vec", "mul_int8_vec"]
@@ -55,6 +60,7 @@ AX_MA, AX_MB, AX_SHIFT, AX_BIAS = range(4)
 M_Z1, M_Z2, M_M, M_S, M_ZO, M_MIN, M_MAX, M_XNN = range(8)
 # fp slots, MUL
 MX_SCALE = 0
+MX_MULT, MX_PRE, MX_POST = 1, 2, 3  # xnnpack-arm64 only (M_XNN == 2)
 
 
 class ElementwiseParams(NamedTuple):
@@ -118,9 +124,34 @@ def mul_params(in1_scale, in1_zp, in2_scale, in2_zp, out_scale, out_zp, fused="N
     m, sh = quantize_multiplier(real)
     lo, hi = activation_range(so, out_zp, fused)
     xnn = int(pid == XNNPACK and np.float32(1.0 / 65536.0) <= scale32 < np.float32(256.0))
-    ip = np.array([in1_zp, in2_zp, m, sh, out_zp, lo, hi, xnn], np.int64)
     fp = np.array([f32(scale32)], np.float64)
+    if xnn and isinstance(profile, str) and profile in ARM64_PROFILES:
+        xnn, fp = 2, np.array([f32(scale32), *_rndnu_params(scale32)], np.float64)
+    ip = np.array([in1_zp, in2_zp, m, sh, out_zp, lo, hi, xnn], np.int64)
     return ElementwiseParams(ip, fp, pid)
+
+
+def _rndnu_params(scale32):
+    """XNNPACK's ``xnn_init_qs8_mul_minmax_rndnu_neon_params``: (multiplier, left pre-shift,
+    post shift) from the float32 bits of ``scale32`` (the 24-bit mantissa << 7 and the exponent,
+    the shift split so the rounding post shift is at least 1)."""
+    bits = int(np.float32(scale32).view(np.uint32))
+    multiplier = ((bits & 0x007FFFFF) | 0x00800000) << 7
+    shift = 127 + 31 - 32 - (bits >> 23)
+    post = max(shift, 1)
+    return multiplier, post - shift, post
+
+
+@kernel
+def _mul_rndnu(prod, fp):
+    """XNNPACK's aarch64 MUL requantization (``qs8-vmul`` rndnu NEON kernel) of one int32
+    product, before the output zero point: saturating left pre-shift, ``vqdmulh`` (doubling
+    high half, truncating), rounding right shift (ties up), saturated to int16."""
+    v = _sat(np.int64(prod) << np.int64(fp[MX_PRE]), -2147483648, 2147483647)
+    v = (v * np.int64(fp[MX_MULT]) * np.int64(2)) >> np.int64(32)
+    post = np.int64(fp[MX_POST])
+    v = (v + (np.int64(1) << (post - np.int64(1)))) >> post
+    return _sat(v, -32768, 32767)
 
 
 @kernel
@@ -178,6 +209,9 @@ def add_int8(x1, x2, ip, fp, profile, simd):
 def mul_int8(x1, x2, ip, fp, profile, simd):
     """int8 MUL of one element pair; ``simd`` as in :func:`add_int8`. Returns int64."""
     prod = (np.int64(x1) - ip[M_Z1]) * (np.int64(x2) - ip[M_Z2])
+    if profile == 3 and ip[M_XNN] == 2:  # xnnpack-arm64
+        v = _sat(_sat(_mul_rndnu(prod, fp) + ip[M_ZO], -32768, 32767), -128, 127)
+        return _clamp(v, ip[M_MIN], ip[M_MAX])
     if profile == 3 and ip[M_XNN] == 1:
         p = np.float32(np.float64(np.float32(prod)) * np.float64(np.float32(fp[MX_SCALE])))
         v = np.int64(np.rint(np.float64(p))) + ip[M_ZO]

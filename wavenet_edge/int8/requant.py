@@ -16,6 +16,11 @@ Profiles (``PROFILES[name]`` is the small int passed to jitted code):
                      (the interpreter fails to prepare), so :func:`fc_params` raises.
 ===============  ==  =========================================================================
 
+The aarch64 builds, ``litert-arm64`` (builtin kernels) and ``xnnpack-arm64`` (default delegate),
+share the id of ``litert`` / ``xnnpack`` and their arithmetic for every op except SOFTMAX (uint16
+exp table, :mod:`wavenet_edge.int8.softmax_arm64`) and XNNPACK's MUL (``rndnu``, see
+:mod:`wavenet_edge.int8.elementwise`); parameter functions given their *name* build those.
+
 How ``M, shift`` are derived (all profiles that use them): per-channel weights (more than one
 scale) use ``double(in) * double(w[c]) / double(out)``; per-tensor weights (one scale) use
 ``double(f32(in * w)) / double(out)`` (``GetQuantizedConvolutionMultipler`` multiplies the two
@@ -48,6 +53,8 @@ __all__ = ["PROFILES", "PROFILE_NAMES", "TFLM", "LITERT", "LITERT_REF", "XNNPACK
 PROFILES = {"tflm": 0, "litert": 1, "litert-ref": 2, "xnnpack": 3}
 PROFILE_NAMES = {v: k for k, v in PROFILES.items()}
 TFLM, LITERT, LITERT_REF, XNNPACK = 0, 1, 2, 3
+#: the aarch64 builds (clang) -> the x86-64 profile whose id they share (module docstring)
+ARM64_PROFILES = {"litert-arm64": "litert", "xnnpack-arm64": "xnnpack"}
 
 
 def profile_id(profile) -> int:
@@ -55,9 +62,12 @@ def profile_id(profile) -> int:
     if isinstance(profile, str):
         if profile in PROFILES:
             return PROFILES[profile]
+        if profile in ARM64_PROFILES:
+            return PROFILES[ARM64_PROFILES[profile]]
     elif isinstance(profile, (int, np.integer)) and int(profile) in PROFILE_NAMES:
         return int(profile)
-    raise UnknownProfileError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+    known = list(PROFILES) + list(ARM64_PROFILES)
+    raise UnknownProfileError(f"unknown profile {profile!r}; known: {', '.join(known)}")
 
 
 class FCParams(NamedTuple):
