@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wavenet_edge._deprecation import sr_keyword
 from wavenet_edge.config import WaveNetConfig
 from wavenet_edge.errors import ConfigError, WaveNetEdgeError
 from wavenet_edge.profiles import resolve_profile
@@ -156,15 +157,17 @@ def _suggestions(cfg, counts, lat, mb, target, scaling, fifo, sr, need_rt) -> li
     return out
 
 
-def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEPS,
+def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
              check_bitexact: bool = True, target_file=None, fifo: int = DEFAULT_FIFO,
              seconds: float = DEFAULT_SECONDS, jitter: JitterModel | None = None, wav=None,
              seed: int = 0, use_cache: bool = True, progress: bool = False,
-             name: str | None = None, engine_profile: str = "tflm") -> Report:
+             name: str | None = None, engine_profile: str = "tflm",
+             sample_rate=None) -> Report:
     """Simulate ``model`` (a ``.tflite`` path, its bytes, a parsed model or an Engine) on
     ``targets`` (names; default: all built-in, or all of ``target_file``'s).
 
-    ``sample_rate`` (Hz): playback rate for real-time checks (default: the model's).
+    ``sr`` (Hz): playback rate for real-time checks (default: the model's); ``sample_rate`` is
+    its deprecated spelling (librosa's ``sr`` is the audio-rate name of every front door).
     ``steps``: teacher-forced and free-running steps of the bit-exactness check.
     ``fifo``: output FIFO depth (samples) of the deadline simulation over ``seconds``.
     ``jitter``: :class:`JitterModel` (default ±5 %, 2000-cycle ISR every 256 samples).
@@ -188,8 +191,9 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
         cfg = WaveNetConfig.from_dict(meta.get("config"))
     except (WaveNetEdgeError, TypeError):
         cfg = None
-    sr = sample_rate if sample_rate is not None else meta.get("sample_rate",
-                                                              cfg.sample_rate if cfg else None)
+    sr = sr_keyword(sr, sample_rate, "simulate")
+    if sr is None:
+        sr = meta.get("sample_rate", cfg.sample_rate if cfg else None)
     if isinstance(sr, bool) or not isinstance(sr, (int, float)) or sr <= 0:
         raise ConfigError(f"sample rate must be a positive number of Hz, got {sr!r}")
     sr = int(sr)
