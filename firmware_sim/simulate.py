@@ -15,10 +15,11 @@ from wavenet_edge.tflite_file import load_model
 
 from . import memory as _mem
 from .arena import measure_arena
-from .latency import JitterModel, estimate_latency, simulate_fifo, smallest_fifo
+from .latency import (JitterModel, estimate_c_export, estimate_latency, simulate_fifo,
+                      smallest_fifo)
 from .opcount import contract_metadata, count_ops, counts_from_config
 from .report import Report, TargetResult
-from .targets import select_targets
+from .targets import load_registry, select_targets
 
 __all__ = ["simulate", "DEFAULT_STEPS", "DEFAULT_FIFO", "DEFAULT_SECONDS"]
 
@@ -211,6 +212,7 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
     scaling = _mem.Scaling.from_model(len(data), counts, len(tfl.tensors),
                                       arena["arena_bytes_aligned"])
 
+    all_cores = load_registry(target_file)[1]
     results = []
     for t in chosen:
         mb = _mem.memory_budget(t, model_bytes=len(data), delay_line_bytes=dl.ring_bytes,
@@ -227,7 +229,8 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
         if cfg is not None and (not mb.fits or need_rt):
             sugg = _suggestions(cfg, counts, lat, mb, t, scaling, fifo, sr, need_rt)
         results.append(TargetResult(target=t, memory=mb, latency=lat, fifo=fr, min_fifo=mf,
-                                    suggestions=sugg))
+                                    suggestions=sugg,
+                                    c_export=estimate_c_export(counts, t, all_cores)))
 
     be = None
     if check_bitexact:
