@@ -33,6 +33,9 @@ def test_quickstart_runs_every_stage(quickstart_run):
         assert v["teacher_forced"]["identical"] == v["teacher_forced"]["steps"] == 50
         assert v["free_running"]["identical"] == 50
     assert s["engine_samples_per_second"] > 0
+    # the summary names the targets that run the model in real time with the exported C
+    assert isinstance(s["real_time_targets_c_export"], list)
+    assert "real time with the exported C" in r.stdout
     assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     c = s["continuation"]
     d = {float(t): v for t, v in c["spectral_distance"].items()}
