@@ -1,15 +1,15 @@
 """Export a wavenet-edge ``.tflite`` step graph as a self-contained C99 step engine.
 
-The export follows the Numba engine's compiled :class:`wavenet_edge.program.Program` (profile
-``tflm``) for everything that is a *plan*: the operator order, the arena offsets (CONCATENATION
-and RESHAPE are free by aliasing), the delay-line rings.  Every *parameter* is derived from the
-file with :mod:`wavenet_edge.int8`, exactly as the program compiler derives it: int8 weights,
+The export writes the lowered int8 program (:func:`wavenet_edge.lowered.lower`, profile
+``tflm``) as it is: its operator records (the C ``wn_op`` kinds are :class:`OpKind`), arena
+offsets (CONCATENATION and RESHAPE are free by aliasing), delay-line records, int8 weights,
 biases with the input zero point folded in, per-channel multipliers/shifts, TANH/LOGISTIC
-tables, ADD/MUL parameters (the engine may tabulate those over all 65536 input pairs, which would
-not fit a microcontroller's flash) and the SOFTMAX exponential of each possible ``x − max(x)``
-(256 int32; the normalization stays in C fixed point).  So the C computes exactly what
-``Engine.from_file(path, profile="tflm")`` computes (probabilities, logits, every delay-line
-write) without depending on how the engine lays out its own blobs.
+tables, the ADD/MUL parameter vectors of :mod:`wavenet_edge.int8.elementwise` (slot names
+emitted as ``WN_ADD_*``/``WN_MUL_*`` macros) and the SOFTMAX exponential table (256 int32; the
+normalization stays in C fixed point).  The Numba engine runs the same program, so the C
+computes exactly what ``Engine.from_file(path, profile="tflm")`` computes (probabilities,
+logits, every delay-line write); the export derives no arithmetic of its own, it only checks
+that the values lie in the ranges the C kernels assume.
 
 Files written to ``out_dir``:
 
@@ -32,17 +32,27 @@ import numpy as np
 
 from wavenet_edge._fileio import atomic_write
 from wavenet_edge.errors import ConfigError, ModelFileError
+from wavenet_edge.int8 import elementwise as ew
+from wavenet_edge.lowered import FC_MAX, FC_MIN, FC_ZP, OpKind
 
 __all__ = ["export_c", "ExportResult", "KERNELS", "register_export_c", "exported_program"]
 
 _C_DIR = Path(__file__).parent / "c"
 KERNELS = {"auto": 0, "plain": 1, "dsp": 2, "mve": 3}
 
-# wn_op kinds (wavenet_model.h)
-K_GATHER, K_FC, K_ADD, K_MUL, K_LUT, K_SOFTMAX, K_COPY = 1, 2, 3, 4, 5, 6, 7
-K_FC2 = 8   # engine-only fused filter+gate FC row, split back into two FCs
-_ROW_KIND = {"GATHER": 1, "FULLY_CONNECTED": 2, "ADD": 3, "MUL": 3, "TANH": 5, "LOGISTIC": 5,
-             "SOFTMAX": 6}
+#: the ``wn_op`` fields of wavenet_model.h, in struct order (names of the program's records)
+OP_FIELDS = ("kind", "aux", "in0", "in1", "out", "n", "cols", "w", "q", "p")
+READ_FIELDS = ("dst", "delay", "zero_point", "write")
+WRITE_FIELDS = ("src", "ring", "length", "width")
+#: kinds the C engine executes
+C_KINDS = (OpKind.GATHER, OpKind.FC, OpKind.ADD, OpKind.MUL, OpKind.LUT, OpKind.SOFTMAX,
+           OpKind.COPY)
+#: parameter slots the C ADD/MUL kernels read, by their int8 names (``WN_<OP>_<NAME>`` macros)
+ADD_SLOTS = {"Z1": ew.A_Z1, "Z2": ew.A_Z2, "LEFT": ew.A_LEFT, "M1": ew.A_M1, "S1": ew.A_S1,
+             "M2": ew.A_M2, "S2": ew.A_S2, "MO": ew.A_MO, "SO": ew.A_SO, "ZO": ew.A_ZO,
+             "MIN": ew.A_MIN, "MAX": ew.A_MAX}
+MUL_SLOTS = {"Z1": ew.M_Z1, "Z2": ew.M_Z2, "M": ew.M_M, "S": ew.M_S, "ZO": ew.M_ZO,
+             "MIN": ew.M_MIN, "MAX": ew.M_MAX}
 
 
 @dataclass
@@ -79,206 +89,58 @@ def _load_engine(model):
     return Engine(load_model(model), profile="tflm")
 
 
-def _softmax_exp_table(multiplier, left_shift, diff_min) -> np.ndarray:
-    """int32[256]: exp_on_negative_values(x − max) in Q0.31 for ``max − x = 0 … 255`` (0 below
-    diff_min, which makes the C kernel output −128 and add nothing to the sum, as TFLM does)."""
-    from wavenet_edge.int8.fixedpoint import exp_on_negative_values, mbqm_greater_than_one
-    t = np.zeros(256, np.int64)
-    for k in range(256):
-        d = -k
-        if d >= diff_min:
-            t[k] = exp_on_negative_values(mbqm_greater_than_one(d, multiplier, left_shift), 5)
-    return t.astype(np.int32)
+def _check_ranges(p, path):
+    """The C kernels assume what TFLM's reference kernels assume: every requantization
+    multiplier in [0, 2**31) (no SRDHM saturation), shifts within [-31, 31], ADD's input
+    shifts non-positive and its left shift in [0, 30], 256 SOFTMAX classes."""
+    ip = p.iparams
+    mults, shifts = [int(v) for v in p.mult], [int(v) for v in p.shift]
+    for r in p.ops:
+        k, o = int(r["kind"]), int(r["p"])
+        if k == OpKind.ADD:
+            if (not 0 <= ip[o + ew.A_LEFT] <= 30 or ip[o + ew.A_S1] > 0 or ip[o + ew.A_S2] > 0
+                    or ip[o + ew.A_SO] > 0):
+                raise ModelFileError(f"ADD at arena {int(r['out'])}: shifts outside the "
+                                     f"reference range", path=path)
+            mults += [int(ip[o + j]) for j in (ew.A_M1, ew.A_M2, ew.A_MO)]
+            shifts += [int(ip[o + j]) for j in (ew.A_S1, ew.A_S2, ew.A_SO)]
+        elif k == OpKind.MUL:
+            mults.append(int(ip[o + ew.M_M]))
+            shifts.append(int(ip[o + ew.M_S]))
+        elif k == OpKind.SOFTMAX and int(r["n"]) != 256:
+            raise ModelFileError("SOFTMAX must have 256 classes", path=path)
+        elif k not in C_KINDS:
+            raise ModelFileError(f"program row kind {k} is not known to the C export", path=path)
+    if mults and min(mults) < 0:
+        raise ModelFileError("a requantization multiplier is negative", path=path)
+    if shifts and (min(shifts) < -31 or max(shifts) > 31):
+        raise ModelFileError("a requantization shift is outside [-31, 31]", path=path)
+    if any(int(p.writes[int(r["write"])]["width"]) != int(r["width"]) for r in p.reads):
+        raise ModelFileError("delay-line read and write widths differ", path=path)
 
 
 def exported_program(model) -> dict:
-    """The step graph in the C export's layout: the engine's memory plan, parameters from the
-    file (profile tflm); a dict of numpy arrays and scalars (see wavenet_model.h).  ``model`` as
-    for :func:`export_c`."""
-    from wavenet_edge.int8 import elementwise as ew
-
+    """What the C export writes: the lowered program (profile tflm, ``"program"``) and, as in
+    wavenet_model.h, its arrays (``ops``/``reads``/``writes`` are the program's records) plus
+    the model's constants.  ``model`` as for :func:`export_c`."""
     eng = _load_engine(model)
     p = eng.program
-    m = eng.model
-    T = m.tensors
-    path = eng.path
-    graph_ops = [op for op in m.operators if op.opcode not in ("CONCATENATION", "RESHAPE")]
-    # the engine may fuse the filter and gate FCs of a layer into one row (program.OP_FC2 = 8:
-    # rows < n to ``out`` with params at p_off, the next ops[k, 11] rows to ``in1`` with params
-    # at aux, weights/biases/multipliers contiguous); the C engine runs them as two FCs
-    rows_in = []
-    for r in np.asarray(p.ops):
-        r = [int(v) for v in r]
-        if r[0] == K_FC2:
-            rows_in.append([K_FC, r[1], 0, r[3], r[4], r[5], r[6], r[7], r[8], r[9], 0, 0])
-            rows_in.append([K_FC, r[1], 0, r[2], r[11], r[5], r[6] + r[4] * r[5], r[7] + r[4],
-                            r[8] + r[4], r[10], 0, 0])
-        elif r[0] in (K_GATHER, K_FC, K_ADD, K_LUT, K_SOFTMAX, K_COPY):
-            rows_in.append(r)
-        else:
-            raise ModelFileError(f"engine program row kind {r[0]} is not known to the C export",
-                                 path=path)
-    n_rows = sum(1 for r in rows_in if r[0] != K_COPY)
-    if len(graph_ops) != n_rows:
-        raise ModelFileError("engine program and graph disagree (operator count)", path=path)
-
-    def q(i):
-        t = T[i]
-        return float(t.scale[0]), int(t.zero_point[0])
-
-    # Parameters come from the file itself with wavenet_edge.int8 (profile tflm), exactly as the
-    # engine's program compiler derives them; from the engine's program only the memory plan
-    # (arena offsets, aliasing, delay lines) and the operator order are taken, so the export
-    # does not depend on how the engine lays out or pre-folds its own blobs.
-    from wavenet_edge.int8 import activations as act_mod
-    from wavenet_edge.int8 import requant as rq
-    from wavenet_edge.int8 import softmax as sm
-
-    ops, iparams, sm_tabs, luts = [], [], [], []
-    wparts, bparts, mparts, sparts = [], [], [], []
-    wlen = qlen = 0
-
-    def add_w(a):
-        nonlocal wlen
-        a = np.ascontiguousarray(a, np.int8).ravel()
-        wparts.append(a)
-        wlen += a.size
-        return wlen - a.size
-
-    gi = 0
-    for r in rows_in:
-        kind = r[0]
-        rec = dict(kind=0, aux=0, in0=r[1], in1=r[2], out=r[3], n=r[4], cols=r[5], w=0, q=0, p=0)
-        if kind == K_COPY:
-            rec.update(kind=K_COPY)
-            ops.append(rec)
-            continue
-        op = graph_ops[gi]
-        gi += 1
-        if _ROW_KIND.get(op.opcode) != kind:
-            raise ModelFileError(f"engine program row {len(ops)} ({kind}) does not match operator "
-                                 f"{op.index} ({op.opcode})", path=path)
-        act = op.options.get("fused_activation_function", "NONE")
-        if op.opcode == "GATHER":
-            data = np.asarray(T[op.inputs[0]].data, np.int8)
-            if data.size // data.shape[0] != r[4]:
-                raise ModelFileError(f"GATHER {op.index}: row size differs from the plan",
-                                     path=path)
-            rec.update(kind=K_GATHER, w=add_w(data), aux=r[10])
-        elif op.opcode == "FULLY_CONNECTED":
-            x, wi = op.inputs[0], op.inputs[1]
-            W = T[wi]
-            nout, nin = (int(v) for v in W.shape)
-            if (nout, nin) != (r[4], r[5]):
-                raise ModelFileError(f"FULLY_CONNECTED {op.index}: shape differs from the plan",
-                                     path=path)
-            wdata = np.asarray(W.data, np.int8).reshape(nout, nin)
-            bias = (np.asarray(T[op.inputs[2]].data, np.int64).ravel()
-                    if len(op.inputs) > 2 and op.inputs[2] >= 0 else np.zeros(nout, np.int64))
-            xs, xzp = q(x)
-            os_, ozp = q(op.outputs[0])
-            # fold the input zero point: Σ w (x − zp) + b = Σ w x + (b − zp Σ w), int32 wrap
-            folded = bias - xzp * wdata.astype(np.int64).sum(axis=1)
-            folded = ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)
-            fp = rq.fc_params(xs, xzp, np.asarray(W.scale, np.float32), os_, ozp, act, "tflm",
-                              n_out=nout)
-            rec.update(kind=K_FC, w=add_w(wdata), q=qlen, p=len(iparams))
-            iparams.extend([ozp, int(fp.act_min), int(fp.act_max)])
-            bparts.append(folded)
-            mparts.append(np.asarray(fp.multiplier, np.int32))
-            sparts.append(np.asarray(fp.shift, np.int32))
-            qlen += nout
-        elif op.opcode in ("ADD", "MUL"):
-            a, c, o = op.inputs[0], op.inputs[1], op.outputs[0]
-            (s1, z1), (s2, z2), (so, zo) = q(a), q(c), q(o)
-            if op.opcode == "ADD":
-                ip = ew.add_params(s1, z1, s2, z2, so, zo, act, "tflm").ip
-                vals = [int(v) for v in ip[:12]]
-                if not (0 <= vals[2] <= 30) or vals[4] > 0 or vals[6] > 0 or vals[8] > 0:
-                    raise ModelFileError(f"ADD {op.index}: shifts outside the reference range",
-                                         path=path)
-                rec.update(kind=K_ADD, in0=r[1], in1=r[2])
-            else:
-                ip = ew.mul_params(s1, z1, s2, z2, so, zo, act, "tflm").ip
-                vals = [int(v) for v in ip[:7]]
-                rec.update(kind=K_MUL, in0=r[1], in1=r[2])
-            rec["p"] = len(iparams)
-            iparams.extend(vals)
-        elif op.opcode in ("TANH", "LOGISTIC"):
-            (sa, za), (so, zo) = q(op.inputs[0]), q(op.outputs[0])
-            fn = act_mod.tanh_table if op.opcode == "TANH" else act_mod.logistic_table
-            luts.append(np.asarray(fn(sa, za, "tflm", out_scale=so, out_zp=zo), np.int8))
-            rec.update(kind=K_LUT, aux=len(luts) - 1)
-        elif op.opcode == "SOFTMAX":
-            if r[4] != 256:
-                raise ModelFileError("SOFTMAX must have 256 classes", path=path)
-            (sa, _), (so, zo) = q(op.inputs[0]), q(op.outputs[0])
-            sp = sm.softmax_params(sa, float(op.options.get("beta", 1.0)), "tflm",
-                                   out_scale=so, out_zp=zo)
-            sm_tabs.append(_softmax_exp_table(sp.multiplier, sp.left_shift, sp.diff_min))
-            rec.update(kind=K_SOFTMAX, aux=len(sm_tabs) - 1)
-        ops.append(rec)
-
-    # delay lines: reads point at their write's ring (index into the writes)
-    wr_ring = [int(v) for v in p.wr_ring]
-    reads = [dict(dst=int(p.dl_read[k]), delay=int(p.dl_delay[k]), zero_point=int(p.dl_zp[k]),
-                  write=wr_ring.index(int(p.dl_ring[k])))
-             for k in range(len(p.dl_read))]
-    writes = [dict(src=int(p.wr_src[k]), ring=int(p.wr_ring[k]), length=int(p.wr_len[k]),
-                   width=int(p.wr_width[k])) for k in range(len(p.wr_src))]
-    for r_ in reads:
-        if int(p.dl_width[reads.index(r_)]) != writes[r_["write"]]["width"]:
-            raise ModelFileError("delay-line read and write widths differ", path=path)
-    # the C kernels rely on every FC/ADD/MUL multiplier being in [0, 2**31) (no SRDHM saturation)
-    mult_all = np.concatenate(mparts) if mparts else np.zeros(1, np.int32)
-    shift_all = np.concatenate(sparts) if sparts else np.zeros(1, np.int32)
-    mults = [int(v) for v in mult_all]
-    for o in ops:
-        if o["kind"] == K_ADD:
-            mults += [iparams[o["p"] + j] for j in (3, 5, 7)]
-        elif o["kind"] == K_MUL:
-            mults.append(iparams[o["p"] + 2])
-    if mults and min(mults) < 0:
-        raise ModelFileError("a requantization multiplier is negative", path=path)
-    # ... and on right shifts of at most 31 (gemmlowp's RoundingDivideByPOT range)
-    shifts = [int(v) for v in shift_all]
-    for o in ops:
-        if o["kind"] == K_ADD:
-            shifts += [iparams[o["p"] + j] for j in (4, 6, 8)]
-        elif o["kind"] == K_MUL:
-            shifts.append(iparams[o["p"] + 3])
-    if shifts and (min(shifts) < -31 or max(shifts) > 31):
-        raise ModelFileError("a requantization shift is outside [-31, 31]", path=path)
+    _check_ranges(p, eng.path)
     cfg = eng.config
     return dict(
-        engine=eng, ops=ops,
-        weights=np.concatenate(wparts) if wparts else np.zeros(1, np.int8),
-        bias=np.concatenate(bparts) if bparts else np.zeros(1, np.int32),
-        mult=mult_all, shift=shift_all,
-        luts=(np.asarray(luts, np.int8).reshape(-1, 256) if luts
-              else np.zeros((1, 256), np.int8)),
-        iparams=np.asarray(iparams if iparams else [0], np.int64),
-        softmax_exp=(np.asarray(sm_tabs, np.int32).reshape(-1, 256) if sm_tabs
-                     else np.zeros((1, 256), np.int32)),
-        reads=reads, writes=writes, arena_size=int(p.arena_size), ring_size=int(p.ring_size),
-        probs_offset=int(p.probs_off), logits_offset=int(p.logits_off),
-        logits_scale=float(p.logits_scale), logits_zero_point=int(p.logits_zero_point),
+        engine=eng, program=p, ops=p.ops, weights=p.wblob, bias=p.bblob, mult=p.mult,
+        shift=p.shift, luts=p.tables, iparams=p.iparams, softmax_exp=p.sm_exps,
+        reads=p.reads, writes=p.writes, arena_size=int(p.arena_size),
+        ring_size=int(p.ring_size), probs_offset=int(p.probs_off),
+        logits_offset=int(p.logits_off), logits_scale=float(p.logits_scale),
+        logits_zero_point=int(p.logits_zero_point),
         n_speakers=int(cfg.gc_cardinality) if cfg.has_gc else 0,
-        max_delay=max([r_["delay"] for r_ in reads] or [1]),
+        max_delay=int(max(p.reads["delay"], default=1)),
         silence_code=eng.silence_code(), sample_rate=int(eng.sample_rate),
         pcm16=np.clip(np.round(eng.decode(np.arange(256)).astype(np.float64) * 32767.0),
                       -32768, 32767).astype(np.int16),
-        receptive_field=int(cfg.receptive_field),
-        macs=int(sum(o["n"] * o["cols"] for o in ops if o["kind"] == K_FC)),
-        write_names=_write_names(eng))
-
-
-def _write_names(eng):
-    names = []
-    for dl in eng.metadata["delay_lines"]:
-        if dl["write"] not in names:
-            names.append(dl["write"])
-    return names
+        receptive_field=int(cfg.receptive_field), macs=int(p.macs_per_sample),
+        write_names=list(p.write_names))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -293,6 +155,17 @@ def _c_array(ctype, name, values, per_line=24) -> str:
         txt = [str(v) for v in vals]
     lines = [", ".join(txt[i:i + per_line]) for i in range(0, len(txt), per_line)]
     return f"const {ctype} {name}[{len(vals)}] = {{\n    " + ",\n    ".join(lines) + "\n};\n"
+
+
+def _kind_enum() -> str:
+    return ", ".join(f"WN_OP_{k.name} = {int(k)}" for k in C_KINDS)
+
+
+def _slot_macros() -> str:
+    slots = [("FC_ZP", FC_ZP), ("FC_MIN", FC_MIN), ("FC_MAX", FC_MAX)]
+    slots += [(f"ADD_{n}", v) for n, v in ADD_SLOTS.items()]
+    slots += [(f"MUL_{n}", v) for n, v in MUL_SLOTS.items()]
+    return "\n".join(f"#define WN_{n} {v}" for n, v in slots)
 
 
 def _model_h(d, kernels) -> str:
@@ -325,8 +198,10 @@ def _model_h(d, kernels) -> str:
 #define WN_KERNELS {KERNELS[kernels]}   /* 0 auto, 1 plain C, 2 DSP, 3 MVE */
 #endif
 
-enum {{ WN_OP_GATHER = 1, WN_OP_FC = 2, WN_OP_ADD = 3, WN_OP_MUL = 4, WN_OP_LUT = 5,
-       WN_OP_SOFTMAX = 6, WN_OP_COPY = 7 }};
+enum {{ {_kind_enum()} }};
+
+/* parameter slots of an FC, ADD and MUL at iparams[p] (wavenet_edge.lowered / int8.elementwise) */
+{_slot_macros()}
 
 /* One operator: arena byte offsets in0/in1/out, n outputs; FC: cols inputs, weights at w,
  * bias/multiplier/shift at q, [zp, min, max] at iparams[p]; GATHER: table at w, aux 1 = speaker;
@@ -355,19 +230,22 @@ extern const int16_t wn_pcm16[256];   /* class index -> 16-bit PCM (the model's 
 """
 
 
+def _c_records(ctype, name, records, fields, empty) -> str:
+    """``const ctype name[] = {{...}, ...};`` of the named fields of each record (``empty``:
+    the one placeholder an empty array gets, as C has no zero-length arrays)."""
+    rows = [[int(r[f]) for f in fields] for r in records] or [[empty[f] for f in fields]]
+    return (f"const {ctype} {name}[] = {{\n" + ",\n".join(
+        "    {" + ", ".join(str(v) for v in row) + "}" for row in rows) + "\n};\n")
+
+
 def _model_c(d) -> str:
     parts = ["/* wavenet-edge model data (generated by firmware_sim.c_export; do not edit). */\n"
              "#include \"wavenet_model.h\"\n\n"]
-    fields = ("kind", "aux", "in0", "in1", "out", "n", "cols", "w", "q", "p")
-    parts.append("const wn_op wn_ops[] = {\n" + ",\n".join(
-        "    {" + ", ".join(str(o[f]) for f in fields) + "}" for o in d["ops"]) + "\n};\n")
-    reads = d["reads"] or [dict(dst=0, delay=1, zero_point=0, write=0)]
-    parts.append("const wn_dl_read wn_dl_reads[] = {\n" + ",\n".join(
-        f"    {{{r['dst']}, {r['delay']}, {r['zero_point']}, {r['write']}}}" for r in reads)
-        + "\n};\n")
-    writes = d["writes"] or [dict(src=0, ring=0, length=1, width=0)]
-    parts.append("const wn_dl_write wn_dl_writes[] = {\n" + ",\n".join(
-        f"    {{{w['src']}, {w['ring']}, {w['length']}, {w['width']}}}" for w in writes) + "\n};\n")
+    parts.append(_c_records("wn_op", "wn_ops", d["ops"], OP_FIELDS, None))
+    parts.append(_c_records("wn_dl_read", "wn_dl_reads", d["reads"], READ_FIELDS,
+                            dict(dst=0, delay=1, zero_point=0, write=0)))
+    parts.append(_c_records("wn_dl_write", "wn_dl_writes", d["writes"], WRITE_FIELDS,
+                            dict(src=0, ring=0, length=1, width=0)))
     parts.append(_c_array("int8_t", "wn_weights", d["weights"]))
     parts.append(_c_array("int32_t", "wn_bias", d["bias"], 12))
     parts.append(_c_array("int32_t", "wn_mult", d["mult"], 12))
@@ -479,7 +357,7 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
         files[name] = str(out / name)
     return ExportResult(out_dir=str(out), files=files, kernels=kernels, flash_bytes=flash,
                         state_bytes=state, macs_per_sample=d["macs"], n_ops=len(d["ops"]),
-                        write_widths=[w["width"] for w in d["writes"]],
+                        write_widths=[int(w["width"]) for w in d["writes"]],
                         silence_code=d["silence_code"], n_speakers=d["n_speakers"], program=d)
 
 

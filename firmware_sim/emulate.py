@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from wavenet_edge.errors import ConfigError, WaveNetEdgeError
+from wavenet_edge.lowered import OpKind
 
 __all__ = ["emulate", "EmulationReport", "CoreRun", "CPI_ASSUMED", "KERNELS_FOR_CORE",
            "engine_reference", "parse_driver_output", "driver_header", "build_host_driver",
@@ -117,11 +118,10 @@ def _fnv(h, b: bytes) -> int:
 def engine_reference(engine, inputs, *, speaker=None):
     """Step the Numba engine (from reset) over ``inputs``; returns (probs (n,256), logits (n,256),
     writes (n, W) int8, hashes (n,)) in the driver's hash convention."""
-    from firmware_sim.c_export import _write_names
     engine.reset()
     if speaker is not None:
         engine.speaker = speaker
-    names = _write_names(engine)
+    names = list(engine.program.write_names)
     n = len(inputs)
     probs = np.empty((n, 256), np.int8)
     logits = np.empty((n, 256), np.int8)
@@ -243,35 +243,6 @@ class EmulationReport:
     steps: int
     runs: list = field(default_factory=list)
     macs_per_sample: int = 0
-    sample_rate: int = 16000
-
-    def target_rates(self) -> list:
-        """Per built-in target on an emulated core, with that core's fastest variant: the
-        largest sample rate the measured step sustains (step without SOFTMAX plus one sample on
-        the logits), by the flat-CPI and by the per-class cycle ESTIMATE."""
-        from firmware_sim.latency import C_EXPORT_CORES
-        from firmware_sim.targets import builtin_targets
-        best = {}
-        for r in self.runs:
-            b = best.get(r.core)
-            if b is None or r.instructions_per_sample < b.instructions_per_sample:
-                best[r.core] = r
-        out = []
-        for t in builtin_targets().values():
-            c = C_EXPORT_CORES.get(t.core.name, "").split("-wavenet-c-")[0]
-            if c not in best:
-                continue
-            r = best[c]
-            extra = r.sample_logits_instructions
-            flat = (r.instructions_per_sample + extra) * r.cpi_assumed
-            cls = r.cycles_per_sample_classes_estimate
-            cls = cls + extra * (cls / r.instructions_per_sample) if cls == cls else cls
-            out.append(dict(target=t.name, core=c, kernels=r.kernels, clock_hz=t.clock_hz,
-                            max_rate_flat_cpi_ESTIMATE=round(t.clock_hz / flat, 1),
-                            max_rate_classes_ESTIMATE=(round(t.clock_hz / cls, 1) if cls == cls
-                                                       else None),
-                            real_time=bool(cls == cls and t.clock_hz / cls >= self.sample_rate)))
-        return out
 
     @property
     def ok(self) -> bool:
@@ -343,8 +314,7 @@ class EmulationReport:
                                        "ESTIMATE = instructions x assumed CPI per core",
                 "cpi_assumed": CPI_ASSUMED,
                 "reference_instructions_per_mac": REFERENCE_INSTRUCTIONS_PER_MAC,
-                "runs": [r.to_dict() for r in self.runs],
-                "sample_rate": self.sample_rate, "targets": self.target_rates()}
+                "runs": [r.to_dict() for r in self.runs]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -381,15 +351,6 @@ class EmulationReport:
                              f"{r.sample_probs_instructions}")
         lines.append("reference FC instr/MAC: plain C ~5 (M4/M7), ~4 (M55); DSP intrinsics ~3; "
                      "optimized library ~1.9 (M4/M7), ~0.5 (M55)")
-        rates = self.target_rates()
-        if rates:
-            lines.append(f"real time at {self.sample_rate} Hz with our C (step + one sample on "
-                         "the logits, per-class cycle ESTIMATE): " + "; ".join(
-                             f"{x['target']} ({x['core']} {x['kernels']}, "
-                             f"{x['clock_hz'] / 1e6:g} MHz) "
-                             + (f"{x['max_rate_classes_ESTIMATE'] / 1e3:.1f} kHz"
-                                if x["max_rate_classes_ESTIMATE"] else "-")
-                             + (" yes" if x["real_time"] else " no") for x in rates))
         seen = set()
         for r in reversed(self.runs):
             if r.measured_costs and r.core not in seen:
@@ -495,8 +456,7 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             write_bytes=wb))
         report = EmulationReport(model=label, mode="free-running generation (T=1, seed "
                                  f"{seed})" if generate else "teacher-forced", steps=n,
-                                 macs_per_sample=exp.macs_per_sample,
-                                 sample_rate=int(eng.sample_rate))
+                                 macs_per_sample=exp.macs_per_sample)
         jobs = []
         for core in cores:
             avail = KERNELS_FOR_CORE[core]
@@ -580,8 +540,9 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
 # ------------------------------------------------------------------------------------------------
 # per-operator profile -> cost coefficients for the analytic latency model
 # ------------------------------------------------------------------------------------------------
-_KIND_NAMES = {1: "gather", 2: "fully_connected", 3: "add", 4: "mul", 5: "transcendental",
-               6: "softmax", 7: "copy"}
+_KIND_NAMES = {OpKind.GATHER: "gather", OpKind.FC: "fully_connected", OpKind.ADD: "add",
+               OpKind.MUL: "mul", OpKind.LUT: "transcendental", OpKind.SOFTMAX: "softmax",
+               OpKind.COPY: "copy"}
 
 
 def _profile(eng, exp, wd, bdir, core, kernels, inputs, spk):
@@ -619,12 +580,13 @@ _COEFS = ("cycles_per_mac", "cycles_per_requant", "cycles_per_add_element",
 def _features(o) -> np.ndarray:
     """What one operator contributes to each coefficient of :data:`_COEFS`."""
     f = np.zeros(len(_COEFS))
-    k = o["kind"]
-    if k == 2:
+    k = OpKind(int(o["kind"]))
+    per_element = {OpKind.ADD: 2, OpKind.MUL: 3, OpKind.LUT: 4, OpKind.SOFTMAX: 5}
+    if k == OpKind.FC:
         f[0], f[1] = o["n"] * o["cols"], o["n"]
-    elif k in (3, 4, 5, 6):
-        f[{3: 2, 4: 3, 5: 4, 6: 5}[k]] = o["n"]
-    elif k in (1, 7):
+    elif k in per_element:
+        f[per_element[k]] = o["n"]
+    elif k in (OpKind.GATHER, OpKind.COPY):
         f[6], f[7] = o["n"], 1
     f[8] = 1
     return f
@@ -638,7 +600,8 @@ def _fit_costs(prog, ops_i, reads_i, writes_i, cpi, eng):
     ops = prog["ops"]
     totals = {}
     for o, c in zip(ops, ops_i):
-        totals[_KIND_NAMES[o["kind"]]] = totals.get(_KIND_NAMES[o["kind"]], 0) + int(c)
+        name = _KIND_NAMES[OpKind(int(o["kind"]))]
+        totals[name] = totals.get(name, 0) + int(c)
     totals["delay_lines"] = int(reads_i + writes_i)
     rows, ys = [], []
     for o, c in zip(ops, ops_i):

@@ -140,8 +140,8 @@ def test_score_matches_dequantized_interpreter_logits():
 def test_program_layout_concat_is_free():
     eng = Engine.from_bytes(model_bytes("k3"))
     p = eng.program
-    from wavenet_edge.program import OP_COPY
-    assert not np.any(p.ops[:, 0] == OP_COPY)
+    from wavenet_edge.lowered import OpKind
+    assert not np.any(p.ops["kind"] == OpKind.COPY)
     offs = p.tensor_offsets
     # taps = [input@2d, input@d, input] contiguous inside layer01/taps
     o_taps = offs["layer01/taps"][0]
@@ -155,14 +155,14 @@ def test_program_layout_concat_is_free():
 def test_every_fc_mode_is_exercised():
     """The oracle tests above cover each dot-product path the engine has on this CPU."""
     from wavenet_edge._engine_kernels import HAS_VNNI, vnni_mode
+    from wavenet_edge.lowered import OpKind
     modes = set()
     for name in ("k2", "k3", "wide", "odd", "skip68", "tiny"):
-        p = Engine.from_bytes(model_bytes(name)).program
-        for r in p.ops:
-            if r[0] == 2:
-                modes.add(int(vnni_mode(r[4], r[5])))
-            elif r[0] == 8:
-                modes.add(int(vnni_mode(r[4] + r[11], r[5])))
+        for r in Engine.from_bytes(model_bytes(name))._shared.consts.ops:
+            if r["kind"] == OpKind.FC:
+                modes.add(int(vnni_mode(r["n"], r["cols"])))
+            elif r["kind"] == OpKind.FC2:
+                modes.add(int(vnni_mode(r["n"] + r["n2"], r["cols"])))
     assert modes == ({0, 1, 2} if HAS_VNNI else {0})
 
 

@@ -76,7 +76,7 @@ def softmax_cases(in_scale, seed):
     """``(x int8 (256,), ref int8 (256,), exps)`` for profiles tflm and litert-ref and input spreads
     4, 40, 255: ``ref`` is :func:`wavenet_edge.int8.softmax_int8`, ``exps`` the engine's table."""
     from wavenet_edge.int8 import softmax_int8, softmax_params
-    from wavenet_edge.program import _softmax_exps
+    from wavenet_edge.int8 import softmax_exp_table as _softmax_exps
 
     rng = np.random.default_rng(seed)
     for profile in ("tflm", "litert-ref"):

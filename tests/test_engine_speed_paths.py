@@ -1,5 +1,5 @@
 """The engine's speed paths give exactly what the plain paths give: the fused gate rows
-(``Program.exec_ops``) vs one row per operator, every activation tensor at every step; the
+(the schedule's GATE rows) vs one row per operator, every activation tensor at every step; the
 four-accumulator VNNI GEMV vs numpy; the ring-slot helper vs the modulo."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from test_engine_helpers import model_bytes, speech
 from wavenet_edge import encode_classes
 from wavenet_edge import _engine_kernels as K
 from wavenet_edge.engine import Engine
-from wavenet_edge.program import OP_GATE
+from wavenet_edge.lowered import OpKind
+from wavenet_edge.program import schedule
 
 
 @pytest.mark.parametrize("profile", ["tflm", "litert"])
@@ -23,8 +24,9 @@ def test_fused_gates_equal_unfused_ops(name, profile):
     fused = Engine.from_bytes(data, profile=profile)
     plain = Engine.from_bytes(data, profile=profile)
     p = plain.program
-    assert np.count_nonzero(p.exec_ops[:, 0] == OP_GATE) == fused.config.n_layers
-    plain._consts = (p.ops,) + plain._consts[1:]
+    assert np.count_nonzero(fused._shared.consts.ops["kind"] == OpKind.GATE) == fused.config.n_layers
+    plain._shared.consts = schedule(p, fuse=False)
+    plain._shared.head = None
     codes = encode_classes(speech("b", 600), convention=fused.config.mulaw)
     names = sorted(p.tensor_offsets)
     a = fused.trace(codes, names)
@@ -80,7 +82,7 @@ def test_logits_only_runs_skip_softmax_exactly(profile, batch):
     data = model_bytes("odd")
     full = Engine.from_bytes(data, profile=profile, batch=batch)
     skip = Engine.from_bytes(data, profile=profile, batch=batch)
-    assert skip._consts_head is not None
+    assert skip._shared.head is not None
     codes = encode_classes(speech("d", 300), convention=full.config.mulaw)
     codes = np.vstack([codes, codes[::-1]])[:batch]
     if batch == 1:
@@ -129,10 +131,11 @@ def test_softmax_with_scratch_equals_int8_softmax(in_scale, seed):
     """The engine's SOFTMAX with the exponentials kept in scratch (``accs``) == the int8
     module's, value for value, whatever the scratch held before."""
     from test_engine_helpers import softmax_cases
+    from wavenet_edge.int8 import softmax_from_exps
 
     rng = np.random.default_rng(seed + 1)
     for x, ref, exps in softmax_cases(in_scale, seed):
         arena = np.concatenate([x, np.zeros(256, np.int8)])
         buf = rng.integers(-2**31, 2**31, 300).astype(np.int32)
-        K.softmax_fixed_lut_buf(arena, 0, 256, 256, exps, buf)
+        softmax_from_exps(arena, 0, arena, 256, 256, exps, buf)
         np.testing.assert_array_equal(arena[256:], ref)

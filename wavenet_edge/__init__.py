@@ -9,8 +9,9 @@ or parsed model), the profile names (:data:`PROFILES`) and the one exception hie
 from .audio import load_wav, resample, write_wav
 from .config import PRESETS, WaveNetConfig, preset
 from .engine import Engine
-from .errors import (AudioError, CheckpointError, ConfigError, ConversionError, MismatchError,
-                     ModelFileError, UnknownProfileError, WaveNetEdgeError)
+from .errors import (AudioError, CheckpointError, ConcurrentUseError, ConfigError,
+                     ConversionError, MismatchError, ModelFileError, UnknownProfileError,
+                     WaveNetEdgeError)
 from .float_model import FloatWaveNet
 from .mel_recipe import MelRecipe
 from .mulaw import CONVENTIONS, decode_classes, encode_classes, mu_compress, mu_expand
@@ -27,5 +28,5 @@ __all__ = [
     "mu_compress", "mu_expand", "encode_classes", "decode_classes", "CONVENTIONS",
     "load_wav", "write_wav", "resample",
     "WaveNetEdgeError", "ConfigError", "AudioError", "CheckpointError", "ModelFileError",
-    "ConversionError", "MismatchError", "UnknownProfileError",
+    "ConversionError", "MismatchError", "UnknownProfileError", "ConcurrentUseError",
 ]

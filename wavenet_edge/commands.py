@@ -62,9 +62,9 @@ def info_text(engine) -> str:
     lines.append(f"operators    {sum(prog.op_counts.values())}: {ops}")
     wbytes = sum(int(t.data.nbytes) for t in model.tensors if t.data is not None)
     lines.append(f"file         {_kib(model.size_bytes)}; constants {_kib(wbytes)}")
-    ring = int(np.sum(prog.wr_len * prog.wr_width))
+    ring = int(prog.ring_size) if prog.writes.size else 0
     lines.append(f"activations  {_kib(prog.arena_size)} engine arena per stream")
-    lines.append(f"delay lines  {len(prog.dl_delay)} reads of {len(prog.wr_src)} writes, "
+    lines.append(f"delay lines  {len(prog.reads)} reads of {len(prog.writes)} writes, "
                  f"{_kib(ring)} of int8 history (config: {cfg.delay_line_bytes():,} B)")
     for dl in meta["delay_lines"][:6]:
         lines.append(f"  {dl['read']:<28} <- {dl['write']:<20} delay {dl['delay']}")

@@ -1,8 +1,9 @@
 """The int8 ring-buffer engine: runs a wavenet-edge ``.tflite`` step graph, bit-exact, fast.
 
 :class:`Engine` loads the file (pure numpy + numba, see :mod:`wavenet_edge.tflite_file`), checks
-the delay-line contract and that every operator is one the engine supports, and compiles the
-operator list into a flat program (:mod:`wavenet_edge.program`).  A jitted kernel then executes
+the delay-line contract and that every operator is one the engine supports, lowers it to int8
+records (:mod:`wavenet_edge.lowered`, the program the C export writes too) and schedules those
+for the CPU (:mod:`wavenet_edge.program`).  A jitted kernel then executes
 all operators for ``batch`` independent streams per step, with the delay lines kept as int8 ring
 buffers; loops over samples run inside numba too.  The int8 arithmetic comes from
 :mod:`wavenet_edge.int8` and ``profile`` chooses whose: ``"tflm"`` (TensorFlow Lite Micro
@@ -11,6 +12,8 @@ reference kernels) or ``"litert"`` (LiteRT builtin kernels), also ``"litert-ref"
 State: the step counter and the delay lines.  ``step``/``process``/``generate`` continue from the
 current state (streaming: any split of a sequence into blocks gives the same outputs as one call);
 ``reset()`` returns to silence (every delay-line read at its zero point, as the contract says).
+The state belongs to one Engine object; :meth:`Engine.stream` gives another state over the same
+loaded program (one per thread; concurrent use of one Engine raises ``ConcurrentUseError``).
 
 Shapes: with ``batch == 1`` codes are (n,) and outputs (n, 256); with ``batch = B`` codes are
 (B, n) and outputs (B, n, 256).  Outputs are int8: probabilities with scale 1/256 and zero point
@@ -20,6 +23,8 @@ Shapes: with ``batch == 1`` codes are (n,) and outputs (n, 256); with ``batch = 
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -27,21 +32,35 @@ from . import _engine_kernels as _k
 from . import sampling as _s
 from .config import WaveNetConfig
 from .contract import parse_contract
-from .errors import ConfigError
-from .program import OP_SOFTMAX as _OP_SOFTMAX, Program, compile_program
+from .errors import ConcurrentUseError, ConfigError
+from .lowered import OpKind, Program, lower
+from .program import Consts, new_state, schedule
 
 __all__ = ["Engine"]
 
 
-def _aligned(a: np.ndarray, align: int = 64) -> np.ndarray:
-    """A C-contiguous copy of ``a`` starting on an ``align``-byte boundary.  The kernels load
-    64-byte vectors at 64-byte multiples of the weight blob and the arena: with numpy's 16-byte
-    alignment every such load straddles two cache lines (measured: ≈ 8 % of a small step)."""
-    raw = np.empty(a.nbytes + align, np.uint8)
-    s = (-raw.ctypes.data) % align
-    out = raw[s:s + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
+class _Shared:
+    """What every stream of one loaded model shares, never written after construction: the
+    lowered program and the engine's schedule of it (the full one, and without / only its
+    final SOFTMAX for logits-only runs)."""
+
+    def __init__(self, model, contract, profile):
+        self.program: Program = lower(model, profile=profile, contract=contract)
+        c = schedule(self.program)
+        self.consts: Consts = c
+        p = self.program
+        # runs that do not ask for the probabilities skip the final SOFTMAX (≈ 10 % of a small
+        # model's step): allowed when it is the last row and no delay line stores its output;
+        # its arena range is then stale until recomputed (``_fresh_tail``) from the logits
+        self.head = self.tail = None
+        self.tail_range = (0, 0)
+        last = c.ops[-1] if c.ops.shape[0] > 1 else None
+        if last is not None and last["kind"] == OpKind.SOFTMAX:
+            lo, hi = int(last["out"]), int(last["out"] + last["n"])
+            if not any(int(w["src"]) < hi and lo < int(w["src"] + w["width"]) for w in p.writes):
+                self.head = c._replace(ops=c.ops[:-1])
+                self.tail = c._replace(ops=c.ops[-1:], reads=c.reads[:0], writes=c.writes[:0])
+                self.tail_range = (lo, hi)
 
 
 class Engine:
@@ -49,12 +68,17 @@ class Engine:
 
     Build with :meth:`from_file` / :meth:`from_bytes`.  Attributes: ``config``
     (:class:`WaveNetConfig`), ``metadata`` (the contract dict), ``sample_rate`` (Hz), ``batch``,
-    ``profile``, ``program`` (the compiled :class:`Program`), ``t`` (samples since reset).
+    ``profile``, ``program`` (the lowered :class:`~wavenet_edge.lowered.Program`), ``t``
+    (samples since reset).
+
+    Threads: an Engine is one set of ``batch`` streams with their state; using one Engine from
+    two threads at once raises :class:`~wavenet_edge.errors.ConcurrentUseError`.  To run
+    streams in several threads, load the model once and give each thread its own
+    :meth:`stream` (same immutable program, own state; no recompilation).
     """
 
     def __init__(self, model, *, profile: str = "tflm", batch: int = 1):
-        if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
-            raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        _check_batch(batch)
         contract = parse_contract(model)
         self.model = model
         self.path = model.name
@@ -64,45 +88,46 @@ class Engine:
         mu = self.metadata.get("mulaw") or {}
         self.mulaw_convention = mu.get("convention", self.config.mulaw)
         self.mu = int(mu.get("mu", 255))
-        self.profile = profile
+        self._shared = _Shared(model, contract, profile)
+        self.program: Program = self._shared.program
+        self.profile = self.program.profile
+        self._new_state(batch)
+
+    def _new_state(self, batch):
         self.batch = int(batch)
-        self.program: Program = compile_program(model, profile=profile, contract=contract)
-        p = self.program
-        self._A = int(p.arena_size)
-        self._RS = int(p.ring_size)
-        self._arena = _aligned(np.zeros(self.batch * self._A, np.int8))
-        self._ring = _aligned(np.zeros(self.batch * self._RS, np.int8))
-        self._consts = tuple(_aligned(a) for a in (
-            p.exec_ops, p.wblob, p.bblob, p.mult, p.shift, p.fmul, p.tables, p.iparams,
-            p.pair_tables, p.sm_tables, p.sm_scales, p.sm_exps)) + (np.int64(p.profile_id),)
-        self._dl = tuple(_aligned(a) for a in (p.dl_read, p.dl_delay, p.dl_width, p.dl_zp,
-                                               p.dl_ring, p.dl_len, p.wr_src, p.wr_ring,
-                                               p.wr_len, p.wr_width))
-        self._speakers = np.zeros(self.batch, np.int32)
-        fc_rows = np.concatenate([p.ops[p.ops[:, 0] == 2, 4],
-                                  p.ops[p.ops[:, 0] == 8, 4] + p.ops[p.ops[:, 0] == 8, 11]])
-        fc_cols = p.ops[(p.ops[:, 0] == 2) | (p.ops[:, 0] == 8), 5]
-        # int32 row accumulators; the tail also holds the FC input as unsigned bytes (VNNI path)
-        max_rows = int(fc_rows.max()) if fc_rows.size else 1
-        max_cols = int(fc_cols.max()) if fc_cols.size else 0
-        # (also the SOFTMAX scratch: one int32 per class)
-        sm_n = p.ops[p.ops[:, 0] == _OP_SOFTMAX, 4]
-        max_rows = max(max_rows, int(sm_n.max()) if sm_n.size else 0)
-        self._accs = _aligned(np.zeros(max_rows + (max_cols + 3) // 4 + 1, np.int32))
-        self.t = 0
-        # runs that do not ask for the probabilities skip the final SOFTMAX (≈ 10 % of a small
-        # model's step): allowed when it is the last row and no delay line stores its output;
-        # its arena range is then stale until recomputed (``_fresh_tail``) from the logits
-        self._consts_head = self._consts_tail = None
-        self._tail = (0, 0)
+        self._state = new_state(self._shared.consts, self.batch)
+        self._speakers = self._state.speakers
+        self._arena = self._state.arena
+        self._ring = self._state.ring
+        self._A = int(self.program.arena_size)
         self._tail_stale = False
-        eo = p.exec_ops
-        if eo.shape[0] > 1 and eo[-1, 0] == _OP_SOFTMAX:
-            lo, hi = int(eo[-1, 3]), int(eo[-1, 3] + eo[-1, 4])
-            if not any(int(s) < hi and lo < int(s + w) for s, w in zip(p.wr_src, p.wr_width)):
-                self._consts_head = (eo[:-1],) + self._consts[1:]
-                self._consts_tail = (eo[-1:],) + self._consts[1:]
-                self._tail = (lo, hi)
+        self._guard = threading.RLock()
+        self.t = 0
+
+    def stream(self, *, batch: int | None = None) -> "Engine":
+        """A new, silent set of streams of the same loaded model (``batch`` defaults to this
+        engine's): it shares the immutable program with this engine (no recompilation, no
+        copy of the weights) and has its own state, so each thread can own one."""
+        _check_batch(self.batch if batch is None else batch)
+        new = object.__new__(Engine)
+        for k in ("model", "path", "metadata", "config", "sample_rate", "mulaw_convention", "mu",
+                  "profile", "_shared", "program"):
+            setattr(new, k, getattr(self, k))
+        new._new_state(self.batch if batch is None else batch)
+        return new
+
+    @contextmanager
+    def _exclusive(self):
+        """This engine's state for the calling thread only: a second thread gets an error
+        instead of interleaving its steps with the first's (which would corrupt both)."""
+        if not self._guard.acquire(blocking=False):
+            raise ConcurrentUseError(
+                f"{self.path}: this Engine is being used by another thread; give each thread "
+                f"its own engine.stream()")
+        try:
+            yield
+        finally:
+            self._guard.release()
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -122,27 +147,28 @@ class Engine:
         ~10-20 s; later processes load the cache in well under a second."""
         import time
         t0 = time.perf_counter()
-        self._fresh_tail()
-        saved = (self._arena.copy(), self._ring.copy(), self.t)
-        c = np.full((self.batch, 1), self.silence_code(), np.int32)
-        self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off)
-        mode, table = _s.sampling_mode(1.0, self.program.logits_scale)
-        _k.generate(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
-                    self.batch, np.int64(self.t), c[:, 0].copy(), self._speakers,
-                    np.empty((self.batch, 1), np.int32), np.int64(self.program.probs_off),
-                    np.int64(self.program.logits_off), np.int64(mode), table,
-                    _s.pcg32_seed(0, self.batch), self._accs)
-        self._arena[:], self._ring[:], self.t = saved
-        self._fresh_tail()
+        with self._exclusive():
+            self._fresh_tail()
+            saved = (self._arena.copy(), self._ring.copy(), self.t)
+            c = np.full((self.batch, 1), self.silence_code(), np.int32)
+            self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off)
+            mode, table = _s.sampling_mode(1.0, self.program.logits_scale)
+            _k.generate(self._shared.consts, self._state, self.batch, np.int64(self.t),
+                        c[:, 0].copy(), np.empty((self.batch, 1), np.int32),
+                        np.int64(self.program.probs_off), np.int64(self.program.logits_off),
+                        np.int64(mode), table, _s.pcg32_seed(0, self.batch))
+            self._arena[:], self._ring[:], self.t = saved
+            self._fresh_tail()
         return time.perf_counter() - t0
 
     # -- state ----------------------------------------------------------------------------------
     def reset(self) -> None:
         """Back to silence: step counter 0, every delay line empty (reads at their zero point)."""
-        self._arena[:] = 0
-        self._ring[:] = 0
-        self._tail_stale = False
-        self.t = 0
+        with self._exclusive():
+            self._arena[:] = 0
+            self._ring[:] = 0
+            self._tail_stale = False
+            self.t = 0
 
     @property
     def speaker(self):
@@ -162,7 +188,8 @@ class Engine:
             raise ConfigError(f"speaker must be an integer, got {value!r}")
         if v.min() < 0 or v.max() >= self.config.gc_cardinality:
             raise ConfigError(f"speaker must lie in [0, {self.config.gc_cardinality - 1}], got {value!r}")
-        self._speakers[:] = v
+        with self._exclusive():
+            self._speakers[:] = v
 
     # -- running ----------------------------------------------------------------------------------
     def _codes2d(self, codes, what="codes"):
@@ -219,18 +246,18 @@ class Engine:
             return
         offs = np.atleast_1d(np.asarray(off, np.int64))
         sizes = np.atleast_1d(np.asarray(size, np.int64))
-        consts = self._consts
-        lo, hi = self._tail
-        if self._consts_head is not None and all(
-                int(o) >= hi or lo >= int(o + z) for o, z in zip(offs, sizes)):
-            consts = self._consts_head
-            self._tail_stale = True
-        else:
-            self._tail_stale = False
-        _k.process(*consts, *self._dl, self._arena, self._A, self._ring, self._RS,
-                   self.batch, np.int64(self.t), codes, self._speakers, out, offs, sizes,
-                   self._accs)
-        self.t += codes.shape[1]
+        sh = self._shared
+        consts = sh.consts
+        lo, hi = sh.tail_range
+        with self._exclusive():
+            if sh.head is not None and all(
+                    int(o) >= hi or lo >= int(o + z) for o, z in zip(offs, sizes)):
+                consts = sh.head
+                self._tail_stale = True
+            else:
+                self._tail_stale = False
+            _k.process(consts, self._state, self.batch, np.int64(self.t), codes, out, offs, sizes)
+            self.t += codes.shape[1]
 
     def trace(self, codes, names) -> dict:
         """Teacher-forced run recording activations: ``{name: int8 (n, size)}`` ((B, n, size)
@@ -260,9 +287,10 @@ class Engine:
             off, size = self.program.tensor_offsets[name]
         except KeyError:
             raise ConfigError(f"no activation tensor named {name!r}") from None
-        self._fresh_tail()
-        a = self._arena.reshape(self.batch, self._A)
-        return a[:, off:off + size].copy()
+        with self._exclusive():
+            self._fresh_tail()
+            a = self._arena.reshape(self.batch, self._A)
+            return a[:, off:off + size].copy()
 
     def _fresh_tail(self) -> None:
         """Recompute the SOFTMAX a logits-only run skipped, from the logits in the arena: the
@@ -271,11 +299,9 @@ class Engine:
         if not self._tail_stale:
             return
         self._tail_stale = False
-        nodl = tuple(a[:0] for a in self._dl)
-        _k.process(*self._consts_tail, *nodl, self._arena, self._A, self._ring, self._RS,
-                   self.batch, np.int64(self.t), np.zeros((self.batch, 1), np.int32),
-                   self._speakers, np.empty((self.batch, 1, 0), np.int8), np.zeros(0, np.int64),
-                   np.zeros(0, np.int64), self._accs)
+        _k.process(self._shared.tail, self._state, self.batch, np.int64(self.t),
+                   np.zeros((self.batch, 1), np.int32), np.empty((self.batch, 1, 0), np.int8),
+                   np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     # -- generation -------------------------------------------------------------------------------
     def silence_code(self) -> int:
@@ -319,13 +345,14 @@ class Engine:
             m = min(chunk, n - done)
             view = out[:, done:done + m]
             buf = np.empty((self.batch, m), np.int32)
-            _k.generate(*self._consts, *self._dl, self._arena, self._A, self._ring, self._RS,
-                        self.batch, np.int64(self.t), cur, self._speakers, buf,
-                        np.int64(self.program.probs_off), np.int64(self.program.logits_off),
-                        np.int64(mode), table, rng, self._accs)
+            with self._exclusive():
+                _k.generate(self._shared.consts, self._state, self.batch, np.int64(self.t),
+                            cur, buf, np.int64(self.program.probs_off),
+                            np.int64(self.program.logits_off), np.int64(mode), table, rng)
+                self._tail_stale = False
+                self.t += m
             view[:] = buf
             cur = np.ascontiguousarray(buf[:, -1])
-            self.t += m
             done += m
             if progress is not None:
                 progress(m)
@@ -371,3 +398,8 @@ class Engine:
         c = self.config
         return (f"Engine({self.path!r}, profile={self.profile!r}, batch={self.batch}, "
                 f"layers={c.n_layers}, R={c.residual_channels}, sr={self.sample_rate})")
+
+
+def _check_batch(batch):
+    if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
+        raise ConfigError(f"batch must be a positive integer, got {batch!r}")

@@ -16,6 +16,7 @@ __all__ = [
     "ModelFileError",
     "ConversionError",
     "MismatchError",
+    "ConcurrentUseError",
 ]
 
 
@@ -59,3 +60,8 @@ class MismatchError(WaveNetEdgeError):
     """Two runtimes that must agree bit for bit did not."""
 
     exit_code = 1
+
+
+class ConcurrentUseError(WaveNetEdgeError, RuntimeError):
+    """One stateful engine (one set of streams) was used by two threads at once.  Threads
+    share a loaded model through ``Engine.stream()``: one stream object per thread."""

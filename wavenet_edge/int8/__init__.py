@@ -34,15 +34,17 @@ from .elementwise import (ElementwiseParams, add_int8, add_int8_vec, add_params,
                           mul_int8_vec, mul_params)
 from .multiplier import activation_range, quantize_multiplier
 from .requant import (LITERT, LITERT_REF, PROFILE_NAMES, PROFILES, TFLM, XNNPACK, FCParams,
-                      fc_params, profile_id, requantize, requantize_int8)
-from .softmax import SOFTMAX_OUT, SoftmaxParams, softmax_int8, softmax_params
+                      fc_params, fold_input_offset, profile_id, requantize, requantize_int8)
+from .softmax import (SOFTMAX_OUT, SoftmaxParams, softmax_exp_table, softmax_from_exps,
+                      softmax_int8, softmax_params)
 
 __all__ = [
     "PROFILES", "PROFILE_NAMES", "TFLM", "LITERT", "LITERT_REF", "XNNPACK", "profile_id",
     "quantize_multiplier", "activation_range",
-    "FCParams", "fc_params", "requantize", "requantize_int8",
+    "FCParams", "fc_params", "fold_input_offset", "requantize", "requantize_int8",
     "ElementwiseParams", "add_params", "mul_params", "add_int8", "mul_int8",
     "add_int8_vec", "mul_int8_vec",
     "tanh_table", "logistic_table", "lookup_int8", "TANH_OUT", "LOGISTIC_OUT",
-    "SoftmaxParams", "softmax_params", "softmax_int8", "SOFTMAX_OUT",
+    "SoftmaxParams", "softmax_params", "softmax_int8", "softmax_exp_table",
+    "softmax_from_exps", "SOFTMAX_OUT",
 ]

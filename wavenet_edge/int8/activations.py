@@ -48,29 +48,32 @@ def tanh_fixed_params(in_scale) -> tuple[int, int, int]:
 
 
 @kernel
-def tanh_int8_tflm(x, in_zp, multiplier, shift, radius):
-    """TFLM int8 TANH of one value (int64 in [-128, 127] out)."""
+def _sigmoidal_int8_tflm(x, in_zp, multiplier, shift, radius, logistic):
+    """TFLM int8 TANH (``logistic`` False) or LOGISTIC of one value: saturate beyond the input
+    radius, else the gemmlowp function on the Q4.27 input (Q0.31 out, rounded to int8)."""
     d = np.int64(x) - np.int64(in_zp)
     if d <= -radius:
         return np.int64(-128)
     if d >= radius:
         return np.int64(127)
     q4 = mbqm(d, multiplier, shift)
-    v = rdbpot(fixed_tanh(q4, 4), 24)
+    if logistic:
+        v = rdbpot(fixed_logistic(q4, 4), 23) - 128
+    else:
+        v = rdbpot(fixed_tanh(q4, 4), 24)
     return min(max(v, np.int64(-128)), np.int64(127))
+
+
+@kernel
+def tanh_int8_tflm(x, in_zp, multiplier, shift, radius):
+    """TFLM int8 TANH of one value (int64 in [-128, 127] out)."""
+    return _sigmoidal_int8_tflm(x, in_zp, multiplier, shift, radius, False)
 
 
 @kernel
 def logistic_int8_tflm(x, in_zp, multiplier, shift, radius):
     """TFLM int8 LOGISTIC of one value (int64 in [-128, 127] out)."""
-    d = np.int64(x) - np.int64(in_zp)
-    if d <= -radius:
-        return np.int64(-128)
-    if d >= radius:
-        return np.int64(127)
-    q4 = mbqm(d, multiplier, shift)
-    v = rdbpot(fixed_logistic(q4, 4), 23) - 128
-    return min(max(v, np.int64(-128)), np.int64(127))
+    return _sigmoidal_int8_tflm(x, in_zp, multiplier, shift, radius, True)
 
 
 def _check_out(name, out_scale, out_zp, expected):

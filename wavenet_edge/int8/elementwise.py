@@ -88,13 +88,18 @@ def _xnn_add_fp(s1, z1, s2, z2, so):
     return np.array([ma, mb, shift, bias], np.float64), 1
 
 
+def _prepare(what, in1_scale, in2_scale, out_scale, profile):
+    """(profile id, the three scales as float32), checked positive."""
+    s1, s2, so = np.float32(in1_scale), np.float32(in2_scale), np.float32(out_scale)
+    if not (s1 > 0 and s2 > 0 and so > 0):
+        raise ConversionError(f"{what} scales must be positive")
+    return profile_id(profile), s1, s2, so
+
+
 def add_params(in1_scale, in1_zp, in2_scale, in2_zp, out_scale, out_zp, fused="NONE",
                profile="tflm") -> ElementwiseParams:
     """Prepare-time parameters of int8 ADD (scales float32, zero points int)."""
-    pid = profile_id(profile)
-    s1, s2, so = np.float32(in1_scale), np.float32(in2_scale), np.float32(out_scale)
-    if not (s1 > 0 and s2 > 0 and so > 0):
-        raise ConversionError("ADD scales must be positive")
+    pid, s1, s2, so = _prepare("ADD", in1_scale, in2_scale, out_scale, profile)
     left = 20
     twice_max = 2.0 * float(max(s1, s2))
     if not twice_max / (float(1 << left) * float(so)) < 1.0:
@@ -115,10 +120,7 @@ def add_params(in1_scale, in1_zp, in2_scale, in2_zp, out_scale, out_zp, fused="N
 def mul_params(in1_scale, in1_zp, in2_scale, in2_zp, out_scale, out_zp, fused="NONE",
                profile="tflm") -> ElementwiseParams:
     """Prepare-time parameters of int8 MUL (scales float32, zero points int)."""
-    pid = profile_id(profile)
-    s1, s2, so = np.float32(in1_scale), np.float32(in2_scale), np.float32(out_scale)
-    if not (s1 > 0 and s2 > 0 and so > 0):
-        raise ConversionError("MUL scales must be positive")
+    pid, s1, s2, so = _prepare("MUL", in1_scale, in2_scale, out_scale, profile)
     scale32 = np.float32(np.float32(s1 * s2) / so)
     real = float(s1) * float(s2) / float(so) if pid == TFLM else float(scale32)
     m, sh = quantize_multiplier(real)

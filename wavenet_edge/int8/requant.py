@@ -48,7 +48,7 @@ from .multiplier import activation_range, f32, quantize_multiplier
 
 __all__ = ["PROFILES", "PROFILE_NAMES", "TFLM", "LITERT", "LITERT_REF", "XNNPACK", "profile_id",
            "FCParams", "fc_params", "requantize", "requantize_int8", "round_half_away_f64",
-           "rint_f32_product"]
+           "rint_f32_product", "fold_input_offset"]
 
 PROFILES = {"tflm": 0, "litert": 1, "litert-ref": 2, "xnnpack": 3}
 PROFILE_NAMES = {v: k for k, v in PROFILES.items()}
@@ -130,6 +130,19 @@ def fc_params(in_scale, in_zp, w_scales, out_scale, out_zp, fused="NONE", profil
             fmul[c] = float(in_s) * float(w) / float(out_s)
     lo, hi = activation_range(out_s, out_zp, fused)
     return FCParams(mult, shift, fmul, int(in_zp), int(out_zp), lo, hi, pid)
+
+
+def fold_input_offset(bias, weights, offset) -> np.ndarray:
+    """int32[C]: ``bias[o] − offset·Σ_i weights[o, i]``, wrapped to int32 as C does.
+
+    With ``offset`` the input zero point this moves the zero point out of the dot product:
+    ``Σ_i w (x − zp) + b = Σ_i w x + (b − zp Σ_i w)``, exact in int32, so an FC's inner loop
+    is a plain int8·int8 sum.  Folding is modular, so folding a second offset into an already
+    folded bias (a kernel that feeds ``x + 128`` as unsigned) equals folding their sum.
+    ``bias`` (C,) integers, ``weights`` int8 (C, N)."""
+    w = np.asarray(weights, np.int64)
+    folded = np.asarray(bias, np.int64).ravel() - int(offset) * w.reshape(w.shape[0], -1).sum(axis=1)
+    return ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
 @kernel

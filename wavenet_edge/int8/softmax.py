@@ -14,7 +14,10 @@
   ``inv = 1.0f / (sum * out_scale)``; ``out = roundf(table[255 - max + x] * inv) - 128`` clamped.
 
 :func:`softmax_params` returns a :class:`SoftmaxParams`; :func:`softmax_int8` (jitted) computes one
-row (int8[N] -> int8[N] written into ``out``) without allocating.
+row (int8[N] -> int8[N] written into ``out``) without allocating.  The fixed-point profiles'
+only per-element transcendental is the exponential of ``d = x - max(x)``, one of 256 values:
+:func:`softmax_exp_table` tabulates it and :func:`softmax_from_exps` is the same SOFTMAX on that
+table (what the engine runs and the C export ships).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from .fixedpoint import (clz32, exp_on_negative_values, mbqm_greater_than_one,
 from .multiplier import input_radius, quantize_multiplier
 from .requant import profile_id
 
-__all__ = ["SoftmaxParams", "softmax_params", "softmax_int8", "SOFTMAX_OUT"]
+__all__ = ["SoftmaxParams", "softmax_params", "softmax_int8", "softmax_exp_table",
+           "softmax_from_exps", "SOFTMAX_OUT"]
 
 SOFTMAX_OUT = (1.0 / 256.0, -128)
 
@@ -71,6 +75,50 @@ def softmax_params(in_scale, beta=1.0, profile="tflm", *, out_scale=None, out_zp
 
 
 @kernel
+def _exp_of_diff(d, multiplier, left_shift, diff_min):
+    """Q0.31 exponential of one input difference ``d = x − max(x) <= 0``; 0 where ``d <
+    diff_min`` (such an element adds nothing to the sum and outputs −128, exactly what the
+    reference's exclusion gives, so no sentinel is needed)."""
+    if d < diff_min:
+        return np.int64(0)
+    return exp_on_negative_values(mbqm_greater_than_one(d, multiplier, left_shift), 5)
+
+
+@kernel
+def _exp_table_kernel(multiplier, left_shift, diff_min, out):
+    for k in range(256):
+        out[k] = _exp_of_diff(-k, multiplier, left_shift, diff_min)
+
+
+def softmax_exp_table(multiplier, left_shift, diff_min) -> np.ndarray:
+    """int32[256]: ``table[k]`` = the Q0.31 exponential of the input difference ``d = −k``
+    (0 below ``diff_min``), the only per-element transcendental of the fixed-point SOFTMAX.
+    :func:`softmax_from_exps` with this table is :func:`softmax_int8` (profiles tflm,
+    litert-ref); the C export ships the same table."""
+    out = np.empty(256, np.int32)
+    _exp_table_kernel(int(multiplier), int(left_shift), int(diff_min), out)
+    return out
+
+
+@kernel
+def _reciprocal(sum_of_exps):
+    """``GetReciprocal(sum, 12)`` of the Q12.19 sum: (Q0.31 scale, output exponent)."""
+    headroom_plus_one = clz32(sum_of_exps)
+    num_bits_over_unit = 12 - headroom_plus_one
+    shifted_sum_minus_one = wrap32(((sum_of_exps << np.int64(headroom_plus_one))
+                                    & np.int64(4294967295)) - np.int64(2147483648))
+    return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit + 31 - 8
+
+
+@kernel
+def _scaled_output(scale, exponent, e):
+    """int8 output of an element with exponential ``e`` (0 gives −128)."""
+    v = rdbpot(srdhm(scale, e), exponent) - 128
+    v = np.int64(127) if v > 127 else v
+    return np.int64(-128) if v < -128 else v
+
+
+@kernel
 def _softmax_fixed(x, multiplier, left_shift, diff_min, out):
     n = x.shape[0]
     max_in_row = np.int64(-128)
@@ -79,29 +127,39 @@ def _softmax_fixed(x, multiplier, left_shift, diff_min, out):
             max_in_row = np.int64(x[c])
     sum_of_exps = np.int64(0)
     for c in range(n):
-        d = np.int64(x[c]) - max_in_row
-        if d >= diff_min:
-            r = mbqm_greater_than_one(d, multiplier, left_shift)
-            sum_of_exps = wrap32(sum_of_exps + rdbpot(exp_on_negative_values(r, 5), 12))
-    headroom_plus_one = clz32(sum_of_exps)
-    num_bits_over_unit = 12 - headroom_plus_one
-    shifted_sum_minus_one = wrap32(((sum_of_exps << np.int64(headroom_plus_one)) & np.int64(4294967295))
-                                   - np.int64(2147483648))
-    shifted_scale = one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one)
-    exponent = num_bits_over_unit + 31 - 8
+        e = _exp_of_diff(np.int64(x[c]) - max_in_row, multiplier, left_shift, diff_min)
+        sum_of_exps = wrap32(sum_of_exps + rdbpot(e, 12))
+    scale, exponent = _reciprocal(sum_of_exps)
     for c in range(n):
-        d = np.int64(x[c]) - max_in_row
-        if d >= diff_min:
-            r = mbqm_greater_than_one(d, multiplier, left_shift)
-            e = exp_on_negative_values(r, 5)
-            v = rdbpot(srdhm(shifted_scale, e), exponent) - 128
-            if v > 127:
-                v = np.int64(127)
-            if v < -128:
-                v = np.int64(-128)
-            out[c] = v
-        else:
-            out[c] = -128
+        e = _exp_of_diff(np.int64(x[c]) - max_in_row, multiplier, left_shift, diff_min)
+        out[c] = _scaled_output(scale, exponent, e)
+
+
+@kernel
+def softmax_from_exps(src, xo, dst, yo, n, exps, buf):
+    """Fixed-point SOFTMAX of ``src[xo:xo+n]`` into ``dst[yo:yo+n]`` (int8) with the
+    exponentials looked up in ``exps`` (:func:`softmax_exp_table`) instead of recomputed: the
+    same values as :func:`softmax_int8` (tflm, litert-ref).  ``buf``: int32 scratch of at least
+    ``n``; the summing pass keeps each element's exponential there so the output pass reads it
+    contiguously (and vectorizes)."""
+    # unsigned indices and branch-free bodies: numba then emits no wraparound selects and the
+    # loops vectorize.  The Q12.19 sum is accumulated in int64 and wrapped to int32 once: int32
+    # wrapping addition is modular, so this equals wrapping after every addition.
+    ux = np.uint64(xo)
+    uy = np.uint64(yo)
+    un = np.uint64(n)
+    mx = np.int64(-128)
+    for c in range(un):
+        v = np.int64(src[ux + c])
+        mx = v if v > mx else mx
+    total = np.int64(0)
+    for c in range(un):
+        e = np.int64(exps[np.uint64(mx - np.int64(src[ux + c]))])
+        buf[c] = np.int32(e)
+        total += rdbpot(e, 12)
+    scale, exponent = _reciprocal(wrap32(total))
+    for c in range(un):
+        dst[uy + c] = np.int8(_scaled_output(scale, exponent, np.int64(buf[c])))
 
 
 @kernel
