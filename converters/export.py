@@ -14,6 +14,7 @@ import json
 import numpy as np
 
 from wavenet_edge import __version__
+from wavenet_edge.contract import FORMAT_VERSION, METADATA_NAME
 from wavenet_edge.errors import ConversionError
 from wavenet_edge.float_model import FloatWaveNet
 from wavenet_edge.graph_spec import MAX_CONCAT_INPUTS, concat_tree
@@ -23,8 +24,6 @@ from .quantize import QParams, quantize_activation, quantize_bias, quantize_weig
 __all__ = ["METADATA_NAME", "FORMAT_VERSION", "MAX_CONCAT_INPUTS", "delay_lines", "metadata",
            "speaker_alphas", "build_step_graph"]
 
-METADATA_NAME = "wavenet_edge"
-FORMAT_VERSION = 1
 # TFLM's CONCATENATION kernel accepts at most 10 inputs per operator
 
 

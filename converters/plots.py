@@ -9,7 +9,8 @@ import numpy as np
 from wavenet_edge._fileio import atomic_write
 from wavenet_edge.errors import WaveNetEdgeError
 
-__all__ = ["require_matplotlib", "plot_layer_response", "plot_audio", "spectrogram_db"]
+__all__ = ["require_matplotlib", "plot_layer_response", "plot_audio", "plot_continuation",
+           "spectrogram_db"]
 
 
 def require_matplotlib():
@@ -99,5 +100,61 @@ def plot_audio(generated, sr: int, path, *, reference=None, title: str = "") -> 
         axes[1, c].set_ylabel("Hz")
     if title:
         fig.suptitle(title)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_continuation(original, continued, sr: int, prime: int, path, *, distances=None,
+                      baselines=None, best=None, title: str = "") -> None:
+    """The original clip's spectrogram next to prime + continuation (a line where the model
+    takes over), the waveforms just after that point, and the distance for each temperature.
+
+    original, continued : float (n,) signals, equally long; the first ``prime`` samples of
+    ``continued`` are the original's.  distances : {temperature: distance}; baselines :
+    {name: distance} drawn as horizontal lines; best : the chosen temperature.
+    """
+    plt = require_matplotlib()
+    original, continued = np.asarray(original), np.asarray(continued)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
+    S0 = spectrogram_db(original)
+    top = S0.max()
+    t_prime = prime / sr
+    for ax, y, name in ((axes[0, 0], original, "original (held out, never trained on)"),
+                        (axes[0, 1], continued, "prime + int8 engine continuation")):
+        S = spectrogram_db(y)
+        ax.imshow(S, origin="lower", aspect="auto", cmap="magma", vmin=top - 80, vmax=top,
+                  extent=(0, y.shape[0] / sr, 0, sr / 2))
+        ax.axvline(t_prime, color="c", ls="--", lw=1.2)
+        ax.set_ylim(0, min(sr / 2, 4000))
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("Hz")
+    axes[0, 1].text(t_prime, 0.97 * min(sr / 2, 4000), " model continues →", color="c",
+                    va="top", fontsize=9)
+    w = min(int(0.03 * sr), original.shape[0] - prime)
+    t = (prime + np.arange(w)) / sr * 1000
+    ax = axes[1, 0]
+    ax.plot(t, original[prime:prime + w], lw=1.0, label="original")
+    ax.plot(t, continued[prime:prime + w], lw=1.0, label="continuation")
+    ax.set_xlabel("time (ms)")
+    ax.set_title("the first 30 ms the model generates", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    ax = axes[1, 1]
+    if distances:
+        ts = sorted(distances)
+        ax.plot(ts, [distances[k] for k in ts], "o-", label="continuation")
+        for (name, v), ls in zip((baselines or {}).items(), ("--", ":", "-.")):
+            ax.axhline(v, color="gray", ls=ls, lw=1, label=name)
+        if best is not None:
+            ax.plot([best], [distances[best]], "r*", ms=14, label=f"chosen T = {best:g}")
+        ax.set_xlabel("sampling temperature T")
+        ax.set_ylabel("spectral distance to the original (lower is closer)")
+        ax.legend(fontsize=8)
+        ax.set_title("distance of the continuation, mean over held-out clips", fontsize=10)
+    else:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -74,7 +74,7 @@ def _run(args) -> int:
     from .simulate import DEFAULT_FIFO, DEFAULT_SECONDS, DEFAULT_STEPS, simulate
 
     report = simulate(args.model, targets=args.targets, target_file=args.target_file,
-                      sample_rate=args.sample_rate,
+                      sr=args.sample_rate,
                       steps=DEFAULT_STEPS if args.steps is None else args.steps,
                       check_bitexact=not args.no_bitexact,
                       fifo=DEFAULT_FIFO if args.fifo is None else args.fifo,

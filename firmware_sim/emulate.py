@@ -243,6 +243,35 @@ class EmulationReport:
     steps: int
     runs: list = field(default_factory=list)
     macs_per_sample: int = 0
+    sample_rate: int = 16000
+
+    def target_rates(self) -> list:
+        """Per built-in target on an emulated core, with that core's fastest variant: the
+        largest sample rate the measured step sustains (step without SOFTMAX plus one sample on
+        the logits), by the flat-CPI and by the per-class cycle ESTIMATE."""
+        from firmware_sim.latency import C_EXPORT_CORES
+        from firmware_sim.targets import builtin_targets
+        best = {}
+        for r in self.runs:
+            b = best.get(r.core)
+            if b is None or r.instructions_per_sample < b.instructions_per_sample:
+                best[r.core] = r
+        out = []
+        for t in builtin_targets().values():
+            c = C_EXPORT_CORES.get(t.core.name, "").split("-wavenet-c-")[0]
+            if c not in best:
+                continue
+            r = best[c]
+            extra = r.sample_logits_instructions
+            flat = (r.instructions_per_sample + extra) * r.cpi_assumed
+            cls = r.cycles_per_sample_classes_estimate
+            cls = cls + extra * (cls / r.instructions_per_sample) if cls == cls else cls
+            out.append(dict(target=t.name, core=c, kernels=r.kernels, clock_hz=t.clock_hz,
+                            max_rate_flat_cpi_ESTIMATE=round(t.clock_hz / flat, 1),
+                            max_rate_classes_ESTIMATE=(round(t.clock_hz / cls, 1) if cls == cls
+                                                       else None),
+                            real_time=bool(cls == cls and t.clock_hz / cls >= self.sample_rate)))
+        return out
 
     @property
     def ok(self) -> bool:
@@ -314,7 +343,8 @@ class EmulationReport:
                                        "ESTIMATE = instructions x assumed CPI per core",
                 "cpi_assumed": CPI_ASSUMED,
                 "reference_instructions_per_mac": REFERENCE_INSTRUCTIONS_PER_MAC,
-                "runs": [r.to_dict() for r in self.runs]}
+                "runs": [r.to_dict() for r in self.runs],
+                "sample_rate": self.sample_rate, "targets": self.target_rates()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -351,6 +381,15 @@ class EmulationReport:
                              f"{r.sample_probs_instructions}")
         lines.append("reference FC instr/MAC: plain C ~5 (M4/M7), ~4 (M55); DSP intrinsics ~3; "
                      "optimized library ~1.9 (M4/M7), ~0.5 (M55)")
+        rates = self.target_rates()
+        if rates:
+            lines.append(f"real time at {self.sample_rate} Hz with our C (step + one sample on "
+                         "the logits, per-class cycle ESTIMATE): " + "; ".join(
+                             f"{x['target']} ({x['core']} {x['kernels']}, "
+                             f"{x['clock_hz'] / 1e6:g} MHz) "
+                             + (f"{x['max_rate_classes_ESTIMATE'] / 1e3:.1f} kHz"
+                                if x["max_rate_classes_ESTIMATE"] else "-")
+                             + (" yes" if x["real_time"] else " no") for x in rates))
         seen = set()
         for r in reversed(self.runs):
             if r.measured_costs and r.core not in seen:
@@ -456,7 +495,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             write_bytes=wb))
         report = EmulationReport(model=label, mode="free-running generation (T=1, seed "
                                  f"{seed})" if generate else "teacher-forced", steps=n,
-                                 macs_per_sample=exp.macs_per_sample)
+                                 macs_per_sample=exp.macs_per_sample,
+                                 sample_rate=int(eng.sample_rate))
         jobs = []
         for core in cores:
             avail = KERNELS_FOR_CORE[core]

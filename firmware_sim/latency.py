@@ -30,7 +30,7 @@ from wavenet_edge._jit import kernel
 from wavenet_edge.errors import ConfigError
 
 __all__ = ["LatencyEstimate", "estimate_latency", "JitterModel", "FifoResult", "simulate_fifo",
-           "smallest_fifo", "step_costs"]
+           "smallest_fifo", "step_costs", "C_EXPORT_CORES", "estimate_c_export"]
 
 
 @dataclass
@@ -112,6 +112,28 @@ def estimate_latency(counts, target) -> LatencyEstimate:
     total = float(sum(br.values()))
     return LatencyEstimate(target=target.name, clock_hz=int(target.clock_hz),
                            cycles_per_sample=total, breakdown=br, per_op=per_op)
+
+
+#: the QEMU-measured core of our C export (targets.json ``<core>-wavenet-c-<kernels>``, fastest
+#: kernel variant) for each built-in TFLM cost-model core
+C_EXPORT_CORES = {"cortex-m4f": "cortex-m4-wavenet-c-dsp", "cortex-m4": "cortex-m4-wavenet-c-dsp",
+                  "cortex-m7": "cortex-m7-wavenet-c-dsp", "cortex-m55": "cortex-m55-wavenet-c-mve"}
+
+
+def estimate_c_export(counts, target, cores):
+    """Cycles per sample of the wavenet-edge C export (``firmware_sim.c_export``) on ``target``
+    with the cost coefficients measured in QEMU (``cores``: ``{name: CoreModel}`` of the
+    registry): ``(core name, LatencyEstimate)``, or ``None`` when no core of ``target``'s kind
+    was measured.  The C engine aliases CONCATENATION and RESHAPE away, so those operators cost
+    nothing here (estimate)."""
+    from dataclasses import replace
+    name = C_EXPORT_CORES.get(target.core.name, target.core.name + "-wavenet-c")
+    core = cores.get(name)
+    if core is None:
+        return None
+    counts = replace(counts, ops=[o for o in counts.ops
+                                  if o.opcode not in ("CONCATENATION", "RESHAPE")])
+    return name, estimate_latency(counts, replace(target, core=core))
 
 
 @dataclass(frozen=True)

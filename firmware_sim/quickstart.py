@@ -1,7 +1,8 @@
 """``wavenet-edge quickstart``: the whole pipeline on the built-in signal set, nothing downloaded.
 
 train ``tiny`` → convert to int8 ``.tflite`` → verify the engine against TFLM and LiteRT →
-simulate the built-in microcontroller targets → generate audio → pictures → summary.
+simulate the built-in microcontroller targets → continue held-out clips (the temperature chosen
+by measurement) → generate audio → pictures → summary.
 Each stage is a library call; this module only sequences them and writes the files.
 """
 
@@ -22,9 +23,27 @@ from wavenet_edge.mulaw import encode_classes
 __all__ = ["quickstart"]
 
 
+N_STAGES = 8
+CONTINUE_CLIPS, CONTINUE_SECONDS, PRIME_SECONDS = 4, 1.0, 0.5
+
+
 def _stage(log, n, title):
     log("")
-    log(f"[{n}/7] {title}")
+    log(f"[{n}/{N_STAGES}] {title}")
+
+
+def _verdict(cont) -> str:
+    """One plain sentence on what the continuation measurement says."""
+    d, other = cont.distance[cont.best], cont.baselines["other clip"]
+    if d < min(1.0, other):
+        return (f"the continuation is closer to the original's ({d:.2f}) than silence (1.00) and "
+                f"another clip's continuation ({other:.2f}): the model carries the primed tones on")
+    if d < other:
+        return (f"the continuation is nearer the original's ({d:.2f}) than another clip's "
+                f"continuation ({other:.2f}) but not nearer than silence (1.00): the model starts "
+                "on the primed tones, then the noise it adds outweighs them")
+    return (f"the continuation is no nearer the original's ({d:.2f}) than silence (1.00) or "
+            f"another clip's continuation ({other:.2f}): this model does not continue the tones")
 
 
 def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: int | None = None,
@@ -35,6 +54,7 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
     ``steps``/``seconds``: training budget (whichever is reached first).  ``verify_steps``:
     teacher-forced and free-running steps compared against each real interpreter.
     """
+    from converters.continuation import continue_clips
     from converters.convert import convert
     from converters.signals import builtin_signals, order0_entropy_bits
     from converters.train import train
@@ -94,13 +114,31 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
         f.write(sim.to_json())
     files["simulate_report"] = sim_path
 
-    _stage(log, 5, f"generate {generate_seconds:g} s of audio with the engine")
+    _stage(log, 5, f"continue {CONTINUE_CLIPS} held-out clips with the int8 engine: prime "
+                   f"{PRIME_SECONDS:g} s, generate {CONTINUE_SECONDS - PRIME_SECONDS:g} s, "
+                   "temperature chosen by spectral distance")
     eng = Engine.from_file(tfl)
-    n = int(round(generate_seconds * sr))
     eng.generate(16, seed=seed)          # compile and warm up before timing
     eng.reset()
+    clips = builtin_signals(split="heldout", n_clips=CONTINUE_CLIPS, seconds=CONTINUE_SECONDS,
+                            sr=sr, seed=seed)
+    prime = int(round(PRIME_SECONDS * sr))
+    cont = continue_clips(eng, clips, prime=prime, progress=progress)
+    log(cont.table())
+    verdict = _verdict(cont)
+    log(f"  at T = {cont.best:g} {verdict}")
+    # the clip drawn and written is the median one at the chosen temperature, not the best
+    k = int(np.argsort(cont.per_clip[cont.best])[len(clips) // 2])
+    continued = np.concatenate([clips[k][:prime], cont.audio[cont.best][k]]).astype(np.float32)
+    cwav, owav = (os.path.join(out_dir, f) for f in ("continuation.wav", "original.wav"))
+    write_wav(cwav, continued, sr)
+    write_wav(owav, clips[k], sr)
+    files["continuation_audio"], files["original_audio"] = cwav, owav
+
+    _stage(log, 6, f"generate {generate_seconds:g} s of audio from silence at T = {cont.best:g}")
+    n = int(round(generate_seconds * sr))
     t0 = time.perf_counter()
-    codes = eng.generate(n, seed=seed)
+    codes = eng.generate(n, seed=seed, temperature=cont.best)
     dt = time.perf_counter() - t0
     y = eng.decode(codes)
     wav = os.path.join(out_dir, "generated.wav")
@@ -112,13 +150,22 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
 
     pictures = {}
     if plots:
-        _stage(log, 6, "pictures: generated audio next to a held-out reference; what each layer hears")
+        _stage(log, 7, "pictures: continuation next to the original; generated audio; what each "
+                       "layer hears")
         try:
             from converters.explain import layer_frequency_response, octave_agreement
-            from converters.plots import plot_audio, plot_layer_response
+            from converters.plots import plot_audio, plot_continuation, plot_layer_response
+            cpng = os.path.join(out_dir, "continuation.png")
+            plot_continuation(clips[k], continued, sr, prime, cpng, distances=cont.distance,
+                              baselines=cont.baselines, best=cont.best,
+                              title=f"wavenet-edge {preset_name} (int8 engine): held-out clip "
+                                    f"{k} of {len(clips)} (the median one) continued at "
+                                    f"T = {cont.best:g}")
+            files["continuation_png"] = cpng
             png = os.path.join(out_dir, "generated.png")
             plot_audio(y, sr, png, reference=heldout[0][:n],
-                       title=f"wavenet-edge {preset_name}: int8 engine, seed {seed}")
+                       title=f"wavenet-edge {preset_name}: int8 engine from silence, "
+                             f"T = {cont.best:g}, seed {seed}")
             resp = layer_frequency_response(model, progress=progress)
             lpng = os.path.join(out_dir, "layers.png")
             plot_layer_response(resp, lpng, title=f"{preset_name}: what each dilated layer hears")
@@ -128,11 +175,14 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
         except WaveNetEdgeError as e:     # matplotlib missing: say how to get it, carry on
             log(f"  skipped: {e}")
     else:
-        _stage(log, 6, "pictures: skipped (--no-plots)")
+        _stage(log, 7, "pictures: skipped (--no-plots)")
 
-    _stage(log, 7, "summary")
+    _stage(log, 8, "summary")
     rt_targets = [r.target.name for r in sim.results
                   if r.memory.fits and r.latency.real_time_factor(sim.sample_rate) >= 1.0]
+    # our exported C, priced with the QEMU-measured coefficients (firmware_sim.latency)
+    rt_c = [r.target.name for r in sim.results if r.memory.fits and r.c_export is not None
+            and r.c_export[1].real_time_factor(sim.sample_rate) >= 1.0]
     summary = {
         "preset": preset_name,
         "files": files,
@@ -140,11 +190,13 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
                                     "float": q.get("float_bits", hist["heldout_bits_after"]),
                                     "int8": q.get("int8_bits")},
         "calibration_method": conv.method,
+        "continuation": {**cont.to_dict(), "clip_drawn": k, "verdict": verdict},
         "verify": {k: {"teacher_forced": v["teacher_forced"], "free_running": v["free_running"]}
                    for k, v in verify.items()},
         "engine_samples_per_second": sps,
         "real_time_factor": sps / sr,
         "real_time_targets": rt_targets,
+        "real_time_targets_c_export": rt_c,
         "octave_agreement": pictures.get("octave_agreement"),
         "seconds": time.perf_counter() - t_start,
     }
@@ -157,7 +209,14 @@ def quickstart(out_dir="quickstart_out", *, preset_name: str = "tiny", steps: in
     log(f"  bits/sample on held-out audio: float {bits['float']:.3f}, int8 "
         + (f"{bits['int8']:.3f}" if bits["int8"] is not None else "n/a")
         + f" (order-0 entropy {order0:.3f})")
+    log(f"  continuation of held-out clips at T = {cont.best:g}: {verdict} (listen: "
+        f"{cwav} after {owav})")
+    log(f"  what the model is: a next-sample predictor over the last {cfg.receptive_field} samples "
+        f"({cfg.parameter_count():,} parameters) trained {hist['seconds']:.0f} s on sums of sines "
+        "and chirps; it continues such tones, it does not make speech or music")
     log(f"  engine: {sps:,.0f} samples/s = {sps / sr:.1f}x real time on one core")
     log(f"  real time on: {', '.join(rt_targets) if rt_targets else 'none of the built-in targets'}")
+    log("  real time with the exported C (export-c; QEMU-measured costs, estimate): "
+        + (", ".join(rt_c) if rt_c else "none of the built-in targets"))
     log(f"  done in {summary['seconds']:.0f} s")
     return summary

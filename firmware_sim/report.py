@@ -61,6 +61,10 @@ class TargetResult:
     fifo: object
     min_fifo: object
     suggestions: list = field(default_factory=list)
+    #: our C export on this target, priced with the QEMU-measured coefficients
+    #: (firmware_sim.latency.estimate_c_export): (core name, LatencyEstimate), or None (no
+    #: measured core of this kind)
+    c_export: tuple = None
 
     @property
     def real_time(self) -> bool:
@@ -76,7 +80,13 @@ class TargetResult:
                                                    else self.min_fifo.depth),
                 "smallest_fifo_startup_latency_ms": (None if self.min_fifo is None else
                                                      round(1e3 * self.min_fifo.startup_latency_s, 3)),
-                "suggestions": list(self.suggestions)}
+                "suggestions": list(self.suggestions),
+                "c_export": (None if self.c_export is None else
+                             {"cost_model": "measured: QEMU instruction counts of the exported C "
+                                            "engine per operator x assumed CPI",
+                              "core": self.c_export[0],
+                              **self.c_export[1].to_dict(sample_rate),
+                              "real_time": self.c_export[1].real_time_factor(sample_rate) >= 1.0})}
 
 
 @dataclass
@@ -165,6 +175,18 @@ class Report:
                      f"over {self.seconds:g} s with ±{100 * self.jitter.jitter:g}% jitter and a "
                      f"{self.jitter.isr_cycles:g}-cycle interrupt every {self.jitter.isr_period} "
                      "samples ('-': not real time).")
+        cx = [r for r in self.results if r.c_export is not None]
+        if cx:
+            lines.append("The table prices the TFLM interpreter (cost model). Our exported C "
+                         "engine (export-c), priced with coefficients MEASURED in QEMU "
+                         "(targets.json cores *-wavenet-c-*; cycles are estimates):")
+            for r in cx:
+                core, c = r.c_export
+                rtf = c.real_time_factor(self.sample_rate)
+                lines.append(f"  {r.target.name}: {c.cycles_per_sample:,.0f} cyc/sample, max "
+                             f"{c.max_sample_rate:,.0f} Hz, RTF {rtf:.2f} -> "
+                             + ("real time" if rtf >= 1.0 else "not real time")
+                             + f" ({core})")
         for r in self.results:
             br = r.latency.breakdown
             tot = sum(br.values()) or 1.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wavenet_edge._deprecation import sr_keyword
 from wavenet_edge.config import WaveNetConfig
 from wavenet_edge.errors import ConfigError, WaveNetEdgeError
 from wavenet_edge.profiles import resolve_profile
@@ -14,10 +15,11 @@ from wavenet_edge.tflite_file import load_model
 
 from . import memory as _mem
 from .arena import measure_arena
-from .latency import JitterModel, estimate_latency, simulate_fifo, smallest_fifo
+from .latency import (JitterModel, estimate_c_export, estimate_latency, simulate_fifo,
+                      smallest_fifo)
 from .opcount import contract_metadata, count_ops, counts_from_config
 from .report import Report, TargetResult
-from .targets import select_targets
+from .targets import load_registry, select_targets
 
 __all__ = ["simulate", "DEFAULT_STEPS", "DEFAULT_FIFO", "DEFAULT_SECONDS"]
 
@@ -156,15 +158,17 @@ def _suggestions(cfg, counts, lat, mb, target, scaling, fifo, sr, need_rt) -> li
     return out
 
 
-def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEPS,
+def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
              check_bitexact: bool = True, target_file=None, fifo: int = DEFAULT_FIFO,
              seconds: float = DEFAULT_SECONDS, jitter: JitterModel | None = None, wav=None,
              seed: int = 0, use_cache: bool = True, progress: bool = False,
-             name: str | None = None, engine_profile: str = "tflm") -> Report:
+             name: str | None = None, engine_profile: str = "tflm",
+             sample_rate=None) -> Report:
     """Simulate ``model`` (a ``.tflite`` path, its bytes, a parsed model or an Engine) on
     ``targets`` (names; default: all built-in, or all of ``target_file``'s).
 
-    ``sample_rate`` (Hz): playback rate for real-time checks (default: the model's).
+    ``sr`` (Hz): playback rate for real-time checks (default: the model's); ``sample_rate`` is
+    its deprecated spelling (librosa's ``sr`` is the audio-rate name of every front door).
     ``steps``: teacher-forced and free-running steps of the bit-exactness check.
     ``fifo``: output FIFO depth (samples) of the deadline simulation over ``seconds``.
     ``jitter``: :class:`JitterModel` (default ±5 %, 2000-cycle ISR every 256 samples).
@@ -188,8 +192,9 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
         cfg = WaveNetConfig.from_dict(meta.get("config"))
     except (WaveNetEdgeError, TypeError):
         cfg = None
-    sr = sample_rate if sample_rate is not None else meta.get("sample_rate",
-                                                              cfg.sample_rate if cfg else None)
+    sr = sr_keyword(sr, sample_rate, "simulate")
+    if sr is None:
+        sr = meta.get("sample_rate", cfg.sample_rate if cfg else None)
     if isinstance(sr, bool) or not isinstance(sr, (int, float)) or sr <= 0:
         raise ConfigError(f"sample rate must be a positive number of Hz, got {sr!r}")
     sr = int(sr)
@@ -207,6 +212,7 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
     scaling = _mem.Scaling.from_model(len(data), counts, len(tfl.tensors),
                                       arena["arena_bytes_aligned"])
 
+    all_cores = load_registry(target_file)[1]
     results = []
     for t in chosen:
         mb = _mem.memory_budget(t, model_bytes=len(data), delay_line_bytes=dl.ring_bytes,
@@ -223,7 +229,8 @@ def simulate(model, *, targets=None, sample_rate=None, steps: int = DEFAULT_STEP
         if cfg is not None and (not mb.fits or need_rt):
             sugg = _suggestions(cfg, counts, lat, mb, t, scaling, fifo, sr, need_rt)
         results.append(TargetResult(target=t, memory=mb, latency=lat, fifo=fr, min_fifo=mf,
-                                    suggestions=sugg))
+                                    suggestions=sugg,
+                                    c_export=estimate_c_export(counts, t, all_cores)))
 
     be = None
     if check_bitexact:

@@ -34,3 +34,23 @@ def pytest_runtest_makereport(item, call):
         if not any(reason.startswith(ok) for ok in CI_ALLOWED_SKIPS):
             rep.outcome = "failed"
             rep.longrepr = f"CI=true: a skipped test counts as a failure ({reason})"
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory):
+    """The quickstart command of the README's first code block, run once per session with the
+    small budgets of tests/readme_commands.py, in a fresh directory: ``(CompletedProcess, cwd)``
+    (its outputs are in ``cwd / "quickstart_out"``)."""
+    import shlex
+    import subprocess
+    import sys
+
+    from readme_commands import quickstart_command, with_budget
+
+    cwd = tmp_path_factory.mktemp("readme-quickstart")
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""),
+               PYTHONIOENCODING="utf-8")
+    r = subprocess.run(shlex.split(with_budget(quickstart_command())), cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=1200)
+    return r, cwd

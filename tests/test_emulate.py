@@ -102,6 +102,19 @@ def test_instruction_counts(teacher_k2):
     assert "ESTIMATE" in rep.table() and "cortex-m55  mve" in rep.table()
 
 
+def test_real_time_per_target(teacher_k2):
+    """Each built-in target on an emulated core gets the sample rate its fastest measured variant
+    sustains (per-class cycle estimate), and a real-time verdict at the model's rate."""
+    rates = teacher_k2.target_rates()
+    assert {"alif-e3-hp", "stm32h743", "stm32f446"} <= {x["target"] for x in rates}
+    for x in rates:
+        assert x["kernels"] == KERNELS_FOR_CORE[x["core"]][-1]
+        assert x["max_rate_classes_ESTIMATE"] > 0 and x["max_rate_flat_cpi_ESTIMATE"] > 0
+        assert x["real_time"] == (x["max_rate_classes_ESTIMATE"] >= teacher_k2.sample_rate)
+    assert "real time at" in teacher_k2.table()
+    assert json.loads(teacher_k2.to_json())["targets"] == rates
+
+
 def test_measured_target_file_prices_the_step(teacher_k2, tmp_path):
     """The measured coefficients, written as a --target-file, load in the target registry and the
     latency model prices the graph within a few % of the emulated step (the remaining difference:

@@ -261,7 +261,7 @@ def test_simulate_plans_a_smaller_model_that_fits(twelve, tmp_path):
     board.write_text(json.dumps([{"name": "mini", "core": "cortex-m7", "clock_hz": 10**9,
                                   "sram_bytes": int(need * 2 / 3), "flash_bytes": 1 << 20}]))
     rep = simulate(twelve, target_file=board, check_bitexact=False, fifo=64, seconds=0.2,
-                   sample_rate=8000)
+                   sr=8000)
     r = rep.results[0]
     assert not r.memory.fits_sram
     plans = [s for s in r.suggestions if s.get("plan") and s["change"].startswith("to fit:")]

@@ -9,7 +9,8 @@ from hypothesis import given, strategies as st
 
 from wavenet_edge.errors import ConfigError
 
-from firmware_sim.latency import (JitterModel, estimate_latency, simulate_fifo, smallest_fifo)
+from firmware_sim.latency import (C_EXPORT_CORES, JitterModel, estimate_c_export,
+                                  estimate_latency, simulate_fifo, smallest_fifo)
 from firmware_sim.opcount import OpCount, StepCounts
 from firmware_sim.targets import COST_FIELDS, builtin_targets, load_registry, select_targets
 
@@ -117,6 +118,43 @@ def test_cost_model_by_hand(tmp_path):
     assert sum(o["cycles"] for o in e.per_op) + want["delay_lines"] == \
         pytest.approx(e.cycles_per_sample)
     assert e.to_dict(16000)["kind"] == "estimate"
+
+
+def test_c_export_priced_with_measured_coefficients():
+    """The registry carries the C export's QEMU-measured cores; a target of a measured kind is
+    priced with them (CONCATENATION free: the C engine aliases it), other targets are not."""
+    targets, cores = load_registry()
+    for name in set(C_EXPORT_CORES.values()):
+        assert name in cores and "QEMU" in cores[name].sources["cycles_per_mac"]
+        assert "MEASURED" in cores[name].kernels
+    ops = [OpCount(0, "FULLY_CONNECTED", "fc", "fully_connected", macs=1024, requants=32,
+                   weight_bytes=1024),
+           OpCount(1, "CONCATENATION", "c", "copy", copy_bytes=32, copy_calls=2)]
+    counts = StepCounts(ops=ops, delay_read_bytes=16, delay_write_bytes=16, delay_reads=1,
+                        delay_writes=1, constant_bytes=0)
+    core, e = estimate_c_export(counts, targets["alif-e3-hp"], cores)
+    assert core == "cortex-m55-wavenet-c-mve"
+    c = cores[core]
+    want = (1024 * c.cycles_per_mac + 32 * c.cycles_per_requant + c.cycles_per_op_dispatch
+            + 32 * c.cycles_per_copy_byte + 2 * c.cycles_per_copy_call)
+    assert e.cycles_per_sample == pytest.approx(want + 1024 * targets["alif-e3-hp"]
+                                                .weight_fetch_cycles_per_byte)
+    assert estimate_c_export(counts, targets["rp2040"], cores) is None
+
+
+def test_simulate_reports_the_c_export_beside_the_interpreter():
+    from firmware_sim.simulate import simulate
+    from test_c_export import build_model
+    rep = simulate(build_model("k2"), targets=["alif-e3-hp", "rp2040"], check_bitexact=False,
+                   seconds=0.05)
+    d = json.loads(rep.to_json())
+    alif, rp = d["targets"]
+    assert alif["c_export"]["core"] == "cortex-m55-wavenet-c-mve"
+    assert "measured" in alif["c_export"]["cost_model"]
+    assert alif["c_export"]["cycles_per_sample"] < alif["latency"]["cycles_per_sample"]
+    assert isinstance(alif["c_export"]["real_time"], bool) and rp["c_export"] is None
+    txt = rep.table()
+    assert "MEASURED in QEMU" in txt and "alif-e3-hp:" in txt and "cortex-m55-wavenet-c-mve" in txt
 
 
 # -- FIFO deadline simulation ---------------------------------------------------------------------

@@ -201,11 +201,22 @@ static inline int32x4_t wn_mbqm4_s(int32x4_t x, int32_t m, int32_t left, int32_t
     return vrshlq_n_s32(vqaddq_s32(h, fixup), -right);
 }
 
+/* ... for a right shift known to be > 0 at the call site (no left shift) */
+static inline int32x4_t wn_mbqm4_sp(int32x4_t x, int32_t m, int32_t right)
+{
+    const int32x4_t h = vqrdmulhq_n_s32(x, m);
+    return vrshlq_n_s32(vqaddq_s32(h, vshrq_n_s32(h, 31)), -right);
+}
+
 static inline wn_i4 wn_ld4(const int8_t *p) { return vldrbq_s32(p); }
 static inline void wn_st4(int8_t *p, wn_i4 v) { vstrbq_s32(p, v); }
 
-static inline wn_i4 wn_clamp4(wn_i4 v, int32_t lo, int32_t hi)
+/* `full`: [lo, hi] is the whole int8 range (no fused activation), known at the call site: a
+ * saturating shift up and back down, with immediates instead of two vector constants */
+static inline wn_i4 wn_clamp4(wn_i4 v, int32_t lo, int32_t hi, int full)
 {
+    if (full)
+        return vshrq_n_s32(vqshlq_n_s32(v, 24), 24);
     return vminq_s32(vmaxq_s32(v, vdupq_n_s32(lo)), vdupq_n_s32(hi));
 }
 /* TANH/LOGISTIC table lookup: one byte gather for 4 lanes, from the table's middle with the
@@ -244,11 +255,26 @@ static inline wn_i4 wn_lut4(wn_i4 v, const int8_t *tab)
         a3 = vmladavq_s8(xv_, vldrbq_s8(w + 3 * (K)));                                        \
     } while (0)
 
+/* 4 scalars into one vector: two VMOV Qd[2], Qd[0], Rt, Rt2 (GCC makes four lane moves) */
+static inline int32x4_t wn_v4(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
+{
+#if defined(__GNUC__)
+    int32x4_t r;
+    __asm__("vmov %q0[2], %q0[0], %1, %3\n\tvmov %q0[3], %q0[1], %2, %4"
+            : "=&w"(r) : "r"(a0), "r"(a1), "r"(a2), "r"(a3));
+    return r;
+#else
+    int32x4_t r = vdupq_n_s32(a0);
+    r = vsetq_lane_s32(a1, r, 1);
+    r = vsetq_lane_s32(a2, r, 2);
+    return vsetq_lane_s32(a3, r, 3);
+#endif
+}
+
 static WN_INLINE wn_i4 wn_dot4(const int8_t *x, const int8_t *w, int32_t cols)
 {
     const int8_t *p0 = w, *p1 = w + cols, *p2 = p1 + cols, *p3 = p2 + cols;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, i;
-    wn_i4 r;
     if (cols == 32) {         /* the common shapes: one base register, immediate offsets */
         WN_MVE_DOT16K0(32);
         WN_MVE_DOT16K(16, 32);
@@ -273,10 +299,7 @@ static WN_INLINE wn_i4 wn_dot4(const int8_t *x, const int8_t *w, int32_t cols)
             a3 = vmladavaq_p_s8(a3, xv, vldrbq_z_s8(p3, p), p);
         }
     }
-    r = vdupq_n_s32(a0);
-    r = vsetq_lane_s32(a1, r, 1);
-    r = vsetq_lane_s32(a2, r, 2);
-    return vsetq_lane_s32(a3, r, 3);
+    return wn_v4(a0, a1, a2, a3);
 }
 
 static inline int32_t wn_dot1(const int8_t *x, const int8_t *w, int32_t cols)
@@ -295,30 +318,38 @@ static inline wn_i4 wn_rq4(wn_i4 acc, const int32_t *bias, const int32_t *mult,
 {
     const wn_i4 v = wn_mbqm4(vaddq_s32(acc, vldrwq_s32(bias)), vldrwq_s32(mult),
                              vldrwq_s32(shift));
-    return wn_clamp4(vaddq_n_s32(v, zp), lo, hi);
+    return wn_clamp4(vaddq_n_s32(v, zp), lo, hi, 0);
 }
 
 /* the same when every shift of the FC is <= 0 (the usual case: no left shift) */
 static inline wn_i4 wn_rq4_r(wn_i4 acc, const int32_t *bias, const int32_t *mult,
-                             const int32_t *shift, int32_t zp, int32_t lo, int32_t hi)
+                             const int32_t *shift, int32_t zp, int32_t lo, int32_t hi, int full)
 {
     const wn_i4 h = vqrdmulhq_s32(vaddq_s32(acc, vldrwq_s32(bias)), vldrwq_s32(mult));
-    return wn_clamp4(vaddq_n_s32(wn_rdbpot4(h, vldrwq_s32(shift)), zp), lo, hi);
+    return wn_clamp4(vaddq_n_s32(wn_rdbpot4(h, vldrwq_s32(shift)), zp), lo, hi, full);
 }
 
-static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q)
+static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q, int full)
 {
     const wn_i4 prod = vmulq_s32(vsubq_n_s32(a, q->z1), vsubq_n_s32(b, q->z2));
     return wn_clamp4(vaddq_n_s32(wn_mbqm4_s(prod, q->m, q->left, q->right), q->zo), q->lo,
-                     q->hi);
+                     q->hi, full);
 }
 
-static inline wn_i4 wn_add4(wn_i4 a, wn_i4 b, const wn_addp *q)
+/* `full` bit 1: the whole int8 range; bit 2: all three right shifts > 0 */
+static inline wn_i4 wn_add4(wn_i4 a, wn_i4 b, const wn_addp *q, int full)
 {
-    const wn_i4 v1 = wn_mbqm4_s(vshlq_r_s32(vsubq_n_s32(a, q->z1), q->left), q->m1, 0, q->r1);
-    const wn_i4 v2 = wn_mbqm4_s(vshlq_r_s32(vsubq_n_s32(b, q->z2), q->left), q->m2, 0, q->r2);
-    return wn_clamp4(vaddq_n_s32(wn_mbqm4_s(vaddq_s32(v1, v2), q->mo, 0, q->ro), q->zo),
-                     q->lo, q->hi);
+    if (full & 4) {
+        const wn_i4 v1 = wn_mbqm4_sp(vshlq_r_s32(vsubq_n_s32(a, q->z1), q->left), q->m1, q->r1);
+        const wn_i4 v2 = wn_mbqm4_sp(vshlq_r_s32(vsubq_n_s32(b, q->z2), q->left), q->m2, q->r2);
+        return wn_clamp4(vaddq_n_s32(wn_mbqm4_sp(vaddq_s32(v1, v2), q->mo, q->ro), q->zo),
+                         q->lo, q->hi, full & 2);
+    } else {
+        const wn_i4 v1 = wn_mbqm4_s(vshlq_r_s32(vsubq_n_s32(a, q->z1), q->left), q->m1, 0, q->r1);
+        const wn_i4 v2 = wn_mbqm4_s(vshlq_r_s32(vsubq_n_s32(b, q->z2), q->left), q->m2, 0, q->r2);
+        return wn_clamp4(vaddq_n_s32(wn_mbqm4_s(vaddq_s32(v1, v2), q->mo, 0, q->ro), q->zo),
+                         q->lo, q->hi, full & 2);
+    }
 }
 
 #else /* scalar lanes: plain C and DSP */
@@ -356,17 +387,31 @@ static inline wn_i4 wn_rq4(wn_i4 acc, const int32_t *bias, const int32_t *mult,
     return r;
 }
 
-static inline int32_t wn_mul1(int32_t a, int32_t b, const wn_mulp *q)
-{
-    const int32_t prod = (a - q->z1) * (b - q->z2);
-    return wn_clamp(wn_mbqm(prod, q->m, q->left - q->right) + q->zo, q->lo, q->hi);
-}
-
 /* MultiplyByQuantizedMultiplier for a shift <= 0 (right = -shift), m in [0, 2**31) */
 static inline int32_t wn_mbqm_r(int32_t x, int32_t m, int32_t right)
 {
     return wn_rdbpot((int32_t)(((int64_t)x * (int64_t)m + ((int64_t)1 << 30)) >> 31), right);
 }
+
+/* FC requantization of one row; `right`: the shift is <= 0 (no left shift) */
+static inline int32_t wn_rq1(int32_t acc, const int32_t *bias, const int32_t *mult,
+                             const int32_t *shift, int32_t j, int32_t zp, int32_t lo, int32_t hi,
+                             int right)
+{
+    const int32_t x = wn_addw(acc, bias[j]);
+    if (right)
+        return wn_clamp(wn_mbqm_r(x, mult[j], -shift[j]) + zp, lo, hi);
+    return wn_clamp(wn_mbqm(x, mult[j], shift[j]) + zp, lo, hi);
+}
+
+static inline int32_t wn_mul1(int32_t a, int32_t b, const wn_mulp *q)
+{
+    const int32_t prod = (a - q->z1) * (b - q->z2);
+    const int32_t hi = (int32_t)(((int64_t)(int32_t)((uint32_t)prod << q->left) * (int64_t)q->m
+                                  + ((int64_t)1 << 30)) >> 31);
+    return wn_clamp(wn_rdbpot(hi, q->right) + q->zo, q->lo, q->hi);
+}
+
 
 static inline int32_t wn_add1(int32_t a, int32_t b, const wn_addp *q)
 {
@@ -376,19 +421,21 @@ static inline int32_t wn_add1(int32_t a, int32_t b, const wn_addp *q)
     return wn_clamp(wn_mbqm_r(s, q->mo, q->ro) + q->zo, q->lo, q->hi);
 }
 
-static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q)
+static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q, int full)
 {
     wn_i4 r;
     int k;
+    (void)full;
     for (k = 0; k < 4; k++)
         r.v[k] = wn_mul1(a.v[k], b.v[k], q);
     return r;
 }
 
-static inline wn_i4 wn_add4(wn_i4 a, wn_i4 b, const wn_addp *q)
+static inline wn_i4 wn_add4(wn_i4 a, wn_i4 b, const wn_addp *q, int full)
 {
     wn_i4 r;
     int k;
+    (void)full;
     for (k = 0; k < 4; k++)
         r.v[k] = wn_add1(a.v[k], b.v[k], q);
     return r;
@@ -547,7 +594,8 @@ static WN_INLINE void wn_fc_loop(const int8_t *x, int8_t *y, int32_t rows, int32
     int32_t o;
     for (o = 0; o < rows; o += 4) {
         const wn_i4 acc = wn_dot4(x, w + (size_t)o * (size_t)cols, cols);
-        wn_st4(y + o, right ? wn_rq4_r(acc, bias + o, mult + o, shift + o, zp, lo, hi)
+        wn_st4(y + o, right ? wn_rq4_r(acc, bias + o, mult + o, shift + o, zp, lo, hi,
+                                       right & 2)
                             : wn_rq4(acc, bias + o, mult + o, shift + o, zp, lo, hi));
         WN_SEQUENCE();
     }
@@ -563,7 +611,9 @@ static WN_NOINLINE void wn_fc_r(const int8_t *x, int8_t *y, int32_t rows, int32_
     int32_t o = 0;
 #if WN_KERNELS == 3
     const int32_t r4 = rows & ~3;
-    if (cols == 32 && right)
+    if (cols == 32 && right && lo == -128 && hi == 127)
+        wn_fc_loop(x, y, r4, 32, w, bias, mult, shift, zp, lo, hi, 3);
+    else if (cols == 32 && right)
         wn_fc_loop(x, y, r4, 32, w, bias, mult, shift, zp, lo, hi, 1);
     else if (cols == 16 && right)
         wn_fc_loop(x, y, r4, 16, w, bias, mult, shift, zp, lo, hi, 1);
@@ -574,11 +624,9 @@ static WN_NOINLINE void wn_fc_r(const int8_t *x, int8_t *y, int32_t rows, int32_
     for (; o + 4 <= rows; o += 4) {
 #if WN_KERNELS != 3
         int32_t acc[4], k;
-        (void)right;
         wn_dot4p(x, w + (size_t)o * (size_t)cols, cols, acc);
         for (k = 0; k < 4; k++)
-            y[o + k] = wn_requant(wn_addw(acc[k], bias[o + k]), mult[o + k], shift[o + k], zp,
-                                  lo, hi);
+            y[o + k] = (int8_t)wn_rq1(acc[k], bias, mult, shift, o + k, zp, lo, hi, right);
 #endif
     }
     for (; o < rows; o++)
@@ -600,7 +648,7 @@ static WN_NOINLINE void wn_add(const int8_t *x1, const int8_t *x2, int8_t *y, in
     const wn_addp q = wn_addp_load(p);
     int32_t i = 0;
     for (; i + 4 <= n; i += 4)
-        wn_st4(y + i, wn_add4(wn_ld4(x1 + i), wn_ld4(x2 + i), &q));
+        wn_st4(y + i, wn_add4(wn_ld4(x1 + i), wn_ld4(x2 + i), &q, 0));
     for (; i < n; i++) {
         const int32_t d1 = (int32_t)x1[i] - p[0], d2 = (int32_t)x2[i] - p[1];
         const int32_t v1 = wn_mbqm((int32_t)((uint32_t)d1 << p[2]), p[3], p[4]);
@@ -617,7 +665,7 @@ static WN_NOINLINE void wn_mul(const int8_t *x1, const int8_t *x2, int8_t *y, in
     const wn_mulp q = wn_mulp_load(p);
     int32_t i = 0;
     for (; i + 4 <= n; i += 4)
-        wn_st4(y + i, wn_mul4(wn_ld4(x1 + i), wn_ld4(x2 + i), &q));
+        wn_st4(y + i, wn_mul4(wn_ld4(x1 + i), wn_ld4(x2 + i), &q, 0));
     for (; i < n; i++) {
         const int32_t prod = ((int32_t)x1[i] - p[0]) * ((int32_t)x2[i] - p[1]);
         y[i] = (int8_t)wn_clamp(wn_mbqm(prod, p[2], p[3]) + p[4], p[5], p[6]);
@@ -650,6 +698,8 @@ static inline wn_fcd wn_fcd_load(const wn_op *op)
     return d;
 }
 
+static inline int wn_full(int32_t lo, int32_t hi) { return lo == -128 && hi == 127; }
+
 /* every requantization shift of the FC <= 0 (decided once, in the plan) */
 static int wn_fc_right_only(const wn_op *op)
 {
@@ -661,14 +711,15 @@ static int wn_fc_right_only(const wn_op *op)
 }
 
 #if WN_KERNELS == 3
-/* rows c .. c+3 of the FC, requantized (int8 values in int32 lanes); `right`: every shift of
- * the FC is <= 0 */
+/* rows c .. c+3 of the FC, requantized (int8 values in int32 lanes); `right` bit 0: every
+ * shift of the FC is <= 0; bit 1: every clamp is the whole int8 range */
 static WN_INLINE wn_i4 wn_fc4(const int8_t *x, const wn_fcd *d, int32_t c, int32_t cols,
                               int right)
 {
     const wn_i4 acc = wn_dot4(x, d->w + (size_t)c * (size_t)cols, cols);
     if (right)
-        return wn_rq4_r(acc, d->bias + c, d->mult + c, d->shift + c, d->zp, d->lo, d->hi);
+        return wn_rq4_r(acc, d->bias + c, d->mult + c, d->shift + c, d->zp, d->lo, d->hi,
+                        right & 2);
     return wn_rq4(acc, d->bias + c, d->mult + c, d->shift + c, d->zp, d->lo, d->hi);
 }
 
@@ -685,7 +736,7 @@ static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fc
         wn_i4 b;
         WN_SEQUENCE();
         b = wn_lut4(wn_fc4(x, g, c, cols, right), tg);
-        wn_st4(z + c, wn_mul4(a, b, q));
+        wn_st4(z + c, wn_mul4(a, b, q, right & 2));
         WN_SEQUENCE();
     }
 }
@@ -696,17 +747,16 @@ static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fc
                                    const wn_mulp *q, int8_t *z, int right)
 {
     int32_t c, k;
-    (void)right;
     for (c = 0; c < n; c += 4) {
         int32_t af[4], ag[4];
         wn_dot4p(x, f->w + (size_t)c * (size_t)cols, cols, af);
         wn_dot4p(x, g->w + (size_t)c * (size_t)cols, cols, ag);
         for (k = 0; k < 4; k++) {
             const int32_t j = c + k;
-            const int32_t a = tf[wn_requant(wn_addw(af[k], f->bias[j]), f->mult[j], f->shift[j],
-                                            f->zp, f->lo, f->hi) + 128];
-            const int32_t b = tg[wn_requant(wn_addw(ag[k], g->bias[j]), g->mult[j], g->shift[j],
-                                            g->zp, g->lo, g->hi) + 128];
+            const int32_t a = tf[wn_rq1(af[k], f->bias, f->mult, f->shift, j, f->zp, f->lo,
+                                        f->hi, right) + 128];
+            const int32_t b = tg[wn_rq1(ag[k], g->bias, g->mult, g->shift, j, g->zp, g->lo,
+                                        g->hi, right) + 128];
             z[j] = (int8_t)wn_mul1(a, b, q);
         }
     }
@@ -728,7 +778,10 @@ static WN_NOINLINE void wn_gate(const int8_t *x, const wn_op *of, const wn_op *o
         q.z2 = t;
     }
     /* the common widths get their own copy of the loop, with constant offsets */
-    if (of->cols == 32 && right)
+    if (of->cols == 32 && right && wn_full(f.lo, f.hi) && wn_full(g.lo, g.hi)
+            && wn_full(q.lo, q.hi))
+        wn_gate_loop(x, &f, &g, of->n, 32, tf, tg, &q, z, 3);
+    else if (of->cols == 32 && right)
         wn_gate_loop(x, &f, &g, of->n, 32, tf, tg, &q, z, 1);
     else if (of->cols == 16 && right)
         wn_gate_loop(x, &f, &g, of->n, 16, tf, tg, &q, z, 1);
@@ -742,7 +795,7 @@ static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n
 {
     int32_t c;
     for (c = 0; c < n; c += 4) {
-        wn_st4(y + c, wn_add4(wn_fc4(x, f, c, cols, right), wn_ld4(other + c), q));
+        wn_st4(y + c, wn_add4(wn_fc4(x, f, c, cols, right), wn_ld4(other + c), q, right & 6));
         WN_SEQUENCE();
     }
 }
@@ -752,14 +805,13 @@ static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n
                                      const int8_t *other, const wn_addp *q, int8_t *y, int right)
 {
     int32_t c, k;
-    (void)right;
     for (c = 0; c < n; c += 4) {
         int32_t acc[4];
         wn_dot4p(x, f->w + (size_t)c * (size_t)cols, cols, acc);
         for (k = 0; k < 4; k++) {
             const int32_t j = c + k;
-            const int32_t r = wn_requant(wn_addw(acc[k], f->bias[j]), f->mult[j], f->shift[j],
-                                         f->zp, f->lo, f->hi);
+            const int32_t r = wn_rq1(acc[k], f->bias, f->mult, f->shift, j, f->zp, f->lo, f->hi,
+                                     right);
             y[j] = (int8_t)wn_add1(r, other[j], q);
         }
     }
@@ -776,7 +828,12 @@ static WN_NOINLINE void wn_fc_add(const int8_t *x, const wn_op *fc, const int8_t
     wn_addp q = wn_addp_load(pa);
     if (!fc_first)
         wn_addp_swap(&q);
-    if (fc->cols == 16 && right)
+    if (fc->cols == 16 && right && wn_full(f.lo, f.hi) && wn_full(q.lo, q.hi) && q.r1 > 0
+            && q.r2 > 0 && q.ro > 0)
+        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y, 7);
+    else if (fc->cols == 16 && right && wn_full(f.lo, f.hi) && wn_full(q.lo, q.hi))
+        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y, 3);
+    else if (fc->cols == 16 && right)
         wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y, 1);
     else if (fc->cols == 32 && right)
         wn_fc_add_loop(x, &f, fc->n, 32, other, &q, y, 1);
