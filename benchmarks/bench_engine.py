@@ -264,10 +264,10 @@ def main_table(args, data, label, float_model, codes):
     cfg, p = eng.config, eng.program
     print(f"\nmodel {label}: {cfg.n_layers} layers, R={cfg.residual_channels} "
           f"G={cfg.dilation_channels} S={cfg.skip_channels} E={cfg.end_channels}, "
-          f"{p.macs_per_sample:,} MACs/sample, {eng.sample_rate} Hz; profile {args.profile}; "
+          f"{p.macs_per_sample:,} MACs/sample, {eng.sr} Hz; profile {args.profile}; "
           f"one core; {args.rounds} interleaved rounds of ~{args.seconds} s per contender; "
           f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'host')}")
-    _print_rates(runners, eng.sample_rate, p.macs_per_sample)
+    _print_rates(runners, eng.sr, p.macs_per_sample)
     print("ratios (median over rounds of the same-round ratio; CPU time, then wall clock):")
     for a, b in [(e1, o) for o in runners[2:]] + [(e16, e1)]:
         print(f"  {a.name} / {b.name}: {_fmt_ratio(a, b)}; wall {ratio(a, b, True)[0]:.2f}x")

@@ -81,11 +81,11 @@ def teacher_codes(engine, steps: int, *, wav=None, seed: int = 0) -> tuple:
     """``(codes int64 [steps], description)``: the built-in held-out audio, or ``wav``."""
     if wav is not None:
         from wavenet_edge.audio import load_wav
-        y, _ = load_wav(wav, sr=engine.sample_rate)
-        desc = f"{wav} at {engine.sample_rate} Hz"
+        y, _ = load_wav(wav, sr=engine.sr)
+        desc = f"{wav} at {engine.sr} Hz"
     else:
         from converters.signals import builtin_signals
-        sr = engine.sample_rate
+        sr = engine.sr
         per = max(1, int(round(0.5 * sr)))
         clips = builtin_signals(split="heldout", n_clips=max(1, -(-steps // per)), sr=sr,
                                 seed=seed)

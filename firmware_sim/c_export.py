@@ -136,7 +136,7 @@ def exported_program(model) -> dict:
         logits_zero_point=int(p.logits_zero_point),
         n_speakers=int(cfg.gc_cardinality) if cfg.has_gc else 0,
         max_delay=int(max(p.reads["delay"], default=1)),
-        silence_code=eng.silence_code(), sample_rate=int(eng.sample_rate),
+        silence_code=eng.silence_code(), sample_rate=int(eng.sr),
         pcm16=np.clip(np.round(eng.decode(np.arange(256)).astype(np.float64) * 32767.0),
                       -32768, 32767).astype(np.int16),
         receptive_field=int(cfg.receptive_field), macs=int(p.macs_per_sample),

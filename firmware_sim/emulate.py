@@ -496,7 +496,7 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
         report = EmulationReport(model=label, mode="free-running generation (T=1, seed "
                                  f"{seed})" if generate else "teacher-forced", steps=n,
                                  macs_per_sample=exp.macs_per_sample,
-                                 sample_rate=int(eng.sample_rate))
+                                 sample_rate=int(eng.sr))
         jobs = []
         for core in cores:
             avail = KERNELS_FOR_CORE[core]

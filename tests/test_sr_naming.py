@@ -40,3 +40,11 @@ def test_simulate_sr_and_its_deprecated_spelling(tflite):
         warnings.simplefilter("ignore", DeprecationWarning)
         with pytest.raises(ConfigError, match="disagree"):
             simulate(tflite, sr=8000, sample_rate=16000, **kw)
+
+
+def test_engine_sr_and_its_deprecated_spelling(tflite):
+    from wavenet_edge import Engine
+    eng = Engine.from_bytes(tflite)
+    assert eng.sr == 16000 and eng.stream().sr == 16000
+    with pytest.warns(DeprecationWarning, match="Engine.sr"):
+        assert eng.sample_rate == 16000

@@ -44,7 +44,7 @@ def info_text(engine) -> str:
     cfg, prog, model, meta = engine.config, engine.program, engine.model, engine.metadata
     lines = [f"model        {engine.path}",
              f"producer     {meta.get('producer', '?')}  (contract v{meta.get('format_version')})",
-             f"sample rate  {engine.sample_rate} Hz, mu-law {engine.mulaw_convention} (mu={engine.mu})"]
+             f"sample rate  {engine.sr} Hz, mu-law {engine.mulaw_convention} (mu={engine.mu})"]
     d = cfg.dilations
     lines.append(f"layers       {cfg.n_layers} (kernel {cfg.kernel_size}, dilations "
                  f"{', '.join(map(str, d[:12]))}{' …' if len(d) > 12 else ''})")
@@ -55,9 +55,9 @@ def info_text(engine) -> str:
     gc = (f"{cfg.gc_cardinality} speakers × {cfg.gc_channels} channels" if cfg.has_gc else "none")
     lines.append(f"conditioning {gc}")
     lines.append(f"receptive    {cfg.receptive_field} samples "
-                 f"({1000.0 * cfg.receptive_field / engine.sample_rate:.1f} ms)")
+                 f"({1000.0 * cfg.receptive_field / engine.sr:.1f} ms)")
     lines.append(f"compute      {prog.macs_per_sample:,} MACs/sample "
-                 f"({prog.macs_per_sample * engine.sample_rate / 1e9:.2f} GMAC/s in real time)")
+                 f"({prog.macs_per_sample * engine.sr / 1e9:.2f} GMAC/s in real time)")
     ops = ", ".join(f"{k} {v}" for k, v in sorted(prog.op_counts.items(), key=lambda kv: -kv[1]))
     lines.append(f"operators    {sum(prog.op_counts.values())}: {ops}")
     wbytes = sum(int(t.data.nbytes) for t in model.tensors if t.data is not None)
@@ -146,9 +146,9 @@ def _run_generate(args) -> int:
         eng.speaker = 0 if args.speaker is None else args.speaker
     prime = None
     if args.prime:
-        y, _ = load_wav(args.prime, sr=eng.sample_rate)
+        y, _ = load_wav(args.prime, sr=eng.sr)
         prime = eng.encode(np.clip(y, -1.0, 1.0))
-    n = int(round(args.seconds * eng.sample_rate))
+    n = int(round(args.seconds * eng.sr))
     from tqdm.auto import tqdm
 
     compile_s = eng.warmup()   # numba compile / cache load, kept out of the real-time factor
@@ -159,9 +159,9 @@ def _run_generate(args) -> int:
         codes = eng.generate(n, seed=args.seed, temperature=args.temperature, prime=prime,
                              progress=bar.update)
     dt = time.perf_counter() - t0
-    write_wav(out, eng.decode(codes), eng.sample_rate)
-    rtf = (n / eng.sample_rate) / dt if dt > 0 else float("inf")
-    print(f"wrote {out}: {n:,} samples ({n / eng.sample_rate:.2f} s at {eng.sample_rate} Hz) "
+    write_wav(out, eng.decode(codes), eng.sr)
+    rtf = (n / eng.sr) / dt if dt > 0 else float("inf")
+    print(f"wrote {out}: {n:,} samples ({n / eng.sr:.2f} s at {eng.sr} Hz) "
           f"in {dt:.2f} s, {n / dt:,.0f} samples/s = {rtf:.2f}x real time "
           f"(profile {args.profile}, seed {args.seed}; kernel load/compile {compile_s:.2f} s)")
     return 0
@@ -192,7 +192,7 @@ def _run_score(args) -> int:
     eng = Engine.from_file(args.model, profile=args.profile)
     if args.speaker is not None:
         eng.speaker = args.speaker
-    clips = [(path, load_wav(path, sr=eng.sample_rate)[0]) for path in args.audio]
+    clips = [(path, load_wav(path, sr=eng.sr)[0]) for path in args.audio]
     width = max(len(str(p)) for p, _ in clips)
     for path, y in clips:
         bits = eng.score(np.clip(y, -1.0, 1.0))

@@ -67,7 +67,8 @@ class Engine:
     """Bit-exact int8 WaveNet runtime for one ``.tflite`` step graph.
 
     Build with :meth:`from_file` / :meth:`from_bytes`.  Attributes: ``config``
-    (:class:`WaveNetConfig`), ``metadata`` (the contract dict), ``sample_rate`` (Hz), ``batch``,
+    (:class:`WaveNetConfig`), ``metadata`` (the contract dict), ``sr`` (Hz; ``sample_rate`` is
+    its deprecated spelling), ``batch``,
     ``profile``, ``program`` (the lowered :class:`~wavenet_edge.lowered.Program`), ``t``
     (samples since reset).
 
@@ -84,7 +85,7 @@ class Engine:
         self.path = model.name
         self.metadata = {k: v for k, v in contract.items() if k != "config_obj"}
         self.config: WaveNetConfig = contract["config_obj"]
-        self.sample_rate = int(self.metadata.get("sample_rate", self.config.sample_rate))
+        self.sr = int(self.metadata.get("sample_rate", self.config.sample_rate))
         mu = self.metadata.get("mulaw") or {}
         self.mulaw_convention = mu.get("convention", self.config.mulaw)
         self.mu = int(mu.get("mu", 255))
@@ -104,13 +105,21 @@ class Engine:
         self._guard = threading.RLock()
         self.t = 0
 
+    @property
+    def sample_rate(self) -> int:
+        """Deprecated spelling of :attr:`sr`."""
+        import warnings
+        warnings.warn("Engine.sample_rate is deprecated; use Engine.sr", DeprecationWarning,
+                      stacklevel=2)
+        return self.sr
+
     def stream(self, *, batch: int | None = None) -> "Engine":
         """A new, silent set of streams of the same loaded model (``batch`` defaults to this
         engine's): it shares the immutable program with this engine (no recompilation, no
         copy of the weights) and has its own state, so each thread can own one."""
         _check_batch(self.batch if batch is None else batch)
         new = object.__new__(Engine)
-        for k in ("model", "path", "metadata", "config", "sample_rate", "mulaw_convention", "mu",
+        for k in ("model", "path", "metadata", "config", "sr", "mulaw_convention", "mu",
                   "profile", "_shared", "program"):
             setattr(new, k, getattr(self, k))
         new._new_state(self.batch if batch is None else batch)
@@ -373,7 +382,7 @@ class Engine:
     def score(self, y, *, speaker=None, reset: bool = True) -> float:
         """Teacher-forced cross-entropy of audio ``y`` in bits/sample.
 
-        ``y``: float32 (n,) in [-1, 1] at :attr:`sample_rate`, mu-law encoded with the model's
+        ``y``: float32 (n,) in [-1, 1] at :attr:`sr`, mu-law encoded with the model's
         convention.  The int8 logits after codes[t] are dequantized (``scale·(q − zp)``) and
         scored against codes[t+1] with a float64 log-softmax; the mean over the n − 1
         predictions is returned in bits.  ``reset`` (default) scores from silence.  Batch 1 only.
@@ -397,7 +406,7 @@ class Engine:
     def __repr__(self):
         c = self.config
         return (f"Engine({self.path!r}, profile={self.profile!r}, batch={self.batch}, "
-                f"layers={c.n_layers}, R={c.residual_channels}, sr={self.sample_rate})")
+                f"layers={c.n_layers}, R={c.residual_channels}, sr={self.sr})")
 
 
 def _check_batch(batch):
