@@ -1,7 +1,9 @@
 /* wavenet-edge int8 step engine (C99, no heap, no libc beyond memcpy/memset).
  *
  * One wn_step() = one generated sample: delay-line reads, every operator of the exported program,
- * delay-line writes.  The arithmetic is the TFLM reference int8 arithmetic (gemmlowp double
+ * delay-line writes.  wn_reset plans fused kernels from the operator list (a layer's gated unit,
+ * an FC with the ADD that consumes it) where the fusion is invisible in the outputs, and leaves
+ * the SOFTMAX to wn_probs (computed on demand: sampling on the logits does not need it).  The arithmetic is the TFLM reference int8 arithmetic (gemmlowp double
  * rounding), bit-exact with wavenet_edge.Engine(profile="tflm").  Model data (weights, biases,
  * multipliers, tables, the operator list) lives in wavenet_model.c as const arrays (flash);
  * the state below is the only RAM the engine needs (static or on the stack, caller's choice).
