@@ -71,3 +71,23 @@ def test_readme_test_command_is_the_one_ci_runs():
     cmd = 'pip install -e ".[test]" && python -m pytest -q'
     assert cmd in readme and cmd in CI_RUN.read_text()
     assert os.access(CI_RUN, os.X_OK)
+
+
+def test_arm64_oracle_tools_install_failure_fails_under_ci(tmp_path):
+    r = _run(tmp_path, "install_arm64_oracle_tools", stubs=[("apt-get", "exit 100")])
+    assert r.returncode == 1 and "qemu-aarch64-static, mmdebstrap" in r.stderr
+    r = _run(tmp_path, "install_arm64_oracle_tools", stubs=[("apt-get", "exit 0")])
+    assert r.returncode == 1  # "installed" but the tools are not there
+
+
+def test_ci_runs_the_oracle_tests_on_the_portable_target_too(tmp_path):
+    log = tmp_path / "calls"
+    r = _run(tmp_path, 'run_tests NUMBA_CPU_NAME=generic -- "${PORTABLE_TESTS[@]}"', stubs=[
+        ("pip", "true"), ("python", f'echo "$* $NUMBA_CPU_NAME" >> {log}')])
+    assert r.returncode == 0, r.stderr
+    (call,) = log.read_text().splitlines()
+    assert call.endswith(" generic") and "tests/test_int8_oracle.py" in call
+    assert "tests/test_litert_arm64_models.py" in call
+    assert 'step run_tests NUMBA_CPU_NAME=generic -- "${PORTABLE_TESTS[@]}"' in CI_RUN.read_text()
+    for f in call.split()[3:-1]:
+        assert (CI_RUN.parents[1] / f).is_file(), f

@@ -3,6 +3,10 @@ real aarch64 LiteRT (builtin kernels / default XNNPACK resolver) under qemu, thr
 delay-line contract: teacher-forced on speech, then free-running, every graph output at every
 step (``check_bitexact``).  A few hundred steps per model keep the emulation cheap."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -66,3 +70,17 @@ def test_arm64_profiles_differ_from_x86_only_in_probs():
         assert diff["probs"] > 0, (x86, diff)
         if x86 == "litert":
             assert all(v == 0 for n, v in diff.items() if n != "probs"), diff
+
+
+def test_verify_against_the_aarch64_runtimes(arm64, tmp_path):
+    p = tmp_path / "k3.tflite"
+    p.write_bytes(model_bytes("k3"))
+    r = subprocess.run([sys.executable, "-m", "wavenet_edge", "verify", str(p), "--steps", "100",
+                        "--against", "litert-arm64,xnnpack-arm64", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert set(res) == {"litert-arm64", "xnnpack-arm64"}
+    for d in res.values():
+        assert d["ok"] and d["teacher_forced"]["identical"] == 100
+        assert d["free_running"]["identical"] == 100
