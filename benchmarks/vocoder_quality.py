@@ -128,6 +128,9 @@ def main(argv=None):
                     help="held-out clips scored (of 16; default 8, two per voice)")
     ap.add_argument("--plot", default=None, help="PNG of the two loudness envelopes")
     ap.add_argument("--save-dir", default=None, help="also write the trained .npz and WAVs here")
+    ap.add_argument("--models", nargs="+", default=["vocoder-tiny", "tiny"],
+                    choices=["vocoder-tiny", "tiny"], help="which of the two to train")
+    ap.add_argument("--no-resynthesis", action="store_true", help="skip the free-running part")
     ap.add_argument("--load-dir", default=None,
                     help="skip training: load vocoder-tiny.npz and tiny.npz written by --save-dir")
     args = ap.parse_args(argv)
@@ -144,7 +147,7 @@ def main(argv=None):
     # two sentences × four voices, interleaved so every voice is scored
     held = held[:args.heldout_clips]
     results = {}
-    for name in ("vocoder-tiny", "tiny") if args.load_dir is None else ():
+    for name in args.models if args.load_dir is None else ():
         t0 = time.perf_counter()
         model, h = train(name, clips, steps=args.steps, batch_size=args.batch_size,
                          seed=args.seed, heldout=held, progress=True,
@@ -157,6 +160,8 @@ def main(argv=None):
         if args.save_dir:
             os.makedirs(args.save_dir, exist_ok=True)
             model.save(os.path.join(args.save_dir, f"{name}.npz"))
+    if args.load_dir is None and len(results) < 2:
+        return
     if args.load_dir is None:
         gap = (results["tiny"][1]["heldout_bits_after"]
                - results["vocoder-tiny"][1]["heldout_bits_after"])
@@ -166,6 +171,8 @@ def main(argv=None):
         results = {n: (FloatWaveNet.load(os.path.join(args.load_dir, f"{n}.npz")), None)
                    for n in ("vocoder-tiny", "tiny")}
 
+    if args.no_resynthesis:
+        return
     y = held[0]
     envs = {}
     for name in ("vocoder-tiny", "tiny"):
