@@ -39,9 +39,9 @@ import time
 
 import numpy as np
 
-# opcode names of the engine program rows (wavenet_edge.program.OP_*)
-_KIND_NAMES = {1: "GATHER", 2: "FULLY_CONNECTED", 3: "ADD/MUL", 5: "TANH/LOGISTIC",
-               6: "SOFTMAX", 7: "COPY", 8: "FC pair (filter+gate)", 9: "gate (tanh·σ)"}
+# names of the engine's schedule row kinds (wavenet_edge.lowered.OpKind)
+_KIND_NAMES = {1: "GATHER", 2: "FULLY_CONNECTED", 3: "ADD", 4: "MUL", 5: "TANH/LOGISTIC",
+               6: "SOFTMAX", 7: "COPY", 8: "FC pair (filter+gate)", 9: "gate (tanh, σ, MUL)"}
 
 
 def _build(preset_name: str, seed: int = 0) -> bytes:
@@ -315,40 +315,39 @@ def portable_table(args):
 
 
 def breakdown(args, data, label, codes):
-    """Per-kind cost of one B=1 step: the program restricted to the rows of one kind (the other
+    """Per-kind cost of one step of ``--breakdown-batch`` streams: the program restricted to the rows of one kind (the other
     rows skipped; activations are then stale, which changes no op's cost), the delay-line copies
     alone, and nothing (the per-call overhead), each timed in interleaved rounds."""
     from wavenet_edge.engine import Engine
 
     B = args.breakdown_batch
     eng = Engine.from_bytes(data, profile=args.profile, name=label, batch=B)
-    eo = eng.program.exec_ops
+    sh = eng._shared                       # the engine's schedule (wavenet_edge.program.Consts)
+    full, head = sh.consts, sh.head
+    kind = full.ops["kind"]
     cs = np.ascontiguousarray(np.stack([np.roll(codes, 97 * b) for b in range(B)]))
-    full = eng._consts
-    nodl = tuple(a[:0] for a in eng._dl)
-    dl = eng._dl
 
     def variant(rows, with_dl):
-        ops = np.ascontiguousarray(eo[rows])
+        c = full._replace(ops=np.ascontiguousarray(full.ops[rows]))
+        if not with_dl:
+            c = c._replace(reads=full.reads[:0], writes=full.writes[:0])
 
         def run(n):
-            eng._consts = (ops,) + full[1:]
-            eng._dl = dl if with_dl else nodl
+            sh.consts, sh.head = c, None
             eng.reset()
             eng.process(cs[:, :n] if B > 1 else codes[:n])
         return run
 
-    kinds = sorted(set(int(k) for k in eo[:, 0]))
-    runners = [Runner("full step", variant(np.arange(len(eo)), True), n_max=codes.size),
+    runners = [Runner("full step", variant(np.arange(kind.size), True), n_max=codes.size),
                Runner("empty (call + output copy)", variant(np.zeros(0, int), False),
                       n_max=codes.size),
                Runner("delay lines only", variant(np.zeros(0, int), True), n_max=codes.size)]
-    for k in kinds:
-        rows = np.flatnonzero(eo[:, 0] == k)
+    for k in sorted(set(int(k) for k in kind)):
+        rows = np.flatnonzero(kind == k)
         runners.append(Runner(f"{_KIND_NAMES.get(k, k)} ×{rows.size}", variant(rows, False),
                               n_max=codes.size))
     interleave(runners, args.rounds, args.seconds)
-    eng._consts, eng._dl = full, dl
+    sh.consts, sh.head = full, head
     empty = 1e9 / np.median(runners[1].rates)
     total = 1e9 / np.median(runners[0].rates)
     print(f"\nB={B} step breakdown, {label} (profile {args.profile}, one core, "

@@ -17,6 +17,7 @@ from numba import types as _nt
 from numba.core import cgutils as _cg
 from numba.extending import intrinsic as _intrinsic
 
+from . import _gemm_kernels as _gemm
 from ._cpu import HAS_VNNI
 from ._kernel_util import inline_kernel
 from .int8.requant import requantize_int8
@@ -223,6 +224,43 @@ def _requant_rows(arena, uy, o0, o1, accs, q, p, bblob, mult, shift, fmul, ipara
                                                 zp, lo, hi, profile))
 
 
+@inline_kernel
+def _fc_streams(arena, accs, A, nb, in0, out1, out2, rows1, rows, cols, wo, q, p1, p2, mode,
+                wblob, bblob, mult, shift, fmul, iparams, profile):
+    """``nb`` ≥ 2 streams of an FC (``rows1 == rows``) or of an FC pair (output rows
+    ``[rows1, rows)`` to ``out2 + o``, parameters at ``p2``): the batched accumulators of
+    :mod:`wavenet_edge._gemm_kernels` (each weight vector loaded once per tile of streams;
+    per stream exactly :func:`dot_rows`' int32 sums), stream ``b``'s at ``accs[b·rows:]``,
+    then each stream's requantization.  Matrices over 16 KB go in row blocks that stay in
+    L1 while every stream uses them.  ``accs`` holds ``nb·rows`` int32 and, at its tail, the
+    streams' inputs as unsigned bytes (VNNI; sized by :func:`wavenet_edge.program.new_state`)."""
+    rb = rows
+    if rows * cols > 16384:
+        rb = max(1, 16384 // cols)
+        if mode == 2:
+            rb = max(16, rb // 16 * 16)   # interleaved weights come in blocks of 16 rows
+    xu = accs.view(np.uint8)[accs.shape[0] * 4 - nb * cols:]
+    if mode == 2:
+        _gemm.to_unsigned(xu, 0, cols, arena, in0, A, cols, nb)
+    for o0 in range(0, rows, rb):
+        o1 = min(rows, o0 + rb)
+        if mode == 2:
+            _gemm.gemm_vnni16(wblob, wo, xu, 0, cols, cols, o0, o1, nb, accs, 0, rows)
+        else:
+            _gemm.gemm_plain(wblob, wo, arena, in0, A, cols, o0, o1, nb,
+                             128 if mode == 1 else 0, accs, 0, rows)
+        e1 = min(o1, rows1)
+        s2 = max(o0, rows1)
+        for b in range(nb):
+            ab = accs[b * rows:]
+            if o0 < e1:
+                _requant_rows(arena, np.uint64(b * A + out1), o0, e1, ab, q, p1, bblob, mult,
+                              shift, fmul, iparams, profile)
+            if s2 < o1:
+                _requant_rows(arena, np.uint64(b * A + out2), s2, o1, ab, q, p2, bblob, mult,
+                              shift, fmul, iparams, profile)
+
+
 # The per-op helpers below take the arrays they use, not the schedule's named tuple: numba
 # reference-counts every array member of a tuple passed to an inlined function, through
 # out-of-line NRT calls (no-ops on borrowed views, but ~40 calls per op: measured 2x slower).
@@ -230,30 +268,19 @@ def _requant_rows(arena, uy, o0, o1, accs, q, p, bblob, mult, shift, fmul, ipara
 @inline_kernel
 def fc(arena, accs, A, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile):
     """FULLY_CONNECTED row ``r`` (record) of ``nb`` streams (stream ``b`` at ``arena[b·A:]``):
-    ``y[o] = requant(Σ_i W[o, i]·x[i] + bias[o])``.
-
-    With several streams and a large matrix, rows go in blocks of ≈ 16 KB of weights that stay
-    in L1 while every stream uses them (weights stream from memory once per step).
-    """
+    ``y[o] = requant(Σ_i W[o, i]·x[i] + bias[o])``; several streams share each weight load
+    (:func:`_fc_streams`)."""
     rows = r.n
     cols = r.cols
     wo, q, p = r.w, r.q, r.p
     mode = vnni_mode(rows, cols)
-    if nb == 1 or rows * cols <= 16384:
-        for b in range(nb):
-            dot_rows(arena, np.uint64(b * A + r.in0), wblob, wo, 0, rows, cols, accs, mode)
-            _requant_rows(arena, np.uint64(b * A + r.out), 0, rows, accs, q, p, bblob, mult,
-                          shift, fmul, iparams, profile)
+    if nb > 1:
+        _fc_streams(arena, accs, A, nb, r.in0, r.out, r.out, rows, rows, cols, wo, q, p, p,
+                    mode, wblob, bblob, mult, shift, fmul, iparams, profile)
         return
-    rb = max(1, 16384 // cols)
-    if mode == 2:
-        rb = max(16, rb // 16 * 16)   # interleaved weights come in blocks of 16 rows
-    for o0 in range(0, rows, rb):
-        o1 = min(rows, o0 + rb)
-        for b in range(nb):
-            dot_rows(arena, np.uint64(b * A + r.in0), wblob, wo, o0, o1, cols, accs, mode)
-            _requant_rows(arena, np.uint64(b * A + r.out), o0, o1, accs, q, p, bblob, mult,
-                          shift, fmul, iparams, profile)
+    dot_rows(arena, np.uint64(r.in0), wblob, wo, 0, rows, cols, accs, mode)
+    _requant_rows(arena, np.uint64(r.out), 0, rows, accs, q, p, bblob, mult, shift, fmul,
+                  iparams, profile)
 
 
 @inline_kernel
@@ -265,10 +292,13 @@ def fc2(arena, accs, A, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile
     rows = r.n + r.n2
     cols = r.cols
     mode = vnni_mode(rows, cols)   # the schedule merged only FCs of this same mode
-    for b in range(nb):
-        dot_rows(arena, np.uint64(b * A + r.in0), wblob, r.w, 0, rows, cols, accs, mode)
-        _requant_rows(arena, np.uint64(b * A + r.out), 0, rows1, accs, r.q, r.p, bblob, mult,
-                      shift, fmul, iparams, profile)
-        # rows1 … rows1+n2-1 of the fused block are rows 0 … n2-1 of the second output
-        _requant_rows(arena, np.uint64(b * A + r.out2 - rows1), rows1, rows, accs, r.q, r.p2,
-                      bblob, mult, shift, fmul, iparams, profile)
+    if nb > 1:
+        _fc_streams(arena, accs, A, nb, r.in0, r.out, r.out2 - rows1, rows1, rows, cols, r.w,
+                    r.q, r.p, r.p2, mode, wblob, bblob, mult, shift, fmul, iparams, profile)
+        return
+    dot_rows(arena, np.uint64(r.in0), wblob, r.w, 0, rows, cols, accs, mode)
+    _requant_rows(arena, np.uint64(r.out), 0, rows1, accs, r.q, r.p, bblob, mult, shift, fmul,
+                  iparams, profile)
+    # rows1 … rows1+n2-1 of the fused block are rows 0 … n2-1 of the second output
+    _requant_rows(arena, np.uint64(r.out2 - rows1), rows1, rows, accs, r.q, r.p2, bblob, mult,
+                  shift, fmul, iparams, profile)

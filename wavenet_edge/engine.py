@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _engine_kernels as _k
 from . import sampling as _s
+from ._stream_threads import StreamThreads
 from .config import WaveNetConfig
 from .contract import parse_contract
 from .errors import ConcurrentUseError, ConfigError
@@ -76,10 +77,15 @@ class Engine:
     two threads at once raises :class:`~wavenet_edge.errors.ConcurrentUseError`.  To run
     streams in several threads, load the model once and give each thread its own
     :meth:`stream` (same immutable program, own state; no recompilation).
+
+    ``threads=T`` (batch ≥ 2): the engine itself cuts its ``batch`` streams into ``T`` contiguous
+    ranges and steps them on ``T`` cores at once (the kernels release the GIL); results are
+    identical to ``threads=1``.  ``threads`` is capped at ``batch``.
     """
 
-    def __init__(self, model, *, profile: str = "tflm", batch: int = 1):
+    def __init__(self, model, *, profile: str = "tflm", batch: int = 1, threads: int = 1):
         _check_batch(batch)
+        _check_threads(threads)
         contract = parse_contract(model)
         self.model = model
         self.path = model.name
@@ -92,11 +98,21 @@ class Engine:
         self._shared = _Shared(model, contract, profile)
         self.program: Program = self._shared.program
         self.profile = self.program.profile
-        self._new_state(batch)
+        self._new_state(batch, threads)
 
-    def _new_state(self, batch):
+    def _new_state(self, batch, threads=1):
         self.batch = int(batch)
         self._state = new_state(self._shared.consts, self.batch)
+        # threads > 1: contiguous stream ranges, each a view of the state (own accumulators)
+        self._threads = StreamThreads(self.batch, threads)
+        self.threads = len(self._threads.parts)
+        A, RS = int(self._shared.consts.arena_size), int(self._shared.consts.ring_size)
+        st = self._state
+        self._parts = [st] if self.threads == 1 else [
+            st._replace(arena=st.arena[b0 * A:b1 * A], ring=st.ring[b0 * RS:b1 * RS],
+                        accs=new_state(self._shared.consts, b1 - b0).accs,
+                        speakers=st.speakers[b0:b1])
+            for b0, b1 in self._threads.parts]
         self._speakers = self._state.speakers
         self._arena = self._state.arena
         self._ring = self._state.ring
@@ -113,16 +129,19 @@ class Engine:
                       stacklevel=2)
         return self.sr
 
-    def stream(self, *, batch: int | None = None) -> "Engine":
-        """A new, silent set of streams of the same loaded model (``batch`` defaults to this
-        engine's): it shares the immutable program with this engine (no recompilation, no
-        copy of the weights) and has its own state, so each thread can own one."""
+    def stream(self, *, batch: int | None = None, threads: int | None = None) -> "Engine":
+        """A new, silent set of streams of the same loaded model (``batch`` and ``threads``
+        default to this engine's): it shares the immutable program with this engine (no
+        recompilation, no copy of the weights) and has its own state, so each thread can own
+        one."""
         _check_batch(self.batch if batch is None else batch)
+        _check_threads(self.threads if threads is None else threads)
         new = object.__new__(Engine)
         for k in ("model", "path", "metadata", "config", "sr", "mulaw_convention", "mu",
                   "profile", "_shared", "program"):
             setattr(new, k, getattr(self, k))
-        new._new_state(self.batch if batch is None else batch)
+        new._new_state(self.batch if batch is None else batch,
+                       self.threads if threads is None else threads)
         return new
 
     @contextmanager
@@ -138,17 +157,33 @@ class Engine:
         finally:
             self._guard.release()
 
+    #: fewer steps than this in one call run in the calling thread alone (handing work to
+    #: the pool costs tens of microseconds, about one step of 16 small streams)
+    THREAD_MIN_STEPS = 8
+
+    def _split(self, steps, run):
+        """``run(state, b0, b1)`` over the stream ranges, in parallel when ``threads > 1`` and
+        the call is long enough; every stream computes the same either way."""
+        if self.threads == 1 or steps < self.THREAD_MIN_STEPS:
+            run(self._state, 0, self.batch)
+            return
+        parts = self._parts
+        self._threads.run(lambda i, b0, b1: run(parts[i], b0, b1))
+
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path, *, profile: str = "tflm", batch: int = 1) -> "Engine":
+    def from_file(cls, path, *, profile: str = "tflm", batch: int = 1,
+                  threads: int = 1) -> "Engine":
         """Load ``path`` (a wavenet-edge ``.tflite``).  Raises :class:`ModelFileError`."""
         from .tflite_file import read_tflite
-        return cls(read_tflite(os.fspath(path)), profile=profile, batch=batch)
+        return cls(read_tflite(os.fspath(path)), profile=profile, batch=batch, threads=threads)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, profile: str = "tflm", batch: int = 1, name="<bytes>"):
+    def from_bytes(cls, data: bytes, *, profile: str = "tflm", batch: int = 1, name="<bytes>",
+                   threads: int = 1):
         from .tflite_file import read_tflite
-        return cls(read_tflite(bytes(data), name=name), profile=profile, batch=batch)
+        return cls(read_tflite(bytes(data), name=name), profile=profile, batch=batch,
+                   threads=threads)
 
     def warmup(self) -> float:
         """Compile (or load from numba's on-disk cache) the step kernels now, leaving the state
@@ -265,7 +300,9 @@ class Engine:
                 self._tail_stale = True
             else:
                 self._tail_stale = False
-            _k.process(consts, self._state, self.batch, np.int64(self.t), codes, out, offs, sizes)
+            t = np.int64(self.t)
+            self._split(codes.shape[1], lambda s, b0, b1: _k.process(
+                consts, s, b1 - b0, t, codes[b0:b1], out[b0:b1], offs, sizes))
             self.t += codes.shape[1]
 
     def trace(self, codes, names) -> dict:
@@ -355,9 +392,11 @@ class Engine:
             view = out[:, done:done + m]
             buf = np.empty((self.batch, m), np.int32)
             with self._exclusive():
-                _k.generate(self._shared.consts, self._state, self.batch, np.int64(self.t),
-                            cur, buf, np.int64(self.program.probs_off),
-                            np.int64(self.program.logits_off), np.int64(mode), table, rng)
+                t, c = np.int64(self.t), self._shared.consts
+                po, lo = np.int64(self.program.probs_off), np.int64(self.program.logits_off)
+                self._split(m, lambda s, b0, b1: _k.generate(
+                    c, s, b1 - b0, t, cur[b0:b1], buf[b0:b1], po, lo, np.int64(mode), table,
+                    rng[b0:b1]))
                 self._tail_stale = False
                 self.t += m
             view[:] = buf
@@ -406,9 +445,15 @@ class Engine:
     def __repr__(self):
         c = self.config
         return (f"Engine({self.path!r}, profile={self.profile!r}, batch={self.batch}, "
+                f"threads={self.threads}, "
                 f"layers={c.n_layers}, R={c.residual_channels}, sr={self.sr})")
 
 
 def _check_batch(batch):
     if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+
+
+def _check_threads(threads):
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")

@@ -227,11 +227,12 @@ def new_state(c: Consts, batch: int) -> State:
     ops = c.ops
     fcs = (ops["kind"] == OpKind.FC) | (ops["kind"] == OpKind.FC2)
     rows = ops["n"] + np.where(ops["kind"] == OpKind.FC2, ops["n2"], 0)
-    # int32 row accumulators (also the SOFTMAX scratch: one int32 per class); the tail holds
-    # the FC input as unsigned bytes (VNNI path)
+    # int32 row accumulators of every stream (also the SOFTMAX scratch: one int32 per class);
+    # the tail holds the streams' FC inputs as unsigned bytes (VNNI path)
     max_rows = int(max(rows[fcs | (ops["kind"] == OpKind.SOFTMAX)].max(initial=1), 1))
     max_cols = int(ops["cols"][fcs].max(initial=0))
     return State(arena=aligned(np.zeros(batch * int(c.arena_size), np.int8)),
                  ring=aligned(np.zeros(batch * int(c.ring_size), np.int8)),
-                 accs=aligned(np.zeros(max_rows + (max_cols + 3) // 4 + 1, np.int32)),
+                 accs=aligned(np.zeros(batch * max_rows + (batch * max_cols + 3) // 4 + 1,
+                                       np.int32)),
                  speakers=np.zeros(batch, np.int32))
