@@ -35,7 +35,7 @@ from .multiplier import input_radius, quantize_multiplier
 from .requant import profile_id
 
 __all__ = ["SoftmaxParams", "softmax_params", "softmax_int8", "softmax_exp_table",
-           "softmax_from_exps", "SOFTMAX_OUT"]
+           "softmax_from_exps", "row_max", "SOFTMAX_OUT"]
 
 SOFTMAX_OUT = (1.0 / 256.0, -128)
 
@@ -136,6 +136,18 @@ def _softmax_fixed(x, multiplier, left_shift, diff_min, out):
 
 
 @kernel
+def row_max(src, xo, n):
+    """The largest of the int8 values ``src[xo:xo+n]`` as int64 (−128 when n = 0); unsigned,
+    branch-free loop (vectorizes).  Every SOFTMAX kernel starts with it."""
+    ux = np.uint64(xo)
+    mx = np.int64(-128)
+    for c in range(np.uint64(n)):
+        v = np.int64(src[ux + c])
+        mx = v if v > mx else mx
+    return mx
+
+
+@kernel
 def softmax_from_exps(src, xo, dst, yo, n, exps, buf):
     """Fixed-point SOFTMAX of ``src[xo:xo+n]`` into ``dst[yo:yo+n]`` (int8) with the
     exponentials looked up in ``exps`` (:func:`softmax_exp_table`) instead of recomputed: the
@@ -148,10 +160,7 @@ def softmax_from_exps(src, xo, dst, yo, n, exps, buf):
     ux = np.uint64(xo)
     uy = np.uint64(yo)
     un = np.uint64(n)
-    mx = np.int64(-128)
-    for c in range(un):
-        v = np.int64(src[ux + c])
-        mx = v if v > mx else mx
+    mx = row_max(src, xo, n)
     total = np.int64(0)
     for c in range(un):
         e = np.int64(exps[np.uint64(mx - np.int64(src[ux + c]))])

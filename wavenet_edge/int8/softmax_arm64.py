@@ -33,6 +33,7 @@ from .._jit import kernel
 from ._libm import expf
 from .fixedpoint import mbqm
 from .requant import ARM64_PROFILES
+from .softmax import row_max
 
 __all__ = ["ARM64_PROFILES", "uses_uint16_softmax", "softmax_uint16_table", "softmax_uint16_lut",
            "softmax_int8_arm64"]
@@ -77,11 +78,7 @@ def softmax_uint16_lut(src, xo, dst, yo, n, table):
     ux = np.uint64(xo)
     uy = np.uint64(yo)
     un = np.uint64(n)
-    mx = np.int64(-128)
-    for c in range(un):
-        v = np.int64(src[ux + c])
-        mx = v if v > mx else mx
-    base = np.int64(255) - mx
+    base = np.int64(255) - row_max(src, xo, n)
     total = np.int64(0)
     for c in range(un):
         total += np.int64(table[np.uint64(base + np.int64(src[ux + c]))])
