@@ -81,15 +81,24 @@ def test_export_c_takes_every_form(data, path, tmp_path):
     assert all(o == outs[0] for o in outs)
 
 
+def test_engine_takes_every_form(data, path):
+    codes = np.random.default_rng(1).integers(0, 256, 25)
+    want = Engine.from_bytes(data).process(codes)
+    for f in FORMS:
+        np.testing.assert_array_equal(Engine(_as(f, data, path)).process(codes), want, err_msg=f)
+    np.testing.assert_array_equal(Engine.from_file(path).process(codes), want)
+
+
 @pytest.mark.parametrize("door", ["check_bitexact", "simulate", "export_c", "emulate",
-                                  "ContractHost", "make_runner"])
+                                  "ContractHost", "make_runner", "Engine"])
 def test_a_wrong_type_is_a_clear_error(door, tmp_path):
     call = {"check_bitexact": lambda: firmware_sim.check_bitexact(3.5),
             "simulate": lambda: firmware_sim.simulate(3.5),
             "export_c": lambda: firmware_sim.export_c(3.5, tmp_path),
             "emulate": lambda: firmware_sim.emulate(3.5, steps=1),
             "ContractHost": lambda: ContractHost(3.5),
-            "make_runner": lambda: make_runner(3.5)}[door]
+            "make_runner": lambda: make_runner(3.5),
+            "Engine": lambda: Engine(3.5)}[door]
     with pytest.raises(ConfigError, match="a .tflite path, its bytes, a TFLiteModel or an Engine"):
         call()
 

@@ -36,6 +36,7 @@ from .contract import parse_contract
 from .errors import ConcurrentUseError, ConfigError
 from .lowered import OpKind, Program, lower
 from .program import Consts, new_state, schedule
+from .tflite_file import load_model
 
 __all__ = ["Engine"]
 
@@ -84,8 +85,11 @@ class Engine:
     """
 
     def __init__(self, model, *, profile: str = "tflm", batch: int = 1, threads: int = 1):
+        """``model``: a ``.tflite`` path, its bytes, a parsed TFLiteModel or another Engine
+        (:func:`wavenet_edge.tflite_file.load_model`, the front doors' one normalizer)."""
         _check_batch(batch)
         _check_threads(threads)
+        model = load_model(model)
         contract = parse_contract(model)
         self.model = model
         self.path = model.name
@@ -175,14 +179,12 @@ class Engine:
     def from_file(cls, path, *, profile: str = "tflm", batch: int = 1,
                   threads: int = 1) -> "Engine":
         """Load ``path`` (a wavenet-edge ``.tflite``).  Raises :class:`ModelFileError`."""
-        from .tflite_file import read_tflite
-        return cls(read_tflite(os.fspath(path)), profile=profile, batch=batch, threads=threads)
+        return cls(os.fspath(path), profile=profile, batch=batch, threads=threads)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, profile: str = "tflm", batch: int = 1, name="<bytes>",
                    threads: int = 1):
-        from .tflite_file import read_tflite
-        return cls(read_tflite(bytes(data), name=name), profile=profile, batch=batch,
+        return cls(load_model(bytes(data), name=name), profile=profile, batch=batch,
                    threads=threads)
 
     def warmup(self) -> float:
