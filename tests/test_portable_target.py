@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from converters.convert import convert
-from wavenet_edge import FloatWaveNet, WaveNetConfig
+from test_engine_helpers import model_bytes
 
 
 def _env(**overrides):
@@ -50,11 +49,9 @@ def test_host_target_follows_the_host_features():
 
 @pytest.fixture(scope="module")
 def k3_model(tmp_path_factory):
-    cfg = WaveNetConfig(dilations=(1, 2, 4, 8, 1, 2), kernel_size=3, residual_channels=8,
-                        dilation_channels=8, skip_channels=16, end_channels=16)
+    # the suite's shared kernel-3 model (tests/test_engine_helpers.CONFIGS["k3"])
     p = tmp_path_factory.mktemp("portable") / "k3.tflite"
-    convert(FloatWaveNet.initialize(cfg, seed=5), out=p, progress=False, evaluate_quality=False,
-            method="minmax")
+    p.write_bytes(model_bytes("k3"))
     return p
 
 
