@@ -25,6 +25,9 @@ measured TFLM-vs-LiteRT differences per output are about 3e-4 (FC), 0.16 (ADD, N
 shifts), 0.05 (MUL, int16 saturation), 2e-4 (LOGISTIC, mostly input scales > 2 where TFLM's input
 radius saturates), 1e-6 (TANH, SOFTMAX); each profile reproduces its own runtime bit for bit.
 
+int8 → int8 QUANTIZE (the conditioned step graph's per-layer requantization of ``cond``):
+:func:`quantize_params`, :func:`quantize_int8`, tabulated by :func:`quantize_tables`.
+
 CONCATENATION and GATHER are byte copies in every runtime (identical input/output quantization
 is required by the graph contract), so they need no arithmetic here.
 """
@@ -33,6 +36,8 @@ from .activations import LOGISTIC_OUT, TANH_OUT, logistic_table, lookup_int8, ta
 from .elementwise import (ElementwiseParams, add_int8, add_int8_vec, add_params, mul_int8,
                           mul_int8_vec, mul_params)
 from .multiplier import activation_range, quantize_multiplier
+from .quantize import (QuantizeParams, quantize_int8, quantize_int8_vec, quantize_params,
+                       quantize_tables)
 from .requant import (LITERT, LITERT_REF, PROFILE_NAMES, PROFILES, TFLM, XNNPACK, FCParams,
                       fc_params, fold_input_offset, profile_id, requantize, requantize_int8)
 from .softmax import (SOFTMAX_OUT, SoftmaxParams, softmax_exp_table, softmax_from_exps,
@@ -47,4 +52,5 @@ __all__ = [
     "tanh_table", "logistic_table", "lookup_int8", "TANH_OUT", "LOGISTIC_OUT",
     "SoftmaxParams", "softmax_params", "softmax_int8", "softmax_exp_table",
     "softmax_from_exps", "SOFTMAX_OUT",
+    "QuantizeParams", "quantize_params", "quantize_int8", "quantize_int8_vec", "quantize_tables",
 ]
