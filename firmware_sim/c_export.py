@@ -35,7 +35,8 @@ from wavenet_edge.errors import ConfigError, ModelFileError
 from wavenet_edge.int8 import elementwise as ew
 from wavenet_edge.lowered import FC_MAX, FC_MIN, FC_ZP, OpKind
 
-__all__ = ["export_c", "ExportResult", "KERNELS", "register_export_c", "exported_program"]
+__all__ = ["export_c", "ExportResult", "KERNELS", "register_export_c", "exported_program",
+           "state_bytes", "flash_bytes", "model_macros"]
 
 _C_DIR = Path(__file__).parent / "c"
 KERNELS = {"auto": 0, "plain": 1, "dsp": 2, "mve": 3}
@@ -259,12 +260,76 @@ def _model_c(d) -> str:
     return "\n".join(parts)
 
 
+#: (size, alignment) of the C types a ``wn_state`` field may have, 32-bit Arm (AAPCS) ABI
+_C_TYPES = {"int8_t": (1, 1), "uint8_t": (1, 1), "int16_t": (2, 2), "uint16_t": (2, 2),
+            "int32_t": (4, 4), "uint32_t": (4, 4), "int64_t": (8, 8), "uint64_t": (8, 8),
+            "float": (4, 4), "double": (8, 8)}
+
+
+def model_macros(d) -> dict:
+    """The integer size macros of ``wavenet_model.h`` for the program ``d``."""
+    nw = len(d["writes"])
+    return {"WN_ARENA_SIZE": int(d["arena_size"]), "WN_RING_SIZE": int(d["ring_size"]),
+            "WN_N_OPS": len(d["ops"]), "WN_N_READS": len(d["reads"]), "WN_N_WRITES": nw,
+            "WN_N_WRITES_ALLOC": max(nw, 1)}
+
+
+def _state_fields(header: str) -> list:
+    """``[(ctype, count expression or None)]`` of the ``wn_state`` struct in ``header``."""
+    import re
+    m = re.search(r"typedef\s+struct\s*\{([^{}]*)\}\s*wn_state\s*;", header)
+    if m is None:
+        raise ConfigError("wavenet_engine.h has no 'typedef struct {...} wn_state;'")
+    body = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
+    out = []
+    for decl in body.split(";"):
+        decl = decl.strip()
+        if not decl:
+            continue
+        f = re.fullmatch(r"(\w+)\s+(\w+)\s*(?:\[\s*([^\]]+)\s*\])?", decl)
+        if f is None or f.group(1) not in _C_TYPES:
+            raise ConfigError(f"wn_state field {decl!r}: state_bytes knows only fixed-width "
+                              "integer and float fields (update firmware_sim.c_export)")
+        out.append((f.group(1), f.group(3)))
+    return out
+
+
+def state_bytes(d, header: str | None = None) -> int:
+    """``sizeof(wn_state)`` for the program ``d`` (:func:`exported_program`), bytes: the struct
+    of ``wavenet_engine.h`` laid out by the C rules (each field at a multiple of its alignment,
+    the whole rounded up to the largest alignment), array lengths from the model's macros.
+    ``header``: the header text (default: the one the export ships)."""
+    if header is None:
+        header = (_C_DIR / "wavenet_engine.h").read_text()
+    macros = model_macros(d)
+    off, align = 0, 1
+    for ctype, count in _state_fields(header):
+        size, a = _C_TYPES[ctype]
+        n = 1
+        if count is not None:
+            n = macros[count] if count in macros else int(count)
+        off = -(-off // a) * a + size * n
+        align = max(align, a)
+    return -(-off // align) * align
+
+
+def flash_bytes(d) -> int:
+    """Bytes of the const data arrays of ``wavenet_model.c`` for the program ``d`` (each array
+    as declared; padding between them and the engine's code not included)."""
+    return _flash_bytes(d)
+
+
 def _flash_bytes(d) -> int:
-    return int(len(d["ops"]) * 40 + max(len(d["reads"]), 1) * 16 + max(len(d["writes"]), 1) * 16
-               + d["weights"].size + 4 * (d["bias"].size + d["mult"].size + d["shift"].size
-                                          + d["iparams"].size + d["softmax_exp"].size)
-               + d["luts"].size + 2 * 256
-               + (4 * 256 if d.get("temperature_table") is not None else 4))
+    # each array as _model_c declares it (an empty one gets one placeholder element)
+    def arr(a, itemsize):
+        return max(int(np.asarray(a).size), 1) * itemsize
+    tt = d.get("temperature_table")
+    return int(max(len(d["ops"]), 1) * 4 * len(OP_FIELDS)
+               + max(len(d["reads"]), 1) * 4 * len(READ_FIELDS)
+               + max(len(d["writes"]), 1) * 4 * len(WRITE_FIELDS)
+               + arr(d["weights"], 1) + arr(d["bias"], 4) + arr(d["mult"], 4)
+               + arr(d["shift"], 4) + arr(d["iparams"], 4) + arr(d["luts"], 1)
+               + arr(d["softmax_exp"], 4) + 2 * 256 + (arr(tt, 4) if tt is not None else 4))
 
 
 def _readme(d, kernels, flash, state) -> str:
@@ -340,8 +405,7 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
         raise ConfigError(f"{out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     flash = _flash_bytes(d)
-    nw = len(d["writes"])
-    state = d["arena_size"] + d["ring_size"] + 4 * max(nw, 1) + 12
+    state = state_bytes(d)
     texts = {
         "wavenet_model.h": _model_h(d, kernels),
         "wavenet_model.c": _model_c(d),
