@@ -28,13 +28,16 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import _cond_kernels as _ck
 from . import _engine_kernels as _k
 from . import sampling as _s
+from ._cond_stream import CondStream, check_frames
 from ._stream_threads import StreamThreads
 from .config import WaveNetConfig
 from .contract import parse_contract
-from .errors import ConcurrentUseError, ConfigError
+from .errors import ConcurrentUseError, ConfigError, ModelFileError
 from .lowered import OpKind, Program, lower
+from .lowered.frames import FrameProgram, lower_frames
 from .program import Consts, new_state, schedule
 from .tflite_file import load_model
 
@@ -63,6 +66,38 @@ class _Shared:
                 self.head = c._replace(ops=c.ops[:-1])
                 self.tail = c._replace(ops=c.ops[-1:], reads=c.reads[:0], writes=c.writes[:0])
                 self.tail_range = (lo, hi)
+        self.cond_meta = self.cond_off = self.frames = None
+        cfg = contract["config_obj"]
+        if cfg.has_cond:
+            self._conditioning(model, contract, cfg, profile)
+
+    def _conditioning(self, model, contract, cfg, profile):
+        """The ``cond`` input's arena offset and, with an upsampler, the lowered frame graph
+        stored in the step graph's metadata (its schedule shared by every stream)."""
+        ci = contract.get("cond_input")
+        if not isinstance(ci, dict) or "name" not in ci:
+            raise ModelFileError("locally conditioned model without a cond_input section in "
+                                 "its contract (convert it again with this version)",
+                                 path=model.name)
+        self.cond_meta = ci
+        off, width = self.program.tensor_offsets[ci["name"]]
+        if width != cfg.cin_channels:
+            raise ModelFileError(f"cond input {ci['name']!r} has {width} elements, the config "
+                                 f"{cfg.cin_channels} channels", path=model.name)
+        self.cond_off = off
+        if cfg.upsampler == "none":
+            return
+        key = ci.get("frame_graph") or "wavenet_edge_frames"
+        raw = model.metadata.get(key)
+        if raw is None:
+            raise ModelFileError(f"no frame graph (metadata {key!r}) for the {cfg.upsampler} "
+                                 f"upsampler", path=model.name)
+        fp: FrameProgram = lower_frames(bytes(raw), profile=profile, cin_pad=cfg.cin_pad,
+                                        upsampler=cfg.upsampler, name=f"{model.name}:{key}")
+        if (fp.channels, fp.hop) != (cfg.cin_channels, cfg.hop):
+            raise ModelFileError(f"frame graph has {fp.channels} channels x hop {fp.hop}, the "
+                                 f"config {cfg.cin_channels} x {cfg.hop}", path=model.name)
+        self.frames = (fp, schedule(fp.program))
 
 
 class Engine:
@@ -124,6 +159,21 @@ class Engine:
         self._tail_stale = False
         self._guard = threading.RLock()
         self.t = 0
+        self._cond = None
+        sh = self._shared
+        if sh.cond_meta is not None:
+            cfg, ci = self.config, sh.cond_meta
+            feats = ci.get("features") or {}
+            fp = sh.frames[0] if sh.frames is not None else None
+            scale = fp.feature_scale if fp is not None else feats.get("scale")
+            zp = fp.feature_zero_point if fp is not None else feats.get("zero_point")
+            if scale is None or zp is None:
+                raise ModelFileError("cond_input.features lacks scale / zero_point",
+                                     path=self.path)
+            self._cond = CondStream(sh.frames, batch=self.batch, channels=cfg.cin_channels,
+                                    hop=cfg.hop if cfg.upsampler != "none" else 1,
+                                    cin_pad=cfg.cin_pad if cfg.upsampler != "none" else 0,
+                                    scale=scale, zero_point=zp)
 
     @property
     def sample_rate(self) -> int:
@@ -197,12 +247,27 @@ class Engine:
             self._fresh_tail()
             saved = (self._arena.copy(), self._ring.copy(), self.t)
             c = np.full((self.batch, 1), self.silence_code(), np.int32)
-            self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off)
             mode, table = _s.sampling_mode(1.0, self.program.logits_scale)
-            _k.generate(self._shared.consts, self._state, self.batch, np.int64(self.t),
-                        c[:, 0].copy(), np.empty((self.batch, 1), np.int32),
-                        np.int64(self.program.probs_off), np.int64(self.program.logits_off),
-                        np.int64(mode), table, _s.pcg32_seed(0, self.batch))
+            args = (np.int64(self.program.probs_off), np.int64(self.program.logits_off),
+                    np.int64(mode), table, _s.pcg32_seed(0, self.batch))
+            sh = self._shared
+            if self._cond is None:
+                self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off)
+                _k.generate(sh.consts, self._state, self.batch, np.int64(self.t),
+                            c[:, 0].copy(), np.empty((self.batch, 1), np.int32), *args)
+            else:
+                rows = np.zeros((self.batch, 1, self.config.cin_channels), np.int8)
+                self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off,
+                          cond=rows)
+                _ck.generate_cond(sh.consts, self._state, self.batch, np.int64(self.t),
+                                  c[:, 0].copy(), rows, np.int64(sh.cond_off),
+                                  np.empty((self.batch, 1), np.int32), *args)
+                if sh.frames is not None:
+                    fp, fc = sh.frames
+                    _ck.frame_calls(fc, new_state(fc, 1), np.int64(0),
+                                    np.zeros((1, fp.frames_size), np.int8),
+                                    np.int64(fp.frames_off), np.int64(fp.block_off),
+                                    np.empty((1, fp.hop, fp.channels), np.int8))
             self._arena[:], self._ring[:], self.t = saved
             self._fresh_tail()
         return time.perf_counter() - t0
@@ -215,6 +280,97 @@ class Engine:
             self._ring[:] = 0
             self._tail_stale = False
             self.t = 0
+            if self._cond is not None:
+                self._cond.reset()
+
+    # -- local conditioning (vocoders) --------------------------------------------------------
+    @property
+    def has_cond(self) -> bool:
+        """The model takes local-conditioning features (``cond=`` / :meth:`feed_frames`)."""
+        return self._cond is not None
+
+    def _need_cond(self):
+        if self._cond is None:
+            raise ConfigError("this model has no local conditioning (no cond input)")
+        return self._cond
+
+    @property
+    def hop(self) -> int:
+        """Samples per feature frame (1 without an upsampler; None without conditioning)."""
+        return None if self._cond is None else self._cond.hop
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Feature frames beyond frame f (padded frame f + cin_pad) that must have been fed
+        before the samples of frame f can be computed (conv-in's cin_pad plus the upsampler
+        FIR's frames ahead); 0 without an upsampler."""
+        return self._need_cond().lookahead_frames
+
+    @property
+    def lookahead_samples(self) -> int:
+        """:attr:`lookahead_frames` in samples (times :attr:`hop`), counted from the first
+        sample of the current frame."""
+        c = self._need_cond()
+        return c.lookahead_frames * c.hop
+
+    @property
+    def cond_available(self) -> int:
+        """Samples the frames fed so far allow :meth:`process`/:meth:`generate` to run now."""
+        return self._need_cond().available
+
+    def feed_frames(self, frames) -> int:
+        """Streaming: append feature frames ``(k, cin)`` (``(B, k, cin)`` with a batch), float,
+        the rows of the padded features one call would take (the first ``cin_pad`` frames are
+        the leading padding).  The frame graph runs as far as they allow; returns
+        :attr:`cond_available`.  Any split of the frames gives the same samples as one call."""
+        c = self._need_cond()
+        f = check_frames(frames, self.batch, self.config.cin_channels)
+        with self._exclusive():
+            c.feed(f)
+        return c.available
+
+    def end_frames(self) -> int:
+        """Streaming: no more frames for this utterance (the look-ahead sees zero frames past
+        the end, as in one call); returns :attr:`cond_available`."""
+        c = self._need_cond()
+        with self._exclusive():
+            c.end()
+        return c.available
+
+    def _cond_rows(self, n, cond, what):
+        """int8 (B, n, cin) cond rows for the next n steps, or None (unconditioned model).
+        ``cond``: the whole utterance's frames (one call), or None (take them from the stream
+        fed by :meth:`feed_frames`)."""
+        c = self._cond
+        if c is None:
+            if cond is not None:
+                raise ConfigError("this model has no local conditioning; cond must be None")
+            return None
+        if cond is not None:
+            if c.started and not (c.ended and c.available == 0):
+                raise ConfigError(f"{what}(cond=...) while a frame stream is in progress "
+                                  f"({c.available} samples pending); finish it or reset()")
+            f = check_frames(cond, self.batch, self.config.cin_channels)
+            cfg = self.config
+            if cfg.upsampler != "none" and n % cfg.hop:
+                raise ConfigError(f"{n} samples is not a multiple of hop {cfg.hop} (cond "
+                                  f"frames cover whole hops)")
+            want = cfg.frames_for(n)
+            if f.shape[1] != want:
+                how = (f"{n}/{cfg.hop} + 2·{cfg.cin_pad}" if cfg.upsampler != "none"
+                       else "one per sample")
+                raise ConfigError(f"cond has {f.shape[1]} frames but {n} samples need {want} "
+                                  f"({how})")
+            with self._exclusive():
+                c.reset()
+                c.feed(f)
+                c.end()
+        elif n > c.available:
+            more = ("end_frames() or more frames" if not c.ended else "a new utterance")
+            raise ConfigError(f"{what}: {n} samples asked but the conditioning frames fed allow "
+                              f"{c.available} (feed_frames(...), then {more})")
+        with self._exclusive():
+            return c.take(n)
 
     @property
     def speaker(self):
@@ -263,15 +419,20 @@ class Engine:
         c = self._codes2d(np.reshape(codes, (self.batch, 1)) if not scalar or self.batch > 1
                           else np.array([[codes]]))
         out = np.empty((self.batch, 1, 256), np.int8)
-        self._run(c, out, self.program.probs_off)
+        self._run(c, out, self.program.probs_off, cond=self._cond_rows(1, None, "step"))
         return out[0, 0] if (scalar and self.batch == 1) else out[:, 0]
 
-    def process(self, codes, *, logits: bool = False, out=None):
+    def process(self, codes, *, logits: bool = False, out=None, cond=None):
         """Teacher-forced run over ``codes`` ((n,) or (B, n)); returns int8 (n, 256) or (B, n, 256).
 
         Row t is the model's output after consuming codes[t] (it predicts codes[t+1]).
         ``logits=True`` returns the logits instead of the probabilities.  ``out``: optional
         preallocated int8 array of the result's shape (C-contiguous).
+
+        Locally conditioned models: ``cond`` float ``(n/hop + 2·cin_pad, cin)`` (``(B, …)``
+        with a batch; ``(n, cin)`` without an upsampler), the padded features of exactly these
+        n samples, quantized by the contract; or None to take the rows of the frames fed with
+        :meth:`feed_frames` (at most :attr:`cond_available` samples).
         """
         c = self._codes2d(codes)
         n = c.shape[1]
@@ -284,10 +445,13 @@ class Engine:
                     or not out.flags.c_contiguous):
                 raise ConfigError(f"out must be a C-contiguous int8 array of shape {want}")
             buf = out.reshape(shape)
-        self._run(c, buf, self.program.logits_off if logits else self.program.probs_off)
+        rows = self._cond_rows(n, cond, "process")
+        self._run(c, buf, self.program.logits_off if logits else self.program.probs_off,
+                  cond=rows)
         return buf[0] if self.batch == 1 else buf
 
-    def _run(self, codes, out, off, size=256):
+    def _run(self, codes, out, off, size=256, cond=None):
+        """Teacher-forced steps; ``cond`` int8 (B, n, cin) rows of a conditioned model."""
         if codes.shape[1] == 0:
             return
         offs = np.atleast_1d(np.asarray(off, np.int64))
@@ -303,14 +467,21 @@ class Engine:
             else:
                 self._tail_stale = False
             t = np.int64(self.t)
-            self._split(codes.shape[1], lambda s, b0, b1: _k.process(
-                consts, s, b1 - b0, t, codes[b0:b1], out[b0:b1], offs, sizes))
+            if cond is None:
+                self._split(codes.shape[1], lambda s, b0, b1: _k.process(
+                    consts, s, b1 - b0, t, codes[b0:b1], out[b0:b1], offs, sizes))
+            else:
+                co = np.int64(sh.cond_off)
+                self._split(codes.shape[1], lambda s, b0, b1: _ck.process_cond(
+                    consts, s, b1 - b0, t, codes[b0:b1], cond[b0:b1], co, out[b0:b1], offs,
+                    sizes))
             self.t += codes.shape[1]
 
-    def trace(self, codes, names) -> dict:
+    def trace(self, codes, names, *, cond=None) -> dict:
         """Teacher-forced run recording activations: ``{name: int8 (n, size)}`` ((B, n, size)
         with a batch) of each tensor in ``names`` after every step (e.g. the delay-line writes,
-        to compare with an interpreter).  Advances the state like :meth:`process`."""
+        to compare with an interpreter).  Advances the state like :meth:`process` (``cond``
+        as there)."""
         c = self._codes2d(codes)
         offs, sizes = [], []
         for name in names:
@@ -321,7 +492,7 @@ class Engine:
             offs.append(o)
             sizes.append(z)
         buf = np.empty((self.batch, c.shape[1], int(sum(sizes))), np.int8)
-        self._run(c, buf, offs, sizes)
+        self._run(c, buf, offs, sizes, cond=self._cond_rows(c.shape[1], cond, "trace"))
         res, k = {}, 0
         for name, z in zip(names, sizes):
             v = buf[:, :, k:k + z]
@@ -357,8 +528,8 @@ class Engine:
         from .mulaw import encode_classes
         return int(encode_classes(np.zeros(1), mu=self.mu, convention=self.mulaw_convention)[0])
 
-    def generate(self, n: int, *, seed: int = 0, temperature: float = 1.0, prime=None,
-                 speaker=None, progress=None):
+    def generate(self, n: int | None, *, seed: int = 0, temperature: float = 1.0, prime=None,
+                 speaker=None, progress=None, cond=None):
         """Free-running generation of ``n`` class indices: (n,) int64 or (B, n).
 
         ``prime``: class indices fed teacher-forced first ((m,) or (B, m)); the first generated
@@ -368,7 +539,15 @@ class Engine:
         table of :mod:`wavenet_edge.sampling` on the int8 logits.  ``seed``: PCG32 seed (stream b
         of a batch uses sequence b).  ``progress``: optional callable(k) called with the number
         of samples done after each chunk.  Decode with :meth:`decode`.
+
+        Locally conditioned models: the call steps ``len(prime) − 1 + n`` times (n without a
+        prime), each step with one row of conditioning: ``cond`` float, the padded features of
+        exactly those steps (see :meth:`process`), or None to take them from the frames fed
+        with :meth:`feed_frames`; ``n=None`` then generates as far as those frames allow.
         """
+        if n is None and self._cond is not None and cond is None:
+            pm = 0 if prime is None else max(np.shape(prime)[-1] - 1, 0)
+            n = max(self._cond.available - pm, 0)
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise ConfigError(f"n must be a non-negative integer, got {n!r}")
         if speaker is not None:
@@ -381,10 +560,14 @@ class Engine:
                 prime = None
         if prime is None:
             pc = np.full((self.batch, 1), self.silence_code(), np.int32)
+        rows = self._cond_rows(pc.shape[1] - 1 + int(n), cond, "generate")
         # feed all but the last prime code teacher-forced; the last one starts the generation
         if pc.shape[1] > 1:
             scratch = np.empty((self.batch, pc.shape[1] - 1, 256), np.int8)
-            self._run(np.ascontiguousarray(pc[:, :-1]), scratch, self.program.probs_off)
+            self._run(np.ascontiguousarray(pc[:, :-1]), scratch, self.program.probs_off,
+                      cond=None if rows is None else rows[:, :pc.shape[1] - 1])
+            if rows is not None:
+                rows = np.ascontiguousarray(rows[:, pc.shape[1] - 1:])
         out = np.empty((self.batch, int(n)), np.int32)
         cur = np.ascontiguousarray(pc[:, -1])
         chunk = 4096 if progress is not None else max(int(n), 1)
@@ -396,9 +579,16 @@ class Engine:
             with self._exclusive():
                 t, c = np.int64(self.t), self._shared.consts
                 po, lo = np.int64(self.program.probs_off), np.int64(self.program.logits_off)
-                self._split(m, lambda s, b0, b1: _k.generate(
-                    c, s, b1 - b0, t, cur[b0:b1], buf[b0:b1], po, lo, np.int64(mode), table,
-                    rng[b0:b1]))
+                if rows is None:
+                    self._split(m, lambda s, b0, b1: _k.generate(
+                        c, s, b1 - b0, t, cur[b0:b1], buf[b0:b1], po, lo, np.int64(mode),
+                        table, rng[b0:b1]))
+                else:
+                    cr = np.ascontiguousarray(rows[:, done:done + m])
+                    co = np.int64(self._shared.cond_off)
+                    self._split(m, lambda s, b0, b1: _ck.generate_cond(
+                        c, s, b1 - b0, t, cur[b0:b1], cr[b0:b1], co, buf[b0:b1], po, lo,
+                        np.int64(mode), table, rng[b0:b1]))
                 self._tail_stale = False
                 self.t += m
             view[:] = buf

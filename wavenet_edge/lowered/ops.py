@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import ModelFileError
 from ..int8 import activations as _act
 from ..int8 import elementwise as _ew
+from ..int8 import quantize as _qz
 from ..int8 import requant as _rq
 from ..int8 import softmax as _sm
 from ..int8 import softmax_arm64 as _sm64
@@ -88,12 +89,25 @@ def lower_concatenation(op, c: Context, b: Blobs):
                         f"differently from the output (requantizing concat not supported)")
     if op.index not in c.copies:
         return   # aliased: free
+    # along ``axis`` with ``outer`` leading elements: each input contributes one chunk of
+    # size/outer bytes to every row of the output (one COPY per input, or per input and row)
+    shape = c.T[o].shape
+    axis = op.options.get("axis", 0)
+    axis = axis + len(shape) if axis < 0 else axis
+    outer = int(np.prod(shape[:axis])) if 0 <= axis < len(shape) else 1
+    row = size(c.T[o]) // max(outer, 1)
     off = 0
     for i in op.inputs:
         if c.T[i].data is not None:
             raise c.bad(f"CONCATENATION {op.index}: constant inputs are not supported")
-        b.row(OpKind.COPY, in0=c.offsets[i], out=c.offsets[o] + off, n=size(c.T[i]))
-        off += size(c.T[i])
+        chunk = size(c.T[i]) // max(outer, 1)
+        if outer == 1:
+            b.row(OpKind.COPY, in0=c.offsets[i], out=c.offsets[o] + off, n=chunk)
+        else:
+            for k in range(outer):
+                b.row(OpKind.COPY, in0=c.offsets[i] + k * chunk,
+                      out=c.offsets[o] + k * row + off, n=chunk)
+        off += chunk
 
 
 def lower_reshape(op, c: Context, b: Blobs):
@@ -141,8 +155,15 @@ def lower_fully_connected(op, c: Context, b: Blobs):
     if op.options.get("weights_format", "DEFAULT") != "DEFAULT":
         raise c.bad(f"{what}: shuffled weights are not supported")
     nout, nin = W.shape
-    if size(c.T[x]) != nin or size(c.T[o]) != nout:
-        raise c.bad(f"{what}: shapes {c.T[x].shape} x {W.shape} -> {c.T[o].shape} (batch must be 1)")
+    # a batch of ``rows`` input rows (the frame graph's FIR: one per feature channel) shares
+    # the weights and requantization: one record per row
+    rows = size(c.T[x]) // nin if nin else 0
+    if (rows < 1 or size(c.T[x]) != rows * nin or size(c.T[o]) != rows * nout
+            or c.T[x].shape[-1] != nin):
+        raise c.bad(f"{what}: shapes {c.T[x].shape} x {W.shape} -> {c.T[o].shape}")
+    if rows > 1 and c.profile == "litert-arm64":
+        raise c.bad(f"{what}: a batched FULLY_CONNECTED rounds like litert-ref in the aarch64 "
+                    f"LiteRT build (not modelled); use the litert-ref or x86 profiles")
     if np.any(W.zero_point != 0):
         raise c.bad(f"{what}: weight zero points must be 0")
     wscale = np.asarray(W.scale, dtype=np.float32)
@@ -158,9 +179,11 @@ def lower_fully_connected(op, c: Context, b: Blobs):
         bias = np.zeros(nout, np.int64)
     fp = _rq.fc_params(xs, xzp, wscale, os_, ozp, c.act(op), c.profile, n_out=nout)
     q = b.add_channels(_rq.fold_input_offset(bias, wdata, xzp), fp.multiplier, fp.shift, fp.fmul)
-    b.row(OpKind.FC, in0=c.offsets[x], out=c.offsets[o], n=nout, cols=nin,
-          w=b.add_weights(wdata), q=q, p=b.add_iparams([ozp, fp.act_min, fp.act_max]))
-    b.macs += nout * nin
+    w_off, p = b.add_weights(wdata), b.add_iparams([ozp, fp.act_min, fp.act_max])
+    for k in range(rows):
+        b.row(OpKind.FC, in0=c.offsets[x] + k * nin, out=c.offsets[o] + k * nout, n=nout,
+              cols=nin, w=w_off, q=q, p=p)
+    b.macs += rows * nout * nin
 
 
 def lower_elementwise(op, c: Context, b: Blobs):
@@ -207,9 +230,32 @@ def lower_softmax(op, c: Context, b: Blobs):
           p=b.add_iparams([sp.multiplier, sp.left_shift, sp.diff_min]), aux=len(b.sm_exps) - 1)
 
 
+def lower_quantize(op, c: Context, b: Blobs):
+    """int8 → int8 QUANTIZE as table lookups: the value depends on the input only
+    (:func:`wavenet_edge.int8.quantize_tables`); LiteRT rounds its blocks of 16 and its tail
+    differently, so those are two LUT rows over the two index ranges."""
+    a, o = op.inputs[0], op.outputs[0]
+    if a not in c.offsets or size(c.T[a]) != size(c.T[o]) or c.T[a].dtype != np.int8:
+        raise c.bad(f"QUANTIZE {op.index}: only int8 -> int8 requantization of an activation "
+                    f"is supported")
+    (sa, za), (so, zo) = c.q(a), c.q(o)
+    n = size(c.T[o])
+    blk, tail = _qz.quantize_tables(_qz.quantize_params(sa, za, so, zo, c.profile))
+    blocked = n // 16 * 16
+    parts = [(0, blocked, blk), (blocked, n, tail)]
+    if np.array_equal(blk, tail):
+        parts = [(0, n, tail)]
+    for lo, hi, tbl in parts:
+        if hi > lo:
+            b.luts.append(tbl)
+            b.row(OpKind.LUT, in0=c.offsets[a] + lo, out=c.offsets[o] + lo, n=hi - lo,
+                  aux=len(b.luts) - 1)
+
+
 #: graph opcode -> its lowering function
 LOWERINGS = {
     "CONCATENATION": lower_concatenation, "RESHAPE": lower_reshape, "GATHER": lower_gather,
     "FULLY_CONNECTED": lower_fully_connected, "ADD": lower_elementwise, "MUL": lower_elementwise,
     "TANH": lower_activation, "LOGISTIC": lower_activation, "SOFTMAX": lower_softmax,
+    "QUANTIZE": lower_quantize,
 }

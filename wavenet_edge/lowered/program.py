@@ -23,7 +23,7 @@ from .memory import plan_arena, plan_delay_lines
 from .ops import LOWERINGS, Blobs, Context
 from .validate import qparams, size, validate_graph
 
-__all__ = ["Program", "lower", "PROFILES"]
+__all__ = ["Program", "lower", "assemble", "PROFILES"]
 
 PROFILES = _profiles.PROFILES
 
@@ -112,16 +112,23 @@ def lower(model, *, profile: str = "tflm", contract: dict | None = None) -> Prog
     profile = resolve_profile(profile)
     if contract is None:
         contract = parse_contract(model)
-    path = model.name
     inputs = validate_graph(model, contract)
+    return assemble(model, contract, inputs, profile,
+                    model.tensor(contract["outputs"]["probabilities"]),
+                    model.tensor(contract["outputs"]["logits"]))
+
+
+def assemble(model, contract, inputs, profile, probs, logits, n_classes=256) -> Program:
+    """Memory plan, one lowering per operator and the delay lines of a validated graph
+    (``inputs``: :class:`~.validate.GraphInputs`); ``probs``/``logits`` are the output tensors
+    whose offsets and quantization the program records (a frame graph passes its block twice)."""
+    path = model.name
     arena = plan_arena(model, inputs)
     ctx = Context(model, arena, inputs, contract, profile)
     b = Blobs()
     for op in model.operators:
         LOWERINGS[op.opcode](op, ctx, b)
     delay = plan_delay_lines(model, contract, arena.offsets)
-    probs = model.tensor(contract["outputs"]["probabilities"])
-    logits = model.tensor(contract["outputs"]["logits"])
     ps, pzp = qparams(probs, path)
     ls, lzp = qparams(logits, path)
     T = model.tensors
@@ -140,7 +147,7 @@ def lower(model, *, profile: str = "tflm", contract: dict | None = None) -> Prog
         **{k: _readonly(v) for k, v in arrays.items()},
         write_names=delay.write_names, arena_size=arena.size, ring_size=delay.ring_size,
         probs_off=arena.offsets[probs.index], logits_off=arena.offsets[logits.index],
-        n_classes=256, logits_scale=ls, logits_zero_point=lzp, probs_scale=ps,
+        n_classes=n_classes, logits_scale=ls, logits_zero_point=lzp, probs_scale=ps,
         probs_zero_point=pzp, profile=profile, profile_id=_rq.profile_id(profile),
         tensor_offsets={T[i].name: (off, size(T[i])) for i, off in arena.offsets.items()},
         op_counts=dict(inputs.op_counts), macs_per_sample=b.macs)

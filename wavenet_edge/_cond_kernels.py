@@ -1,0 +1,86 @@
+"""Jitted kernels of local conditioning (vocoders): the frame graph's calls, and the step
+graph's teacher-forced / free-running loops with a ``cond`` row set before every step.
+
+Both reuse the ring-buffer engine's one-step kernel (:func:`._engine_kernels.step`): a frame
+graph is a program like a step graph (its delay lines advance once per call), and the
+conditioned step graph differs only in one more graph input, ``cond`` (int8, ``C`` bytes at
+arena offset ``cond_off``), which the host fills before each step from the sample-rate rows
+the frame graph produced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._engine_kernels import step
+from ._jit import kernel
+from ._kernel_util import borrow_all, copy_bytes
+from .sampling import sample_one
+
+__all__ = ["frame_calls", "process_cond", "generate_cond"]
+
+
+@kernel
+def frame_calls(c, s, t0, windows, frames_off, block_off, out):
+    """Frame-graph calls ``t0 … t0+n−1`` for one stream: ``windows`` int8 (n, K·C) is each
+    call's ``frames`` input; ``out`` int8 (n, hop, C) receives each call's block, transposed
+    from the graph's channel-major [C, hop] to sample-major rows."""
+    c, s = borrow_all(c), borrow_all(s)
+    windows, out = borrow_all((windows, out))
+    n, hop, C = out.shape[0], out.shape[1], out.shape[2]
+    KC = windows.shape[1]
+    codes = np.zeros(1, np.int32)
+    arena = s.arena
+    for g in range(n):
+        copy_bytes(arena, frames_off, windows[g], 0, KC)
+        step(c, s, 1, t0 + g, codes)
+        for ch in range(C):
+            base = np.uint64(block_off + ch * hop)
+            for r in range(hop):
+                out[g, r, ch] = arena[base + np.uint64(r)]
+
+
+@kernel
+def process_cond(c, s, nb, t0, codes, cond, cond_off, out, out_offs, out_sizes):
+    """Teacher-forced steps like :func:`._engine_kernels.process`, with ``cond`` int8
+    (nb, n, C): row ``cond[b, j]`` is stream b's ``cond`` input at step ``t0 + j``."""
+    c, s = borrow_all(c), borrow_all(s)
+    codes, cond, out, out_offs, out_sizes = borrow_all((codes, cond, out, out_offs, out_sizes))
+    A = c.arena_size
+    n = codes.shape[1]
+    C = cond.shape[2]
+    cur = np.empty(nb, np.int32)
+    for j in range(n):
+        for b in range(nb):
+            cur[b] = codes[b, j]
+            copy_bytes(s.arena, b * A + cond_off, cond[b, j], 0, C)
+        step(c, s, nb, t0 + j, cur)
+        for b in range(nb):
+            col = 0
+            row = out[b, j]
+            for k in range(out_offs.shape[0]):
+                copy_bytes(row, col, s.arena, b * A + out_offs[k], out_sizes[k])
+                col += out_sizes[k]
+
+
+@kernel
+def generate_cond(c, s, nb, t0, first, cond, cond_off, out, probs_off, logits_off, mode,
+                  table, rng):
+    """Free-running steps like :func:`._engine_kernels.generate`, with ``cond`` int8
+    (nb, n, C) set before each step."""
+    c, s = borrow_all(c), borrow_all(s)
+    cond, out, table, rng = borrow_all((cond, out, table, rng))
+    A = c.arena_size
+    n = out.shape[1]
+    C = cond.shape[2]
+    cur = first.copy()
+    weights = np.empty(256, np.int64)
+    for j in range(n):
+        for b in range(nb):
+            copy_bytes(s.arena, b * A + cond_off, cond[b, j], 0, C)
+        step(c, s, nb, t0 + j, cur)
+        for b in range(nb):
+            code = sample_one(mode, s.arena, b * A + probs_off, s.arena, b * A + logits_off,
+                              table, rng, b, weights)
+            out[b, j] = code
+            cur[b] = code
