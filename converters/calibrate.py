@@ -51,7 +51,7 @@ def min_calibration_samples(config) -> int:
 
 def activation_tensors(config) -> list:
     """Statistics keys for ``config`` in graph order (see module docstring)."""
-    keys = []
+    keys = ["cond"] if config.has_cond else []
     if config.initial_filter_width > 1:
         keys.append("initial/contrib")
     for l in range(config.n_layers):
@@ -63,10 +63,13 @@ def activation_tensors(config) -> list:
     return keys
 
 
-def float_activations(model: FloatWaveNet, codes, *, speaker=None, dtype=np.float64):
+def float_activations(model: FloatWaveNet, codes, *, speaker=None, cond=None,
+                      dtype=np.float64):
     """Teacher-forced forward of a canonical model, yielding ``(key, array)`` as it goes.
 
-    ``codes``: (n,) class indices.  Arrays are (n, channels) of ``dtype`` (float32 halves the
+    ``codes``: (n,) class indices; ``cond``: the model-ready features (frames, cin) of a
+    locally conditioned model (first item then ``("cond", (n, cin))``, the sample-rate
+    features every layer reads).  Arrays are (n, channels) of ``dtype`` (float32 halves the
     cost of calibration; float64 reproduces ``model.logits`` to ≤ 1e-12 relative).  Memory stays
     O(n · width): each layer's tensors are yielded and dropped before the next layer is computed.
     The last item is ``("logits", (n, 256))``.
@@ -78,6 +81,12 @@ def float_activations(model: FloatWaveNet, codes, *, speaker=None, dtype=np.floa
     codes = model._check_codes(codes)
     e = model._speaker_vector(speaker)
     n = codes.shape[0]
+    cu = model.upsampled_cond(cond, n)
+    if cu is not None:
+        cu = np.asarray(cu, dtype)
+        yield "cond", cu
+        wc = {l: np.concatenate([W[f"layers/{l}/cond_filter/w"], W[f"layers/{l}/cond_gate/w"]],
+                                axis=1) for l in range(cfg.n_layers)}
     w = cfg.initial_filter_width
     R, G = cfg.residual_channels, cfg.dilation_channels
     table = W["initial/table"]
@@ -102,6 +111,8 @@ def float_activations(model: FloatWaveNet, codes, *, speaker=None, dtype=np.floa
         z += np.concatenate([W[p + "filter/b"], W[p + "gate/b"]])
         if e is not None:
             z += np.concatenate([e @ W[p + "gc_filter/w"], e @ W[p + "gc_gate/w"]]).astype(dtype)
+        if cu is not None:
+            z += cu @ wc[l]
         zf, zg = z[:, :G], z[:, G:]
         yield q + "filter", zf
         yield q + "gate", zg
@@ -155,10 +166,12 @@ class TensorStats:
         return {"min": self.min, "max": self.max, "count": self.count}
 
 
-def collect_statistics(model: FloatWaveNet, clips, *, speakers=None, progress=True) -> dict:
+def collect_statistics(model: FloatWaveNet, clips, *, speakers=None, conds=None,
+                       progress=True) -> dict:
     """Statistics of every activation key over ``clips`` (list of (n,) class-index arrays).
 
-    ``speakers``: per clip speaker id (global conditioning) or None.  Two passes: exact ranges,
+    ``speakers``: per clip speaker id (global conditioning) or None; ``conds``: per clip the
+    model-ready features (frames, cin) of a locally conditioned model.  Two passes: exact ranges,
     then histograms over those ranges.  Returns ``{key: TensorStats}``.
     """
     from tqdm.auto import tqdm
@@ -167,21 +180,25 @@ def collect_statistics(model: FloatWaveNet, clips, *, speakers=None, progress=Tr
 
     if speakers is None:
         speakers = [None] * len(clips)
+    if conds is None:
+        conds = [None] * len(clips)
     lo, hi = {}, {}
     total = 2 * len(clips)
     # small matmuls: OpenBLAS threads gain little and collapse when the cores are shared
     with single_threaded_blas(), tqdm(total=total, desc="calibrating", unit="clip",
                                       disable=not progress, leave=False) as bar:
-        for codes, spk in zip(clips, speakers):
-            for key, x in float_activations(model, codes, speaker=spk, dtype=np.float32):
+        for codes, spk, cnd in zip(clips, speakers, conds):
+            for key, x in float_activations(model, codes, speaker=spk, cond=cnd,
+                                            dtype=np.float32):
                 lo[key] = min(lo.get(key, np.inf), float(x.min()))
                 hi[key] = max(hi.get(key, -np.inf), float(x.max()))
             bar.update()
         stats = {key: TensorStats(lo[key], hi[key]) for key in lo}
         stride = max(1, -(-sum(len(c) for c in clips) // LOGIT_ROWS))
         rows = []
-        for codes, spk in zip(clips, speakers):
-            for key, x in float_activations(model, codes, speaker=spk, dtype=np.float32):
+        for codes, spk, cnd in zip(clips, speakers, conds):
+            for key, x in float_activations(model, codes, speaker=spk, cond=cnd,
+                                            dtype=np.float32):
                 stats[key].update(x)
                 if key == "logits":
                     rows.append(x[::stride].copy())

@@ -142,6 +142,26 @@ def _hold_out_tails(clips, names, fraction: float, min_tail: int):
             f"last {pct} of {_describe(held_names)} (calibration audio held out)")
 
 
+def _with_features(audio, cfg, what: str):
+    """``(audio cut to whole frames, model-ready features)`` of each clip for a locally
+    conditioned model (:func:`converters.features.vocoder_inputs`)."""
+    from .features import vocoder_inputs
+
+    if cfg.mel is None:
+        raise ConversionError("the model's config has no feature recipe (mel): convert cannot "
+                              f"compute the features of the {what} audio")
+    cut, conds = [], []
+    for y in audio:
+        if y.shape[0] < cfg.hop:
+            continue
+        y2, c = vocoder_inputs(y, sr=cfg.sample_rate, config=cfg)
+        cut.append(np.asarray(y2, np.float64))
+        conds.append(np.asarray(c, np.float64))
+    if not cut:
+        raise ConversionError(f"{what} audio shorter than one feature frame ({cfg.hop} samples)")
+    return cut, conds
+
+
 def _speaker_plan(n_clips: int, cardinality: int):
     """(clip index, speaker) pairs covering every clip and every speaker at least once."""
     if cardinality == 0:
@@ -184,10 +204,10 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
                 raise ConversionError(f"{what} directory {d} does not exist", path=p)
     float_model = _load_model(model)
     cfg = float_model.config
-    if cfg.has_cond:
-        raise ConversionError("local conditioning (a vocoder) has no int8 graph yet: convert "
-                              "takes unconditioned or speaker-conditioned models (see "
-                              "docs/step-graph.md, 'Local conditioning')",
+    if cfg.has_cond and cfg.upsampler != "none" and cfg.freq_axis_kernel_size != 1:
+        raise ConversionError(f"freq_axis_kernel_size {cfg.freq_axis_kernel_size}: the int8 "
+                              "frame graph exists for F = 1 only (F > 1 needs the stage-wise "
+                              "chain, see docs/step-graph.md)",
                               path=model if isinstance(model, (str, os.PathLike)) else None)
     canon = canonicalize(float_model)
 
@@ -201,6 +221,10 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
         # model (and choosing the method) on the built-in sine set
         audio, held_audio, cal_desc, held_desc = _hold_out_tails(
             audio, names, heldout_fraction, min_tail=max(2, min(2048, cfg.receptive_field + 1)))
+    conds = None
+    if cfg.has_cond:
+        # a vocoder calibrates on the features of its calibration audio (whole frames)
+        audio, conds = _with_features(audio, cfg, "calibration")
     codes = [encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw) for y in audio]
     total = sum(c.shape[0] for c in codes)
     need = calibrate.min_calibration_samples(cfg)
@@ -209,12 +233,17 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
             f"calibration audio too short: {total} samples, need at least {need} "
             f"(receptive field {cfg.receptive_field} + 2048)")
     pairs = _speaker_plan(len(codes), cfg.gc_cardinality)
-    stats = calibrate.collect_statistics(canon, [codes[i] for i, _ in pairs],
-                                         speakers=[s for _, s in pairs], progress=progress)
+    stats = calibrate.collect_statistics(
+        canon, [codes[i] for i, _ in pairs], speakers=[s for _, s in pairs],
+        conds=None if conds is None else [conds[i] for i, _ in pairs], progress=progress)
+    fplan = None
+    if cfg.has_cond and cfg.upsampler != "none":
+        from .frame_graph import frame_plan
+        fplan = frame_plan(canon, conds)
 
     # held-out clips for the measurement
     candidates = list(calibrate.METHODS) if method == "auto" else [method]
-    eval_clips, eval_spk = [], []
+    eval_clips, eval_spk, eval_cond = [], [], []
     if measure:
         if held_audio is not None:
             h_audio = held_audio
@@ -225,7 +254,11 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
         n_use = min(2, len(h_audio))
         per = max(2, int(eval_steps) // n_use)
         for i, y in enumerate(h_audio[:n_use]):
-            eval_clips.append(encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw)[:per])
+            y = np.asarray(y)[:per]
+            if cfg.has_cond:
+                (y,), (c,) = _with_features([y], cfg, "held-out")
+                eval_cond.append(c)
+            eval_clips.append(encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw))
             eval_spk.append(i % cfg.gc_cardinality if cfg.has_gc else None)
 
     from tqdm.auto import tqdm
@@ -233,11 +266,13 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     for m in tqdm(candidates, desc="quantizing", unit="method", disable=not progress, leave=False):
         ranges = calibrate.choose_ranges(stats, m)
         plan = activation_plan(cfg, ranges)
-        data = build_step_graph(canon, plan, calibration={"method": m, "audio": cal_desc})
+        data = build_step_graph(canon, plan, calibration={"method": m, "audio": cal_desc},
+                                frame_plan=fplan)
         built[m] = (data, plan)
         if measure:
             qualities[m] = evaluate(float_model, data, eval_clips, logits_qparams=plan["logits"],
-                                    runner=runner, speakers=eval_spk)
+                                    runner=runner, speakers=eval_spk,
+                                    conds=eval_cond if cfg.has_cond else None)
     chosen = (min(candidates, key=lambda m: (qualities[m]["int8_bits"], qualities[m]["kl_bits"]))
               if method == "auto" else method)
     data, plan = built[chosen]

@@ -19,6 +19,8 @@ from wavenet_edge.errors import ConversionError
 from wavenet_edge.float_model import FloatWaveNet
 from wavenet_edge.graph_spec import MAX_CONCAT_INPUTS, concat_tree
 
+from .frame_graph import METADATA_NAME as FRAMES_METADATA_NAME
+from .frame_graph import FramePlan, build_frame_graph
 from .quantize import QParams, quantize_activation, quantize_bias, quantize_weights
 
 __all__ = ["METADATA_NAME", "FORMAT_VERSION", "MAX_CONCAT_INPUTS", "delay_lines", "metadata",
@@ -42,9 +44,10 @@ def delay_lines(config) -> list:
     return out
 
 
-def metadata(config, *, calibration: dict | None = None) -> dict:
-    """The ``wavenet_edge`` metadata object (see the spec's delay-line contract)."""
-    return {
+def metadata(config, *, calibration: dict | None = None, cond_input: dict | None = None) -> dict:
+    """The ``wavenet_edge`` metadata object (see the spec's delay-line contract); ``cond_input``
+    (locally conditioned models only) is added after ``speaker_input``."""
+    meta = {
         "format_version": FORMAT_VERSION,
         "producer": f"wavenet-edge {__version__}",
         "config": config.to_dict(),
@@ -56,6 +59,29 @@ def metadata(config, *, calibration: dict | None = None) -> dict:
         "outputs": {"probabilities": "probs", "logits": "logits"},
         "delay_lines": delay_lines(config),
         "calibration": dict(calibration or {}),
+    }
+    if cond_input is not None:
+        # after speaker_input; unconditioned models keep their metadata byte for byte
+        items = list(meta.items())
+        at = [k for k, _ in items].index("speaker_input") + 1
+        meta = dict(items[:at] + [("cond_input", cond_input)] + items[at:])
+    return meta
+
+
+def cond_input_section(config, cond_qp, features_qp: QParams, frames_meta: dict | None) -> dict:
+    """The contract's ``cond_input`` object (docs/step-graph.md, "Contract additions").
+
+    ``cond_qp``: the ``cond`` tensor's :class:`~converters.quantize.CondQParams` (it holds
+    ``c_up / beta``); ``features_qp``: how the host quantizes the model-ready float features;
+    ``frames_meta``: the frame graph's own contract (None without an upsampler)."""
+    return {
+        "name": "cond", "channels": int(config.cin_channels), "hop": int(config.hop),
+        "cin_pad": int(config.cin_pad), "upsampler": config.upsampler,
+        "beta": float(cond_qp.beta),
+        "features": {"scale": float(features_qp.scale), "zero_point": int(features_qp.zero_point),
+                     "mel": None if config.mel is None else config.mel.to_dict()},
+        "frame_graph": None if frames_meta is None else FRAMES_METADATA_NAME,
+        "block_delay": None if frames_meta is None else int(frames_meta["block_delay"]),
     }
 
 
@@ -144,11 +170,16 @@ class _Emitter:
         return concat_tree(items, merge)[0]
 
 def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | None = None,
-                     description: str = "wavenet-edge int8 step graph") -> bytes:
+                     description: str = "wavenet-edge int8 step graph",
+                     frame_plan: FramePlan | None = None) -> bytes:
     """The ``.tflite`` flatbuffer of the step graph for canonical ``model`` quantized by ``plan``.
 
     ``plan``: ``{tensor name: QParams}`` for every activation (``activation_plan``).
     ``calibration``: ``{"method", "audio", …}`` recorded in the metadata.
+    ``frame_plan``: locally conditioned models with an upsampler: the frame graph's feature and
+    stage quantization (:func:`converters.frame_graph.frame_plan`; its block quantization is
+    replaced by ``plan["cond"]``, the bytes the host copies into ``cond``); the frame graph is
+    stored in ``Model.metadata["wavenet_edge_frames"]``.
     """
     from .tflite_writer import GraphBuilder
 
@@ -165,6 +196,7 @@ def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | Non
     # graph inputs: sample, speaker, then every delay-line read in contract order
     sample = em.int32("sample", [1])
     speaker = em.int32("speaker", [1]) if cfg.has_gc else None
+    cond = em.act("cond", [1, cfg.cin_channels]) if cfg.has_cond else None
     lines = delay_lines(cfg)
     reads = [em.act(dl["read"], [1, R]) for dl in lines]
 
@@ -208,7 +240,16 @@ def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | Non
             taps_in.append(t_spk)
             wf.append(alphas[l] * W[pw + "gc_filter/w"])
             wg.append(alphas[l] * W[pw + "gc_gate/w"])
-        widths = [R] * k + ([C] if cfg.has_gc else [])
+        if cfg.has_cond:
+            # into this layer's input quantization (a CONCATENATION needs one); cond holds
+            # c_up / beta, so the conv1x1c columns carry beta
+            t_cond = em.act(p + "cond", [1, cfg.cin_channels])
+            b.add_operator("QUANTIZE", [cond], [t_cond])
+            taps_in.append(t_cond)
+            beta = plan["cond"].beta
+            wf.append(beta * W[pw + "cond_filter/w"])
+            wg.append(beta * W[pw + "cond_gate/w"])
+        widths = [R] * k + ([C] if cfg.has_gc else []) + ([cfg.cin_channels] if cfg.has_cond else [])
         taps = em.concat_tree(p, list(zip(taps_in, widths)), p + "taps", in_qp)
         outs = {}
         for part, ws in (("filter", wf), ("gate", wg)):
@@ -259,7 +300,8 @@ def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | Non
     t_probs = em.act("probs", [1, Q])
     b.add_operator("SOFTMAX", [t_logits], [t_probs], beta=1.0)
 
-    inputs = [sample] + ([speaker] if speaker is not None else []) + reads
+    inputs = ([sample] + ([speaker] if speaker is not None else [])
+              + ([cond] if cond is not None else []) + reads)
     writes = []
     for dl in lines:
         if dl["write"] not in writes:
@@ -267,7 +309,27 @@ def build_step_graph(model: FloatWaveNet, plan: dict, *, calibration: dict | Non
     outputs = [t_probs, t_logits] + [em.ids[name] for name in writes]
     b.set_inputs(inputs)
     b.set_outputs(outputs)
-    meta = metadata(cfg, calibration=calibration)
+    cond_meta = None
+    if cfg.has_cond:
+        cq = plan["cond"]
+        frames_meta = None
+        if cfg.upsampler != "none":
+            if frame_plan is None:
+                raise ConversionError("a model with an upsampler needs the frame graph's "
+                                      "quantization (frame_plan)")
+            fplan = FramePlan(frame_plan.features, frame_plan.stage, QParams(cq.scale,
+                                                                             cq.zero_point))
+            frames = build_frame_graph(model, fplan, beta=cq.beta)
+            from wavenet_edge.tflite_file import read_tflite
+            frames_meta = json.loads(read_tflite(frames).metadata[FRAMES_METADATA_NAME])
+            b.add_metadata(FRAMES_METADATA_NAME, frames)
+            fq = frame_plan.features
+        else:
+            # features at sample rate go straight into cond: the host quantizes x with
+            # (beta·scale, zero point), which is c_up / beta at cond's own quantization
+            fq = QParams(float(np.float32(cq.beta * cq.scale)), cq.zero_point)
+        cond_meta = cond_input_section(cfg, cq, fq, frames_meta)
+    meta = metadata(cfg, calibration=calibration, cond_input=cond_meta)
     b.add_metadata(METADATA_NAME, json.dumps(meta, sort_keys=False).encode("utf-8"))
     return b.build(description=description)
 

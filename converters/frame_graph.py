@@ -98,10 +98,13 @@ def _fc(b, prefix, w_out_in, in_qp: QParams, x, out):
     b.add_operator("FULLY_CONNECTED", [x, tw, tb], [out], fused_activation_function="NONE")
 
 
-def build_frame_graph(model: FloatWaveNet, plan: FramePlan) -> bytes:
-    """The frame graph's flatbuffer (see the module docstring)."""
+def build_frame_graph(model: FloatWaveNet, plan: FramePlan, *, beta: float = 1.0) -> bytes:
+    """The frame graph's flatbuffer (see the module docstring).  ``beta``: the block holds
+    ``c_up / beta`` (the step graph's ``cond``, :func:`converters.quantize.cond_beta`); the
+    FIR taps are divided by it, so ``plan.block`` quantizes ``c_up / beta``."""
     cfg = model.config
     taps, left = _fir(model)
+    taps = taps / float(beta)
     hop, width = taps.shape
     C, p = cfg.cin_channels, cfg.cin_pad
     K = 2 * p + 1 if cfg.upsampler == "conv-in" else 1
@@ -133,7 +136,11 @@ def build_frame_graph(model: FloatWaveNet, plan: FramePlan) -> bytes:
     contract = {
         "format_version": 1, "graph": "frames", "frames_input": "frames",
         "frames_per_call": K, "channels": C, "hop": hop, "width": width, "left": left,
-        "ahead": width - 1 - left, "block_output": "cond_block_t", "block_layout": "channels x hop",
+        "ahead": width - 1 - left,
+        # call g's block holds the samples of frame g - block_delay (plain keeps its cin_pad
+        # frames on the stage axis, so its blocks come cin_pad calls later)
+        "block_delay": width - 1 - left + (p if cfg.upsampler == "plain" else 0),
+        "block_output": "cond_block_t", "block_layout": "channels x hop",
         "features": {"scale": plan.features.scale, "zero_point": plan.features.zero_point},
         "delay_lines": [{"read": f"stage_col@{j}", "write": "stage_col", "delay": j}
                         for j in range(width - 1, 0, -1)],

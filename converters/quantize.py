@@ -20,6 +20,7 @@ from wavenet_edge.errors import ConversionError
 
 __all__ = [
     "QParams",
+    "CondQParams",
     "TANH_QPARAMS",
     "LOGISTIC_QPARAMS",
     "SOFTMAX_QPARAMS",
@@ -29,6 +30,7 @@ __all__ = [
     "quantize_weights",
     "quantize_bias",
     "activation_plan",
+    "cond_beta",
 ]
 
 
@@ -48,6 +50,14 @@ class QParams:
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "zero_point": self.zero_point}
+
+
+@dataclass(frozen=True)
+class CondQParams(QParams):
+    """The quantization of the step graph's ``cond`` input, which holds ``c_up / beta``
+    (:func:`cond_beta`); ``beta`` is folded into every layer's conv1x1c columns."""
+
+    beta: float = 1.0
 
 
 def _f32(x) -> float:
@@ -128,7 +138,10 @@ def activation_plan(config, ranges: dict) -> dict:
     :func:`converters.calibrate.activation_tensors`).  Applies the graph's sharing rules: every
     ``layer{l}/gated`` and every ``initial/contrib{j}`` share one quantization, delay-line reads
     and speaker tensors take their layer input's, fused-ReLU outputs start at 0, and TANH /
-    LOGISTIC / SOFTMAX outputs have the kernels' fixed parameters.  Returns ``{name: QParams}``.
+    LOGISTIC / SOFTMAX outputs have the kernels' fixed parameters.  With local conditioning
+    (key ``cond``: the range of the sample-rate features) ``cond`` is quantized as ``c_up / β``
+    (:func:`cond_beta`) and every ``layer{l}/cond`` takes its layer input's quantization.
+    Returns ``{name: QParams}``.
     """
     L, k, w = config.n_layers, config.kernel_size, config.initial_filter_width
     plan = {}
@@ -166,9 +179,42 @@ def activation_plan(config, ranges: dict) -> dict:
         plan[p + "gated"] = gated
         if l < L - 1:
             plan[p + "residual"] = qp(p + "residual")
+    if config.has_cond:
+        if "cond" not in ranges:
+            raise ConversionError("no calibration range for the conditioning features (cond)")
+        lo, hi = min(float(ranges["cond"][0]), 0.0), max(float(ranges["cond"][1]), 0.0)
+        beta = cond_beta(config, plan, (lo, hi))
+        q = activation_qparams(lo / beta, hi / beta)
+        plan["cond"] = CondQParams(q.scale, q.zero_point, beta)
+        for l in range(L):
+            plan[f"layer{l:02d}/cond"] = plan[f"layer{l:02d}/input"]
     plan["skip/gated_all"] = gated
     plan["skip/relu"] = qp("skip/relu", relu=True)
     plan["end/hidden"] = qp("end/hidden", relu=True)
     plan["logits"] = qp("logits")
     plan["probs"] = SOFTMAX_QPARAMS
     return plan
+
+
+def cond_beta(config, plan: dict, cond_range) -> float:
+    """The factor ``β > 0`` by which the step graph's ``cond`` input is divided (and every
+    layer's conv1x1c columns multiplied) so that ``c_up / β`` lies inside every
+    ``layer{l}/input`` range.
+
+    One ``cond`` tensor feeds one QUANTIZE per layer, and a QUANTIZE keeps real values, so one β
+    serves all layers: the smallest that fits the calibrated ``cond_range`` (lo, hi) of the
+    sample-rate features into the narrowest layer.  β < 1 stretches small features over the
+    range (resolution); 1 for all-zero features.
+    """
+    lo_c, hi_c = cond_range
+    beta = 0.0
+    for l in range(config.n_layers):
+        lo, hi = plan[f"layer{l:02d}/input"].range
+        if hi_c > 0:
+            beta = max(beta, hi_c / hi) if hi > 0 else np.inf
+        if lo_c < 0:
+            beta = max(beta, lo_c / lo) if lo < 0 else np.inf
+        if not np.isfinite(beta):
+            raise ConversionError(f"layer {l}: input range {lo:.3g}…{hi:.3g} cannot hold the "
+                                  "conditioning features (one sign only)")
+    return float(beta) if beta > 0 else 1.0

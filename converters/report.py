@@ -15,7 +15,7 @@ float64):
   that harmless clipping; it is reported too.
 
 The int8 graph is executed by a *runner*: ``runner(tflite_bytes, codes, speaker) -> int8 logits
-(n, 256)``.  The default runs the real LiteRT builtin interpreter through
+(n, 256)`` (a locally conditioned model's runner also takes ``cond=`` features).  The default runs the real LiteRT builtin interpreter through
 :class:`converters.host.ContractHost`, i.e. driven only by the file's metadata contract; any
 other engine with the same signature (the Numba engine) can be passed instead.
 """
@@ -46,10 +46,10 @@ def _relevant(f):
 
 def contract_host_runner(runtime: str = "litert"):
     """A runner executing the graph with ``converters.host.ContractHost(…, runtime)``."""
-    def run(data: bytes, codes, speaker=None) -> np.ndarray:
+    def run(data: bytes, codes, speaker=None, cond=None) -> np.ndarray:
         from .host import ContractHost
         host = ContractHost(data, runtime=runtime)
-        out = host.run(np.asarray(codes), speaker=speaker, outputs=("logits",))
+        out = host.run(np.asarray(codes), speaker=speaker, cond=cond, outputs=("logits",))
         lg = out["logits"] if isinstance(out, dict) else out
         return np.asarray(lg).reshape(len(codes), -1)
     run.__name__ = f"ContractHost[{runtime}]"
@@ -59,10 +59,12 @@ def contract_host_runner(runtime: str = "litert"):
 def engine_runner(profile: str = "litert"):
     """A runner on the Numba engine (:class:`wavenet_edge.engine.Engine`), bit-exact with the
     ``profile`` runtime (``"litert"``, ``"tflm"``, ``"litert-ref"``) and much faster."""
-    def run(data: bytes, codes, speaker=None) -> np.ndarray:
+    def run(data: bytes, codes, speaker=None, cond=None) -> np.ndarray:
         from wavenet_edge.engine import Engine
         eng = Engine.from_bytes(data, profile=profile)
         eng.speaker = speaker
+        if cond is not None:
+            return eng.process(np.asarray(codes), logits=True, cond=cond)
         return eng.process(np.asarray(codes), logits=True)
     run.__name__ = f"Engine[{profile}]"
     return run
@@ -110,10 +112,13 @@ def _quality_rows(lf, lq, tgt) -> dict:
     }
 
 
-def evaluate(model, data: bytes, clips, *, logits_qparams, runner=None, speakers=None) -> dict:
+def evaluate(model, data: bytes, clips, *, logits_qparams, runner=None, speakers=None,
+             conds=None) -> dict:
     """Quality of the int8 graph ``data`` against float ``model`` over ``clips`` (class indices).
 
     Each clip starts from silence (fresh delay lines); the scored rows of all clips are pooled.
+    ``conds``: per clip the model-ready features of a locally conditioned model (passed to the
+    runner as ``cond=``).
     ``logits_qparams``: the ``logits`` tensor's :class:`converters.quantize.QParams`.
     ``runner`` defaults to LiteRT via ContractHost.
     """
@@ -121,14 +126,17 @@ def evaluate(model, data: bytes, clips, *, logits_qparams, runner=None, speakers
     runner = runner or default_runner()
     if speakers is None:
         speakers = [None] * len(clips)
+    if conds is None:
+        conds = [None] * len(clips)
     lf, lq, tg = [], [], []
-    for codes, spk in zip(clips, speakers):
+    for codes, spk, cnd in zip(clips, speakers, conds):
         codes = np.asarray(codes, np.int64)
         if codes.shape[0] < 2:
             continue
         # row t of a clip predicts that clip's t+1: the last row has no target
-        lf.append(model.logits(codes, speaker=spk)[:-1])
-        lq.append(dequantize(runner(data, codes, spk), logits_qparams)[:-1])
+        lf.append(model.logits(codes, speaker=spk, cond=cnd)[:-1])
+        lq8 = runner(data, codes, spk) if cnd is None else runner(data, codes, spk, cond=cnd)
+        lq.append(dequantize(lq8, logits_qparams)[:-1])
         tg.append(codes[1:])
     out = _quality_rows(np.concatenate(lf), np.concatenate(lq), np.concatenate(tg))
     out["runner"] = getattr(runner, "__name__", type(runner).__name__)

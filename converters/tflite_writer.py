@@ -55,6 +55,7 @@ OPERATOR_VERSIONS = {
     "GATHER": 2,
     "RESHAPE": 1,
     "RELU": 2,
+    "QUANTIZE": 1,
 }
 
 #: Inclusive (lowest, highest) version that both LiteRT 2.3 resolvers (builtin and reference) load
@@ -70,6 +71,7 @@ ACCEPTED_VERSIONS = {
     "GATHER": (1, 8),
     "RESHAPE": (1, 1),
     "RELU": (1, 3),
+    "QUANTIZE": (1, 3),
 }
 
 #: tflite-micro's CONCATENATION kernel limit on inputs.

@@ -12,7 +12,13 @@ Two levels:
 * :func:`read_contract` checks the contract against the graph (any step graph a host can drive:
   names, dtypes, shapes, quantization, every input fed) and returns a :class:`Contract`.
 * :func:`parse_contract` adds what the WaveNet runtime needs on top (a valid ``config``, int8
-  delay lines, 256-class outputs, a speaker input exactly when the config has one).
+  delay lines, 256-class outputs, a speaker input exactly when the config has one, a
+  ``cond_input`` exactly when it has local conditioning).
+
+A vocoder's contract has a ``cond_input`` (:class:`CondInput`): one more int8 graph input set
+each step, and, with an upsampler, a second flatbuffer (the frame graph, :class:`FrameGraph`)
+stored in another metadata entry and checked here too (its tensors, delay lines, and that its
+block output is quantized exactly like ``cond``, since the host copies the bytes).
 """
 
 from __future__ import annotations
@@ -26,8 +32,8 @@ import numpy as np
 from .config import WaveNetConfig
 from .errors import ConfigError, ModelFileError
 
-__all__ = ["METADATA_NAME", "FORMAT_VERSION", "DelayLine", "Inputs", "Outputs", "Contract",
-           "decode_metadata", "read_contract", "parse_contract"]
+__all__ = ["METADATA_NAME", "FORMAT_VERSION", "DelayLine", "Inputs", "Outputs", "FrameGraph",
+           "CondInput", "Contract", "decode_metadata", "read_contract", "parse_contract"]
 
 #: name of the ``Model.metadata`` entry that holds the contract
 METADATA_NAME = "wavenet_edge"
@@ -60,12 +66,54 @@ class Outputs(NamedTuple):
     logits: str
 
 
+class FrameGraph(NamedTuple):
+    """The frame-rate entry point of a vocoder: a second flatbuffer (its own subgraph 0) stored
+    in the step graph's ``Model.metadata[entry]``, run once per feature frame.
+
+    Call g sets ``frames_input`` (int8 [1, frames_per_call·channels]) to the padded, quantized
+    feature rows g … g + frames_per_call − 1 (the feature zero point beyond the last row) and
+    its delay lines; ``block_output`` (int8 [channels, hop], channel-major) then holds the
+    ``cond`` rows of the samples of frame g − ``block_delay``: column r is sample
+    (g − block_delay)·hop + r.  ``model`` is the parsed flatbuffer.
+    """
+
+    entry: str
+    model: object
+    frames_input: str
+    frames_per_call: int
+    block_output: str
+    block_delay: int
+    delay_lines: tuple
+    metadata: dict
+
+
+class CondInput(NamedTuple):
+    """Local conditioning (a vocoder): before step t the host sets graph input ``name`` (int8
+    [1, channels]) to the conditioning row of sample t — column t mod hop of the frame graph's
+    block of frame t div hop, or, without ``frames`` (features given at sample rate), row t of
+    the quantized features.  Features are model-ready float rows (frames = n/hop + 2·cin_pad
+    for n samples), quantized ``q = clamp(round(x / feature_scale) + feature_zero_point)``.
+    ``beta``: ``cond`` holds the upsampled features divided by beta (informative)."""
+
+    name: str
+    channels: int
+    hop: int
+    cin_pad: int
+    upsampler: str
+    beta: float
+    feature_scale: float
+    feature_zero_point: int
+    mel: dict | None
+    frames: FrameGraph | None
+
+
 @dataclass(frozen=True)
 class Contract:
     """A validated delay-line contract.
 
     ``metadata`` is the decoded JSON object as written (``producer``, ``sample_rate``, ``mulaw``,
-    ``calibration``, …); ``config`` the parsed :class:`WaveNetConfig` when the metadata has one.
+    ``calibration``, …); ``config`` the parsed :class:`WaveNetConfig` when the metadata has one;
+    ``cond`` the local-conditioning input (None for a model without one).
     """
 
     inputs: Inputs
@@ -73,6 +121,7 @@ class Contract:
     delay_lines: tuple
     config: WaveNetConfig | None
     metadata: dict
+    cond: CondInput | None = None
 
     @property
     def writes(self) -> tuple:
@@ -166,12 +215,38 @@ def read_contract(model, *, name=None) -> Contract:
             raise bad(f"output {key} {oname!r} is not a graph output")
         out.append(oname)
 
-    lines_raw = field(meta, "delay_lines", "metadata")
+    lines = _check_delay_lines(field(meta, "delay_lines", "metadata"), "", in_names, out_names,
+                               by_name, bad, field)
+    seen_reads = {dl.read for dl in lines}
+    cond = None
+    if meta.get("cond_input") is not None:
+        cond = _check_cond_input(model, meta["cond_input"], in_names, by_name, bad, field)
+    fed = {sample_name} | seen_reads | ({spk_name} if spk_name is not None else set())
+    if cond is not None:
+        if cond.name in fed:
+            raise bad(f"cond input {cond.name!r} is also fed as another input")
+        fed.add(cond.name)
+    for n in in_names:
+        if n not in fed:
+            raise bad(f"graph input {n!r} is neither the sample, the speaker, the cond input "
+                      "nor a delay-line read")
+
+    cfg = None
+    if meta.get("config") is not None:
+        try:
+            cfg = WaveNetConfig.from_dict(meta["config"])
+        except ConfigError as e:
+            raise bad(f"metadata config: {e}") from None
+    return Contract(inputs=Inputs(sample_name, spk_name, card), outputs=Outputs(*out),
+                    delay_lines=tuple(lines), config=cfg, metadata=meta, cond=cond)
+
+
+def _check_delay_lines(lines_raw, prefix, in_names, out_names, by_name, bad, field) -> list:
     if not isinstance(lines_raw, list):
-        raise bad("delay_lines is not a list")
+        raise bad(f"{prefix}delay_lines is not a list")
     lines, seen_reads = [], set()
     for k, entry in enumerate(lines_raw):
-        where = f"delay_lines[{k}]"
+        where = f"{prefix}delay_lines[{k}]"
         read, write, delay = (field(entry, key, where) for key in ("read", "write", "delay"))
         if not _is_count(delay):
             raise bad(f"{where}: delay {delay!r} is not a positive integer")
@@ -186,30 +261,139 @@ def read_contract(model, *, name=None) -> Contract:
         if tuple(r.shape) != tuple(w.shape) or r.dtype != w.dtype:
             raise bad(f"{where}: read {read!r} is {r.dtype}{list(r.shape)} but write {write!r} "
                       f"is {w.dtype}{list(w.shape)}")
-        if not (np.array_equal(r.scale, w.scale) and np.array_equal(r.zero_point, w.zero_point)):
+        if not _same_quant(r, w):
             raise bad(f"{where}: read {read!r} and write {write!r} are quantized differently "
                       f"(scale {r.scale.tolist()} vs {w.scale.tolist()}, zero point "
                       f"{r.zero_point.tolist()} vs {w.zero_point.tolist()})")
         lines.append(DelayLine(read, write, delay))
-    fed = {sample_name} | seen_reads | ({spk_name} if spk_name is not None else set())
+    return lines
+
+
+def _same_quant(a, b) -> bool:
+    return np.array_equal(a.scale, b.scale) and np.array_equal(a.zero_point, b.zero_point)
+
+
+def _int8_of(t, n: int) -> bool:
+    return t.dtype == np.int8 and int(np.prod(t.shape, dtype=np.int64)) == n
+
+
+def _check_cond_input(model, ci, in_names, by_name, bad, field) -> CondInput:
+    where = "cond_input"
+    if not isinstance(ci, dict):
+        raise bad("cond_input is not a JSON object")
+    name = field(ci, "name", where)
+    C = field(ci, "channels", where)
+    hop = field(ci, "hop", where)
+    pad = field(ci, "cin_pad", where)
+    if not _is_count(C):
+        raise bad(f"cond_input channels {C!r} is not a positive integer")
+    if not _is_count(hop):
+        raise bad(f"cond_input hop {hop!r} is not a positive integer")
+    if not (isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0):
+        raise bad(f"cond_input cin_pad {pad!r} is not a non-negative integer")
+    if not isinstance(name, str) or name not in in_names:
+        raise bad(f"cond input {name!r} is not a graph input")
+    t = by_name[name]
+    if not _int8_of(t, C) or t.scale.size != 1:
+        raise bad(f"cond input {name!r} is {t.dtype}{list(t.shape)}, expected int8 [1, {C}] "
+                  "quantized per tensor")
+    feats = field(ci, "features", where)
+    fs, fz = field(feats, "scale", where + ".features"), field(feats, "zero_point",
+                                                               where + ".features")
+    if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not np.isfinite(fs) or fs <= 0:
+        raise bad(f"cond_input feature scale {fs!r} is not a positive number")
+    if isinstance(fz, bool) or not isinstance(fz, int) or not -128 <= fz <= 127:
+        raise bad(f"cond_input feature zero point {fz!r} is not an integer in -128..127")
+    mel = feats.get("mel")
+    if mel is not None and not isinstance(mel, dict):
+        raise bad("cond_input features.mel is not a JSON object")
+    beta = ci.get("beta", 1.0)
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
+        raise bad(f"cond_input beta {beta!r} is not a positive number")
+    up = ci.get("upsampler", "none")
+    entry = ci.get("frame_graph")
+    frames = None
+    if entry is None:
+        if hop != 1 or pad != 0:
+            raise bad(f"cond_input has hop {hop} and cin_pad {pad} but no frame_graph (features "
+                      "at sample rate need hop 1, cin_pad 0)")
+    else:
+        frames = _check_frame_graph(model, entry, ci, t, C, hop, bad)
+    return CondInput(name, C, hop, pad, str(up), float(beta), float(fs), int(fz), mel, frames)
+
+
+def _check_frame_graph(model, entry, ci, cond_t, C, hop, bad) -> FrameGraph:
+    from .tflite_file import read_tflite
+
+    if not isinstance(entry, str) or entry not in model.metadata:
+        raise bad(f"cond_input frame_graph {entry!r} is not a metadata entry of the file")
+    try:
+        fm = read_tflite(bytes(model.metadata[entry]), name=f"{model.name}[{entry}]")
+    except ModelFileError as e:
+        raise bad(f"frame graph {entry!r} is not a valid flatbuffer ({e})") from None
+    raw = fm.metadata.get(entry)
+    if raw is None:
+        raise bad(f"frame graph {entry!r} has no {entry!r} contract")
+    try:
+        meta = json.loads(bytes(raw).rstrip(b"\0").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad(f"frame graph {entry!r}: contract is not UTF-8 JSON") from None
+    where = f"frame graph {entry!r}"
+
+    def fbad(msg):
+        return bad(f"{where}: {msg}")
+
+    def ffield(obj, key, w):
+        if not isinstance(obj, dict) or key not in obj:
+            raise fbad(f"{w} lacks {key!r}")
+        return obj[key]
+
+    by_name = {x.name: x for x in fm.tensors}
+    in_names = [fm.tensors[i].name for i in fm.inputs]
+    out_names = [fm.tensors[i].name for i in fm.outputs]
+    K = ffield(meta, "frames_per_call", "contract")
+    delay = ffield(meta, "block_delay", "contract")
+    if not _is_count(K):
+        raise fbad(f"frames_per_call {K!r} is not a positive integer")
+    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+        raise fbad(f"block_delay {delay!r} is not a non-negative integer")
+    fin = ffield(meta, "frames_input", "contract")
+    if not isinstance(fin, str) or fin not in in_names:
+        raise fbad(f"frames input {fin!r} is not a graph input")
+    if not _int8_of(by_name[fin], K * C):
+        raise fbad(f"frames input {fin!r} is {by_name[fin].dtype}{list(by_name[fin].shape)}, "
+                   f"expected int8 with {K}·{C} elements")
+    ft = by_name[fin]
+    if (ft.scale.size != 1 or float(ft.scale[0]) != float(np.float32(ci["features"]["scale"]))
+            or int(ft.zero_point[0]) != ci["features"]["zero_point"]):
+        raise fbad(f"frames input {fin!r} is not quantized like cond_input.features")
+    blk = ffield(meta, "block_output", "contract")
+    if not isinstance(blk, str) or blk not in out_names:
+        raise fbad(f"block output {blk!r} is not a graph output")
+    bt = by_name[blk]
+    if bt.dtype != np.int8 or tuple(bt.shape) != (C, hop):
+        raise fbad(f"block output {blk!r} is {bt.dtype}{list(bt.shape)}, expected int8 "
+                   f"[{C}, {hop}] (channels x hop)")
+    if meta.get("block_layout", "channels x hop") != "channels x hop":
+        raise fbad(f"unsupported block_layout {meta.get('block_layout')!r}")
+    if not _same_quant(bt, cond_t):
+        raise fbad(f"block output {blk!r} is not quantized like the cond input (its bytes are "
+                   "copied into it)")
+    lines = _check_delay_lines(ffield(meta, "delay_lines", "contract"), f"{where}: ", in_names,
+                               out_names, by_name, bad, ffield)
+    fed = {fin} | {dl.read for dl in lines}
     for n in in_names:
         if n not in fed:
-            raise bad(f"graph input {n!r} is neither the sample, the speaker nor a delay-line read")
-
-    cfg = None
-    if meta.get("config") is not None:
-        try:
-            cfg = WaveNetConfig.from_dict(meta["config"])
-        except ConfigError as e:
-            raise bad(f"metadata config: {e}") from None
-    return Contract(inputs=Inputs(sample_name, spk_name, card), outputs=Outputs(*out),
-                    delay_lines=tuple(lines), config=cfg, metadata=meta)
+            raise fbad(f"graph input {n!r} is neither the frames input nor a delay-line read")
+    return FrameGraph(entry, fm, fin, int(K), blk, int(delay), tuple(lines), meta)
 
 
 def parse_contract(model) -> dict:
     """The contract of a WaveNet step graph, as the engine consumes it: :func:`read_contract`'s
     checks plus a ``config`` (parsed, under ``"config_obj"``), int8 delay lines, int8 outputs of
-    256 classes and a speaker input exactly when the config has global conditioning.
+    256 classes, a speaker input exactly when the config has global conditioning and a
+    ``cond_input`` (channels, hop, cin_pad, frame graph) exactly when it has local conditioning
+    (the parsed :class:`CondInput` is ``read_contract(model).cond``).
 
     Returns the metadata dict with the :class:`WaveNetConfig` added under ``"config_obj"``.
     Raises :class:`ModelFileError`.
@@ -230,6 +414,19 @@ def parse_contract(model) -> dict:
                       f"the config's {cfg.gc_cardinality}")
     elif c.inputs.speaker is not None:
         raise bad("metadata has a speaker_input but the config has no global conditioning")
+    if cfg.has_cond:
+        if c.cond is None:
+            raise bad("config has local conditioning but metadata has no cond_input")
+        for what, got, want in (("channels", c.cond.channels, cfg.cin_channels),
+                                ("hop", c.cond.hop, cfg.hop), ("cin_pad", c.cond.cin_pad,
+                                                               cfg.cin_pad)):
+            if got != want:
+                raise bad(f"cond_input {what} {got} disagrees with the config's {want}")
+        if (c.cond.frames is None) != (cfg.upsampler == "none"):
+            raise bad(f"cond_input frame_graph {c.cond.frames and c.cond.frames.entry!r} does "
+                      f"not fit the config's upsampler {cfg.upsampler!r}")
+    elif c.cond is not None:
+        raise bad("metadata has a cond_input but the config has no local conditioning")
     for key, oname in c.outputs._asdict().items():
         t = model.tensor(oname)
         if t.dtype != np.int8 or int(np.prod(t.shape, dtype=np.int64)) != 256:
