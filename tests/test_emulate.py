@@ -66,7 +66,9 @@ def test_instruction_counts(teacher_k2):
     for core in ("cortex-m4", "cortex-m7"):
         # reference: plain C ~5; ours shares each input load across 4 rows
         assert 2.0 <= ipm[core]["plain"] <= 6.0
-        assert 1.5 <= ipm[core]["dsp"] <= 3.0            # reference: intrinsics ~3, library ~1.9
+        # pre-extended int16 weights, 4 rows per input load: ~0.75 (reference: intrinsics ~3,
+        # library ~1.9)
+        assert 0.5 <= ipm[core]["dsp"] <= 1.2
     assert 3.0 <= ipm["cortex-m55"]["plain"] <= 5.0      # reference ~4 (no auto-vectorization)
     assert ipm["cortex-m55"]["mve"] <= 0.8               # reference: library ~0.5
     assert ipm["cortex-m55"]["mve"] < ipm["cortex-m55"]["dsp"] < ipm["cortex-m55"]["plain"]

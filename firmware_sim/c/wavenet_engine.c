@@ -681,6 +681,7 @@ static void wn_lut(const int8_t *x, int8_t *y, int32_t n, const int8_t *tab)
         y[i] = tab[(int32_t)x[i] + 128];
 }
 
+#if WN_KERNELS != 2   /* (the DSP build has its own, on int16 weights, below) */
 /* One FULLY_CONNECTED's data, 4 rows at a time */
 typedef struct {
     const int8_t *w;
@@ -698,6 +699,8 @@ static inline wn_fcd wn_fcd_load(const wn_op *op)
     return d;
 }
 
+#endif
+
 static inline int wn_full(int32_t lo, int32_t hi) { return lo == -128 && hi == 127; }
 
 /* every requantization shift of the FC <= 0 (decided once, in the plan) */
@@ -709,6 +712,8 @@ static int wn_fc_right_only(const wn_op *op)
             return 0;
     return 1;
 }
+
+#if WN_KERNELS != 2
 
 #if WN_KERNELS == 3
 /* rows c .. c+3 of the FC, requantized (int8 values in int32 lanes); `right` bit 0: every
@@ -841,6 +846,8 @@ static WN_NOINLINE void wn_fc_add(const int8_t *x, const wn_op *fc, const int8_t
         wn_fc_add_loop(x, &f, fc->n, fc->cols, other, &q, y, right);
 }
 
+#endif /* WN_KERNELS != 2 */
+
 /* byte copies of delay lines and embeddings (newlib-nano's memcpy copies byte by byte) */
 static void wn_copy(int8_t *dst, const int8_t *src, int32_t n)
 {
@@ -917,6 +924,357 @@ static void wn_softmax(const int8_t *x, int8_t *y, int32_t n, const int32_t *exp
     }
 #endif
 }
+
+#if WN_KERNELS == 2
+/* ---- Arm DSP kernels on pre-extended weights (firmware_sim/c_export_dsp.py) ---------------------
+ * Every FC's weights are int16 pairs in flash (two rows x four columns = 4 words per chunk), its
+ * input is sign-extended once into an int16 scratch (SXTB16: bytes 0,2 and 1,3 of each word, the
+ * order of the weight pairs), and 4 rows share each input load: per 4 columns x 4 rows, one LDRD
+ * of the input, 4 of the weights, 8 SMLAD.  Records marked WN_DSP_FAST have doubled weights and
+ * bias and requantize as SMMULR + one rounding add and shift (exactness: c_export_dsp); the
+ * others use the scalar MultiplyByQuantizedMultiplier. */
+
+static inline int32_t wn_smmulr(int32_t a, int32_t b)
+{
+#if defined(__GNUC__)
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* RoundingDivideByPOT(h, e) + zp in the form (2h + (h >> 31) + c) >> (e + 1) (c_export_dsp);
+ * e1 = e + 1 */
+static inline int32_t wn_rnd(int32_t h, int32_t c, int32_t e1)
+{
+    return (int32_t)((uint32_t)c + ((uint32_t)h << 1) + (uint32_t)(h >> 31)) >> e1;
+}
+
+static inline int32_t wn_shl(int32_t v, int32_t s) { return (int32_t)((uint32_t)v << s); }
+
+/* sign-extend cols int8 into int16 pairs (zero-padded to 4 columns) */
+static inline void wn_ext16(const int8_t *x, int32_t *xs, int32_t cols)
+{
+    int32_t i;
+    for (i = 0; i + 4 <= cols; i += 4) {
+        const uint32_t v = wn_ld32(x + i);
+        xs[i >> 1] = (int32_t)__sxtb16(v);
+        xs[(i >> 1) + 1] = (int32_t)wn_sxtb16_ror8(v);
+    }
+    if (cols & 3) {
+        uint32_t v = 0;
+        int32_t k;
+        for (k = 0; k < (cols & 3); k++)
+            v |= (uint32_t)(uint8_t)x[i + k] << (8 * k);
+        xs[i >> 1] = (int32_t)__sxtb16(v);
+        xs[(i >> 1) + 1] = (int32_t)wn_sxtb16_ror8(v);
+    }
+}
+
+/* chunk (4 columns) of a 4-row group into a0..a3: one LDRD of the input pairs, two LDM of the
+ * weights (r4-r7), 8 SMLAD */
+#define WN_ASM_CH16                                                                           \
+    "ldrd %[x0], %[x1], [%[xs]], #8\n\t"                                                      \
+    "ldm %[w]!, {r4, r5, r6, r7}\n\t"                                                         \
+    "smlad %[a0], r4, %[x0], %[a0]\n\t"                                                       \
+    "smlad %[a0], r5, %[x1], %[a0]\n\t"                                                       \
+    "smlad %[a1], r6, %[x0], %[a1]\n\t"                                                       \
+    "smlad %[a1], r7, %[x1], %[a1]\n\t"                                                       \
+    "ldm %[w]!, {r4, r5, r6, r7}\n\t"                                                         \
+    "smlad %[a2], r4, %[x0], %[a2]\n\t"                                                       \
+    "smlad %[a2], r5, %[x1], %[a2]\n\t"                                                       \
+    "smlad %[a3], r6, %[x0], %[a3]\n\t"                                                       \
+    "smlad %[a3], r7, %[x1], %[a3]\n\t"
+
+/* the 4 rows of a row group (w: nch chunks of 8 words) dotted with the extended input xs;
+ * acc holds the biases on entry */
+static WN_INLINE void wn_dot16(const int32_t *xs, const int32_t *w, int32_t nch, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if defined(__GNUC__)
+    /* no loop counter inside the asm (its operands and r4-r7 take 12 registers): a C loop
+     * around blocks of 4 chunks, then single chunks */
+    int32_t x0, x1, j;
+    for (j = nch >> 2; j > 0; j--)
+        __asm__ volatile(WN_ASM_CH16 WN_ASM_CH16 WN_ASM_CH16 WN_ASM_CH16
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                           [xs] "+r"(xs), [w] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                         :
+                         : "r4", "r5", "r6", "r7", "memory");
+    for (j = nch & 3; j > 0; j--)
+        __asm__ volatile(WN_ASM_CH16
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                           [xs] "+r"(xs), [w] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                         :
+                         : "r4", "r5", "r6", "r7", "memory");
+#else
+    int32_t j;
+    for (j = 0; j < nch; j++, xs += 2, w += 8) {
+        a0 = __smlad(w[0], xs[0], a0); a0 = __smlad(w[1], xs[1], a0);
+        a1 = __smlad(w[2], xs[0], a1); a1 = __smlad(w[3], xs[1], a1);
+        a2 = __smlad(w[4], xs[0], a2); a2 = __smlad(w[5], xs[1], a2);
+        a3 = __smlad(w[6], xs[0], a3); a3 = __smlad(w[7], xs[1], a3);
+    }
+#endif
+    acc[0] = a0; acc[1] = a1; acc[2] = a2; acc[3] = a3;
+}
+
+/* one FC's requantization constants, copied to locals (int8 stores may alias the records) */
+typedef struct {
+    const int32_t *mult, *shift;
+    int32_t zp, lo, hi, flags;
+} wn_fq;
+
+static inline wn_fq wn_fq_load(const wn_op *op, const wn_dsp_rec *d)
+{
+    wn_fq f;
+    const int32_t *p = wn_iparams + op->p;
+    f.mult = wn_mult + op->q; f.shift = wn_shift + op->q;
+    f.zp = p[0]; f.lo = p[1]; f.hi = p[2]; f.flags = d->flags;
+    return f;
+}
+
+/* requantize accumulator (bias included) of row j; r = its [m, c, e + 1] record */
+static WN_INLINE int32_t wn_requant16(int32_t acc, const int32_t *r, int flags, const wn_fq *f,
+                                 int32_t j)
+{
+    int32_t v;
+    if (flags & WN_DSP_FAST)
+        v = wn_rnd(wn_smmulr(acc, r[0]), r[1], r[2]);
+    else
+        v = wn_mbqm(acc, f->mult[j], f->shift[j]) + f->zp;
+    return (flags & WN_DSP_FULL) ? __ssat(v, 8) : wn_clamp(v, f->lo, f->hi);
+}
+
+/* MUL / ADD records (c_export_dsp.elementwise_records) as locals */
+typedef struct { int32_t z1, z2, shl, m, c, e1, lo, hi, flags; wn_mulp slow; } wn_mq;
+typedef struct { int32_t z1, z2, m1, c1, e1, m2, c2, e2, mo, co, eo, lo, hi, flags;
+                 wn_addp slow; } wn_aq;
+
+static inline wn_mq wn_mq_load(const wn_op *op, const wn_dsp_rec *d, int swap)
+{
+    wn_mq q;
+    const int32_t *e = d->ew;
+    q.z1 = e[0]; q.z2 = e[1]; q.shl = e[2]; q.m = e[3]; q.c = e[4]; q.e1 = e[5];
+    q.lo = e[6]; q.hi = e[7]; q.flags = d->flags;
+    q.slow = wn_mulp_load(wn_iparams + op->p);
+    if (swap) {
+        int32_t t = q.z1; q.z1 = q.z2; q.z2 = t;
+        t = q.slow.z1; q.slow.z1 = q.slow.z2; q.slow.z2 = t;
+    }
+    return q;
+}
+
+static inline wn_aq wn_aq_load(const wn_op *op, const wn_dsp_rec *d, int swap)
+{
+    wn_aq q;
+    const int32_t *e = d->ew;
+    q.z1 = e[0]; q.z2 = e[1]; q.m1 = e[2]; q.c1 = e[3]; q.e1 = e[4]; q.m2 = e[5]; q.c2 = e[6];
+    q.e2 = e[7]; q.mo = e[8]; q.co = e[9]; q.eo = e[10]; q.lo = e[11]; q.hi = e[12];
+    q.flags = d->flags;
+    q.slow = wn_addp_load(wn_iparams + op->p);
+    if (swap) {
+        int32_t t;
+        t = q.z1; q.z1 = q.z2; q.z2 = t;
+        t = q.m1; q.m1 = q.m2; q.m2 = t;
+        t = q.c1; q.c1 = q.c2; q.c2 = t;
+        t = q.e1; q.e1 = q.e2; q.e2 = t;
+        wn_addp_swap(&q.slow);
+    }
+    return q;
+}
+
+static WN_INLINE int32_t wn_mul16(int32_t a, int32_t b, const wn_mq *q, int flags)
+{
+    int32_t v;
+    if (!(flags & WN_DSP_FAST))
+        return wn_mul1(a, b, &q->slow);
+    v = wn_rnd(wn_smmulr(wn_shl((a - q->z1) * (b - q->z2), q->shl), q->m), q->c, q->e1);
+    return (flags & WN_DSP_FULL) ? __ssat(v, 8) : wn_clamp(v, q->lo, q->hi);
+}
+
+static WN_INLINE int32_t wn_add16(int32_t a, int32_t b, const wn_aq *q, int flags)
+{
+    int32_t v1, v2, v;
+    if (!(flags & WN_DSP_FAST))
+        return wn_add1(a, b, &q->slow);
+    v1 = wn_rnd(wn_smmulr(wn_shl(a, 21) - q->z1, q->m1), q->c1, q->e1);
+    v2 = wn_rnd(wn_smmulr(wn_shl(b, 21) - q->z2, q->m2), q->c2, q->e2);
+    v = wn_rnd(wn_smmulr(wn_shl(v1 + v2, 1), q->mo), q->co, q->eo);
+    return (flags & WN_DSP_FULL) ? __ssat(v, 8) : wn_clamp(v, q->lo, q->hi);
+}
+
+#define WN_DSP_XS ((WN_DSP_MAX_COLS + 3) / 4 * 2)
+#define WN_FF (WN_DSP_FAST | WN_DSP_FULL)
+
+/* the requantization record [m, c, e + 1] of row k of a group's record r */
+#define WN_RQ(r, k) ((r) + 4 + 3 * (k))
+
+/* FULLY_CONNECTED, 4 rows at a time (rows padded to 4 in the layout; padding not stored) */
+static WN_INLINE void wn_fc16_loop(const int32_t *xs, int8_t *y, int32_t n, int32_t nch,
+                                   const int32_t *w, const int32_t *r, const wn_fq *f, int flags)
+{
+    int32_t o, k;
+    for (o = 0; o < n; o += 4, w += 8 * nch, r += 16) {
+        int32_t acc[4];
+        acc[0] = r[0]; acc[1] = r[1]; acc[2] = r[2]; acc[3] = r[3];
+        wn_dot16(xs, w, nch, acc);
+        if (o + 4 <= n) {
+            for (k = 0; k < 4; k++)
+                y[o + k] = (int8_t)wn_requant16(acc[k], WN_RQ(r, k), flags, f, o + k);
+        } else {
+            for (k = 0; o + k < n; k++)
+                y[o + k] = (int8_t)wn_requant16(acc[k], WN_RQ(r, k), flags, f, o + k);
+        }
+    }
+}
+
+static WN_NOINLINE void wn_fc16_ff(const int32_t *xs, int8_t *y, const wn_op *op,
+                                   const wn_dsp_rec *d, const wn_fq *f)
+{
+    wn_fc16_loop(xs, y, op->n, (op->cols + 3) >> 2, d->w, d->rq, f, WN_FF);
+}
+
+static WN_NOINLINE void wn_fc16_any(const int32_t *xs, int8_t *y, const wn_op *op,
+                                    const wn_dsp_rec *d, const wn_fq *f)
+{
+    wn_fc16_loop(xs, y, op->n, (op->cols + 3) >> 2, d->w, d->rq, f, f->flags);
+}
+
+static WN_NOINLINE void wn_fc16(const int8_t *x, int8_t *y, const wn_op *op, const wn_dsp_rec *d)
+{
+    int32_t xs[WN_DSP_XS];
+    const wn_fq f = wn_fq_load(op, d);
+    wn_ext16(x, xs, op->cols);
+    if (f.flags == WN_FF)
+        wn_fc16_ff(xs, y, op, d, &f);
+    else
+        wn_fc16_any(xs, y, op, d, &f);
+}
+
+/* gated unit, 4 channels at a time: the filter's 4 rows, then the gate's, on the same input */
+static WN_INLINE void wn_gate16_loop(const int32_t *xs, int32_t n, int32_t nch,
+                                     const wn_dsp_rec *df, const wn_dsp_rec *dg,
+                                     const wn_fq *ff, const wn_fq *fg, const int8_t *tf,
+                                     const int8_t *tg, const wn_mq *q, int8_t *z, int flf,
+                                     int flg, int flm)
+{
+    const int32_t *wf = df->w, *wg = dg->w, *rf = df->rq, *rg = dg->rq;
+    int32_t c, k;
+    for (c = 0; c < n; c += 4, wf += 8 * nch, wg += 8 * nch, rf += 16, rg += 16) {
+        int32_t acc[4], t[4];
+        acc[0] = rf[0]; acc[1] = rf[1]; acc[2] = rf[2]; acc[3] = rf[3];
+        wn_dot16(xs, wf, nch, acc);
+        for (k = 0; k < 4; k++)
+            t[k] = tf[wn_requant16(acc[k], WN_RQ(rf, k), flf, ff, c + k)];
+        acc[0] = rg[0]; acc[1] = rg[1]; acc[2] = rg[2]; acc[3] = rg[3];
+        wn_dot16(xs, wg, nch, acc);
+        for (k = 0; k < 4; k++)
+            z[c + k] = (int8_t)wn_mul16(t[k], tg[wn_requant16(acc[k], WN_RQ(rg, k), flg, fg,
+                                                               c + k)], q, flm);
+    }
+}
+
+static WN_NOINLINE void wn_gate16_ff(const int32_t *xs, const wn_op *of, const wn_dsp_rec *df,
+                                     const wn_fq *ff, const wn_fq *fg, const int8_t *tf,
+                                     const int8_t *tg, const wn_mq *q, int8_t *z)
+{
+    wn_gate16_loop(xs, of->n, (of->cols + 3) >> 2, df, df + 1, ff, fg, tf, tg, q, z, WN_FF,
+                   WN_FF, WN_FF);
+}
+
+static WN_NOINLINE void wn_gate16_any(const int32_t *xs, const wn_op *of, const wn_dsp_rec *df,
+                                      const wn_fq *ff, const wn_fq *fg, const int8_t *tf,
+                                      const int8_t *tg, const wn_mq *q, int8_t *z)
+{
+    wn_gate16_loop(xs, of->n, (of->cols + 3) >> 2, df, df + 1, ff, fg, tf, tg, q, z, ff->flags,
+                   fg->flags, q->flags);
+}
+
+static WN_NOINLINE void wn_gate16(const int8_t *x, int32_t k, const int8_t *tf,
+                                  const int8_t *tg, int swap, int8_t *z)
+{
+    int32_t xs[WN_DSP_XS];
+    const wn_op *of = &wn_ops[k];
+    const wn_dsp_rec *df = &wn_dsp[k];
+    const wn_fq ff = wn_fq_load(of, df), fg = wn_fq_load(of + 1, df + 1);
+    const wn_mq q = wn_mq_load(of + 4, df + 4, swap);
+    wn_ext16(x, xs, of->cols);
+    if (ff.flags == WN_FF && fg.flags == WN_FF && q.flags == WN_FF)
+        wn_gate16_ff(xs, of, df, &ff, &fg, tf + 128, tg + 128, &q, z);
+    else
+        wn_gate16_any(xs, of, df, &ff, &fg, tf + 128, tg + 128, &q, z);
+}
+
+/* FC + the ADD of its output and `other` (which may be the output itself: read first) */
+static WN_INLINE void wn_fc_add16_loop(const int32_t *xs, int32_t n, int32_t nch,
+                                       const int32_t *w, const int32_t *r, const wn_fq *f,
+                                       const int8_t *other, const wn_aq *q, int8_t *y, int flf,
+                                       int fla)
+{
+    int32_t o, k;
+    for (o = 0; o < n; o += 4, w += 8 * nch, r += 16) {
+        int32_t acc[4];
+        acc[0] = r[0]; acc[1] = r[1]; acc[2] = r[2]; acc[3] = r[3];
+        wn_dot16(xs, w, nch, acc);
+        for (k = 0; k < 4; k++)
+            y[o + k] = (int8_t)wn_add16(wn_requant16(acc[k], WN_RQ(r, k), flf, f, o + k),
+                                        other[o + k], q, fla);
+    }
+}
+
+static WN_NOINLINE void wn_fc_add16_ff(const int32_t *xs, const wn_op *of, const wn_dsp_rec *d,
+                                       const wn_fq *f, const int8_t *other, const wn_aq *q,
+                                       int8_t *y)
+{
+    wn_fc_add16_loop(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, f, other, q, y, WN_FF, WN_FF);
+}
+
+static WN_NOINLINE void wn_fc_add16_any(const int32_t *xs, const wn_op *of, const wn_dsp_rec *d,
+                                        const wn_fq *f, const int8_t *other, const wn_aq *q,
+                                        int8_t *y)
+{
+    wn_fc_add16_loop(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, f, other, q, y, f->flags,
+                     q->flags);
+}
+
+static WN_NOINLINE void wn_fc_add16(const int8_t *x, int32_t k, const int8_t *other,
+                                    int fc_first, int8_t *y)
+{
+    int32_t xs[WN_DSP_XS];
+    const wn_op *of = &wn_ops[k];
+    const wn_dsp_rec *d = &wn_dsp[k];
+    const wn_fq f = wn_fq_load(of, d);
+    const wn_aq q = wn_aq_load(of + 1, d + 1, !fc_first);
+    wn_ext16(x, xs, of->cols);
+    if (f.flags == WN_FF && q.flags == WN_FF)
+        wn_fc_add16_ff(xs, of, d, &f, other, &q, y);
+    else
+        wn_fc_add16_any(xs, of, d, &f, other, &q, y);
+}
+
+/* One FULLY_CONNECTED on weights in the DSP layout (c_export_dsp.fc_weights, not doubled) with
+ * the scalar requantization: the inner loop of the step's FCs, for benchmarks. */
+void wn_fc_dsp(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int32_t *w16,
+               const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t zp,
+               int32_t lo, int32_t hi)
+{
+    int32_t xs[WN_DSP_XS], o, k;
+    const int32_t nch = (cols + 3) >> 2;
+    wn_fq f;
+    f.mult = mult; f.shift = shift; f.zp = zp; f.lo = lo; f.hi = hi; f.flags = 0;
+    wn_ext16(x, xs, cols);
+    for (o = 0; o + 4 <= rows; o += 4, w16 += 8 * nch) {
+        int32_t acc[4];
+        acc[0] = bias[o]; acc[1] = bias[o + 1]; acc[2] = bias[o + 2]; acc[3] = bias[o + 3];
+        wn_dot16(xs, w16, nch, acc);
+        for (k = 0; k < 4; k++)
+            y[o + k] = (int8_t)wn_requant16(acc[k], 0, 0, &f, o + k);
+    }
+}
+#endif /* WN_KERNELS == 2 */
 
 /* ---- the fusion plan -------------------------------------------------------------------------
  * Built once by wn_reset from the operator list: a layer's FC, FC, LUT, LUT, MUL become one
@@ -1135,15 +1493,24 @@ static void wn_run_ops(wn_state *s, int32_t code)
 #define WN_HOOK_SKIPPED(nk) ((void)0)
 #endif
         const int right = (s->plan[k] & WN_PLAN_RIGHT) != 0;
+#if WN_KERNELS == 2
+        (void)right;   /* the DSP records carry their own flags */
+#endif
         switch (s->plan[k] & WN_PLAN_KIND) {
         case WN_PLAN_GATE:
         case WN_PLAN_GATE_SWAP: {
             const wn_op *l0 = op + 2, *l1 = op + 3, *m = op + 4;
             const int f_first = l0->in0 == op->out;
+#if WN_KERNELS == 2
+            wn_gate16(a + op->in0, k, wn_luts + 256 * (f_first ? l0 : l1)->aux,
+                      wn_luts + 256 * (f_first ? l1 : l0)->aux,
+                      (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_GATE_SWAP, a + m->out);
+#else
             wn_gate(a + op->in0, op, op + 1, wn_luts + 256 * (f_first ? l0 : l1)->aux,
                     wn_luts + 256 * (f_first ? l1 : l0)->aux,
                     (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_GATE_SWAP, wn_iparams + m->p,
                     a + m->out, right);
+#endif
             WN_HOOK_SKIPPED(4);
             k += 4;
             continue;
@@ -1152,8 +1519,12 @@ static void wn_run_ops(wn_state *s, int32_t code)
         case WN_PLAN_FC_ADD_2ND: {
             const wn_op *ad = op + 1;
             const int first = (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_FC_ADD;
+#if WN_KERNELS == 2
+            wn_fc_add16(a + op->in0, k, a + (first ? ad->in1 : ad->in0), first, a + ad->out);
+#else
             wn_fc_add(a + op->in0, op, a + (first ? ad->in1 : ad->in0), first,
                       wn_iparams + ad->p, a + ad->out, right);
+#endif
             WN_HOOK_SKIPPED(1);
             k += 1;
             continue;
@@ -1167,13 +1538,21 @@ static void wn_run_ops(wn_state *s, int32_t code)
         switch (op->kind) {
         case WN_OP_GATHER: {
             const int32_t idx = op->aux ? s->speaker : code;
+#if WN_KERNELS == 2
+            wn_copy(a + op->out, wn_dsp[k].tab + idx * op->n, op->n);
+#else
             wn_copy(a + op->out, wn_weights + op->w + idx * op->n, op->n);
+#endif
             break;
         }
         case WN_OP_FC: {
+#if WN_KERNELS == 2
+            wn_fc16(a + op->in0, a + op->out, op, &wn_dsp[k]);
+#else
             const int32_t *p = wn_iparams + op->p;
             wn_fc_r(a + op->in0, a + op->out, op->n, op->cols, wn_weights + op->w,
                     wn_bias + op->q, wn_mult + op->q, wn_shift + op->q, p[0], p[1], p[2], right);
+#endif
             break;
         }
         case WN_OP_ADD:

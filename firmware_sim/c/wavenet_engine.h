@@ -76,6 +76,13 @@ void wn_generate(wn_state *s, wn_sampler *r, int32_t first, int32_t *out, uint32
 void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t *w,
            const int32_t *bias, const int32_t *mult, const int32_t *shift,
            int32_t zp, int32_t lo, int32_t hi);
+#if WN_KERNELS == 2
+/* The same on weights in the DSP layout (firmware_sim.c_export_dsp.fc_weights: int16 pairs,
+ * rows in groups of 4, cols <= WN_DSP_MAX_COLS; rows % 4 == 0), as the step's FCs use them. */
+void wn_fc_dsp(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int32_t *w16,
+               const int32_t *bias, const int32_t *mult, const int32_t *shift,
+               int32_t zp, int32_t lo, int32_t hi);
+#endif
 /* The variant compiled in: 1 plain, 2 DSP, 3 MVE. */
 int wn_kernels(void);
 

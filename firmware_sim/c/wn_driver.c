@@ -83,6 +83,33 @@ static int32_t wn_drv_table[256];
 static int8_t bx[WN_DRV_BENCH_COLS], by[WN_DRV_BENCH_ROWS];
 static int8_t bw[WN_DRV_BENCH_ROWS * WN_DRV_BENCH_COLS];
 static int32_t bb[WN_DRV_BENCH_ROWS], bm[WN_DRV_BENCH_ROWS], bs[WN_DRV_BENCH_ROWS];
+#if WN_KERNELS == 2 && WN_DRV_BENCH_COLS <= WN_DSP_MAX_COLS && WN_DRV_BENCH_ROWS % 4 == 0
+/* the DSP kernels' weight layout (firmware_sim/c_export_dsp.py): per 4 rows and 4 columns,
+ * per row the int16 pairs of bytes (0, 2) and (1, 3) */
+#define WN_DRV_BENCH_DSP 1
+#define WN_DRV_NCH ((WN_DRV_BENCH_COLS + 3) / 4)
+static int32_t bw16[WN_DRV_BENCH_ROWS * WN_DRV_NCH * 2];
+
+static int32_t bw_at(int32_t r, int32_t c)
+{
+    return c < WN_DRV_BENCH_COLS ? bw[r * WN_DRV_BENCH_COLS + c] : 0;
+}
+
+static void bench_layout(void)
+{
+    int32_t r, j;
+    for (r = 0; r < WN_DRV_BENCH_ROWS; r++)
+        for (j = 0; j < WN_DRV_NCH; j++) {
+            int32_t *o = bw16 + ((r / 4) * WN_DRV_NCH + j) * 8 + (r % 4) * 2;
+            o[0] = (int32_t)(((uint32_t)bw_at(r, 4 * j) & 0xffffu)
+                             | ((uint32_t)bw_at(r, 4 * j + 2) << 16));
+            o[1] = (int32_t)(((uint32_t)bw_at(r, 4 * j + 1) & 0xffffu)
+                             | ((uint32_t)bw_at(r, 4 * j + 3) << 16));
+        }
+}
+#else
+#define WN_DRV_BENCH_DSP 0
+#endif
 #endif
 
 int main(void)
@@ -153,11 +180,21 @@ int main(void)
             bm[i] = 1518500250;
             bs[i] = -9;
         }
+#if WN_DRV_BENCH_DSP
+        /* the DSP build's step runs its FCs on pre-extended weights: time that kernel */
+        bench_layout();
+        marker();
+        wn_fc_dsp(bx, by, WN_DRV_BENCH_ROWS, WN_DRV_BENCH_COLS, bw16, bb, bm, bs, 0, -128, 127);
+        marker();
+        wn_fc_dsp(bx, by, WN_DRV_BENCH_ROWS, 0, bw16, bb, bm, bs, 0, -128, 127);
+        marker();
+#else
         marker();
         wn_fc(bx, by, WN_DRV_BENCH_ROWS, WN_DRV_BENCH_COLS, bw, bb, bm, bs, 0, -128, 127);
         marker();
         wn_fc(bx, by, WN_DRV_BENCH_ROWS, 0, bw, bb, bm, bs, 0, -128, 127);
         marker();
+#endif
         /* the probabilities on demand (the step itself does not run the SOFTMAX), then one
          * sample on the logits with the temperature table, then one from the probabilities */
         st.probs_ready = 0;
