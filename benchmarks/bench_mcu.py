@@ -36,6 +36,7 @@ def _model(preset_name: str, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
+    from firmware_sim.c_export import exported_program, flash_bytes
     from firmware_sim.emulate import emulate
     from firmware_sim.qemu import toolchain_status
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,7 +51,9 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-mcu-") as tmp:
         for name in args.presets:
-            rep = emulate(_model(name, Path(tmp)), steps=args.steps, kernels="all",
+            path = _model(name, Path(tmp))
+            prog = exported_program(path)
+            rep = emulate(path, steps=args.steps, kernels="all",
                           profile_ops=False, repeat_check=False, progress=True)
             for r in rep.runs:
                 cc = r.cycle_classes
@@ -65,19 +68,22 @@ def main(argv=None) -> int:
                                  sample_logits=r.sample_logits_instructions,
                                  sample_probs=r.sample_probs_instructions,
                                  bitexact=f"{r.bitexact_steps}/{r.steps}",
+                                 const_bytes=flash_bytes(prog, "dsp" if r.kernels == "dsp"
+                                                         else "auto"),
                                  classes={k: v[0] for k, v in cc.get("by_class", {}).items()}))
     print(f"{'preset':6s} {'core':10s} {'kernels':6s} {'MACs':>6s} {'instr/sample':>12s} "
           f"{'instr/MAC':>9s} {'FC i/MAC':>8s} {'cyc EST CPI':>11s} {'cyc EST cls':>11s} "
-          f"{'softmax':>7s} {'smp lgt':>7s} {'smp prb':>7s} bit-exact")
+          f"{'softmax':>7s} {'smp lgt':>7s} {'smp prb':>7s} {'const kB':>8s} bit-exact")
     for r in rows:
         print(f"{r['preset']:6s} {r['core']:10s} {r['kernels']:6s} {r['macs']:6d} "
               f"{r['instructions']:12.1f} {r['instr_per_mac']:9.2f} {r['fc_instr_per_mac']:8.2f} "
               f"{r['cycles_cpi_ESTIMATE']:11d} {r['cycles_classes_ESTIMATE']:11d} "
               f"{r['softmax_on_demand']:7d} {r['sample_logits']:7d} {r['sample_probs']:7d} "
-              f"{r['bitexact']}")
+              f"{r['const_bytes'] / 1000:8.1f} {r['bitexact']}")
     print("instr/sample: wn_step without the SOFTMAX (probabilities on demand, 'softmax' "
           "column); smp lgt / smp prb: one wn_sample on the logits (temperature table) / on the "
-          "probabilities.  Cycles are ESTIMATES.")
+          "probabilities; const kB: the model's const data in that build (the DSP kernels keep "
+          "FC weights as int16 pairs: c_export.flash_bytes(..., 'dsp')).  Cycles are ESTIMATES.")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -65,6 +65,8 @@ class ExportResult:
     out_dir : directory of the export; files : {name: path}
     kernels : requested kernel variant ("auto", "plain", "dsp", "mve")
     flash_bytes : const data (weights, biases, multipliers, tables, operator list), bytes
+    flash_bytes_dsp : the same for a DSP build (int16 weights and records instead of the int8
+        weight blob, :mod:`firmware_sim.c_export_dsp`)
     state_bytes : RAM of one ``wn_state`` (arena + delay-line rings + positions), bytes
     macs_per_sample : int8 multiply-accumulates per step
     n_ops : executed operators per step
@@ -81,6 +83,7 @@ class ExportResult:
     write_widths: list = field(default_factory=list)
     silence_code: int = 0
     n_speakers: int = 0
+    flash_bytes_dsp: int = 0
     #: the exported program (:func:`exported_program`), for callers that profile it
     program: dict = field(default_factory=dict, repr=False)
 
@@ -364,9 +367,15 @@ def state_bytes(d, header: str | None = None) -> int:
     return -(-off // align) * align
 
 
-def flash_bytes(d) -> int:
+def flash_bytes(d, kernels: str = "auto") -> int:
     """Bytes of the const data arrays of ``wavenet_model.c`` for the program ``d`` (each array
-    as declared; padding between them and the engine's code not included)."""
+    as declared; padding between them and the engine's code not included).  ``kernels="dsp"``:
+    a DSP build (WN_KERNELS == 2, also "auto" on a DSP core without MVE), which replaces the
+    int8 weight blob by the DSP arrays (:mod:`firmware_sim.c_export_dsp`: int16 FC weights,
+    requantization records, GATHER tables)."""
+    if kernels == "dsp":
+        return (_flash_bytes(d) - max(int(np.asarray(d["weights"]).size), 1)
+                + dsp.flash_bytes(d["dsp"]))
     return _flash_bytes(d)
 
 
@@ -383,7 +392,7 @@ def _flash_bytes(d) -> int:
                + arr(d["softmax_exp"], 4) + 2 * 256 + (arr(tt, 4) if tt is not None else 4))
 
 
-def _readme(d, kernels, flash, state) -> str:
+def _readme(d, kernels, flash, state, flash_dsp) -> str:
     gc = (f"Global conditioning: call `wn_set_speaker(&s, id)` with 0 ≤ id < {d['n_speakers']} "
           "before stepping.\n" if d["n_speakers"] else "")
     tt = ("`wn_temperature_table` holds the integer weights for the export's temperature "
@@ -398,7 +407,8 @@ every delay-line write, at every step.
 |---|---|
 | MACs per sample | {d['macs']} |
 | operators per step | {len(d['ops'])} |
-| const data (flash) | {flash} bytes (+ code, a few KB) |
+| const data (flash) | {flash} bytes (+ code, a few KB); DSP build (int16 weights): {flash_dsp} \
+bytes |
 | `wn_state` (RAM) | {state} bytes (arena {d['arena_size']} + delay-line rings \
 {d['ring_size']} + positions) |
 | delay lines | {len(d['reads'])} reads of {len(d['writes'])} writes, longest delay \
@@ -462,7 +472,7 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
         "wavenet_model.c": _model_c(d),
         "wavenet_engine.h": (_C_DIR / "wavenet_engine.h").read_text(),
         "wavenet_engine.c": (_C_DIR / "wavenet_engine.c").read_text(),
-        "README.md": _readme(d, kernels, flash, state),
+        "README.md": _readme(d, kernels, flash, state, flash_bytes(d, "dsp")),
     }
     files = {}
     for name, txt in texts.items():
@@ -473,7 +483,8 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
     return ExportResult(out_dir=str(out), files=files, kernels=kernels, flash_bytes=flash,
                         state_bytes=state, macs_per_sample=d["macs"], n_ops=len(d["ops"]),
                         write_widths=[int(w["width"]) for w in d["writes"]],
-                        silence_code=d["silence_code"], n_speakers=d["n_speakers"], program=d)
+                        silence_code=d["silence_code"], n_speakers=d["n_speakers"],
+                        flash_bytes_dsp=flash_bytes(d, "dsp"), program=d)
 
 
 # ------------------------------------------------------------------------------------------------

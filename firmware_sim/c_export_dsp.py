@@ -188,6 +188,7 @@ def dsp_layout(program) -> dict:
 
 
 def flash_bytes(layout) -> int:
-    """Bytes of the DSP arrays (they replace the int8 weight blob in a DSP build)."""
+    """Bytes of the DSP arrays as wavenet_model.c declares them (they replace the int8 weight
+    blob in a DSP build); ``wn_dsp``: 5 words per operator."""
     return int(4 * (layout["w16"].size + layout["rq"].size + layout["ew"].size)
                + layout["tab"].size + 20 * len(layout["recs"]))

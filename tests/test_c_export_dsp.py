@@ -3,10 +3,14 @@ layout computes the int8 matrix product, the cheaper requantization forms equal 
 definitions (wavenet_edge.int8.fixedpoint) wherever the export marks them FAST, and the DSP build
 stays bit-exact in QEMU when every record takes the scalar path instead."""
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
 from firmware_sim import c_export_dsp as dsp
+from firmware_sim.c_export import export_c
 from firmware_sim.emulate import emulate
 from firmware_sim.qemu import toolchain_status
 from test_c_export import _codes, build_model
@@ -109,3 +113,21 @@ def test_dsp_scalar_paths_bit_exact(monkeypatch):
                   cycle_classes=False, bench=None)
     for r in rep.runs:
         assert r.bitexact_steps == r.steps == 40 and r.codes_match, r.core
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="no arm-none-eabi-gcc")
+def test_dsp_flash_bytes_equal_the_cortex_m7_build(tmp_path):
+    """ExportResult.flash_bytes_dsp is what a Cortex-M7 build (auto = DSP kernels) lays out:
+    the int8 weight blob replaced by the DSP arrays (symbol sizes of the object file)."""
+    res = export_c(build_model("k3"), tmp_path / "export")
+    obj = tmp_path / "m.o"
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-std=c99", "-O2", "-Wall",
+                    "-Werror", f"-I{tmp_path / 'export'}", "-c",
+                    str(tmp_path / "export" / "wavenet_model.c"), "-o", str(obj)],
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run(["arm-none-eabi-nm", "-S", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    sizes = {f[3]: int(f[1], 16) for f in (ln.split() for ln in out.splitlines()) if len(f) == 4}
+    assert "wn_weights" not in sizes and "wn_w16" in sizes
+    assert sum(sizes.values()) == res.flash_bytes_dsp
+    assert res.flash_bytes_dsp > res.flash_bytes   # the weights doubled

@@ -61,8 +61,10 @@ def test_state_and_flash_bytes_equal_the_cortex_m_build(export):
     objs = []
     for src in (d / "probe_arm.c", d / "export" / "wavenet_model.c"):
         obj = d / (src.stem + ".o")
+        # plain kernels: a DSP build lays out flash_bytes_dsp instead (test_c_export_dsp)
         subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m55", "-mthumb", "-std=c99", "-O2",
-                        "-Wall", "-Werror", f"-I{d / 'export'}", "-c", str(src), "-o", str(obj)],
+                        "-Wall", "-Werror", "-DWN_KERNELS=1", f"-I{d / 'export'}", "-c", str(src),
+                        "-o", str(obj)],
                        check=True, capture_output=True, text=True)
         objs.append(obj)
     sizes = {}
