@@ -4,7 +4,7 @@ It reads nothing but the parsed file (:func:`wavenet_edge.tflite_file.read_tflit
 in file order, each tensor's own scales and zero points, the constant buffers.  Every op is
 computed with the one definition of the int8 arithmetic (``wavenet_edge.int8``, each function
 checked op by op against the real interpreters in ``test_int8_oracle.py`` and
-``test_cond_step_graph.py``), for one runtime profile.  It shares no code with the converter,
+``test_int8_quantize_oracle.py``), for one runtime profile.  It shares no code with the converter,
 the engine or ``converters.host``: a test of those against the interpreters and this reference
 catches a wrong graph as well as a wrong host.
 
@@ -58,8 +58,8 @@ class GraphReference:
         if op.opcode == "SOFTMAX":
             return I.softmax_params(T[0].scale[0], op.options.get("beta", 1.0), p)
         if op.opcode == "QUANTIZE":
-            return I.requantize_params(T[0].scale[0], T[0].zero_point[0], o.scale[0],
-                                       o.zero_point[0], p)
+            return I.quantize_params(T[0].scale[0], T[0].zero_point[0], o.scale[0],
+                                     o.zero_point[0], p)
         return None
 
     def step(self, inputs: dict) -> dict:
@@ -111,7 +111,7 @@ class GraphReference:
             return out
         if k == "QUANTIZE":
             out = np.empty(x[0].size, np.int8)
-            I.requantize_op_vec(np.ascontiguousarray(x[0].reshape(-1)), prm.ip, prm.profile, out)
+            I.quantize_int8_vec(np.ascontiguousarray(x[0].reshape(-1)), prm.ip, prm.profile, out)
             return out
         raise NotImplementedError(k)
 

@@ -13,13 +13,11 @@ to jitted code):
 
 Load time (Python, from the float32 scales / int zero points stored in the model):
 :func:`quantize_multiplier`, :func:`fc_params`, :func:`add_params`, :func:`mul_params`,
-:func:`tanh_table`, :func:`logistic_table`, :func:`softmax_params`,
-:func:`requantize_params` (int8 → int8 QUANTIZE).
+:func:`tanh_table`, :func:`logistic_table`, :func:`softmax_params`.
 
 Per sample (jitted with :data:`wavenet_edge._jit.kernel`, callable from other numba kernels, no
 allocation): :func:`requantize`, :func:`requantize_int8`, :func:`add_int8`, :func:`mul_int8`,
-:func:`add_int8_vec`, :func:`mul_int8_vec`, :func:`lookup_int8`, :func:`softmax_int8`,
-:func:`requantize_op_int8`, :func:`requantize_op_vec`.
+:func:`add_int8_vec`, :func:`mul_int8_vec`, :func:`lookup_int8`, :func:`softmax_int8`.
 
 Each op's module docstring states the exact algorithm per profile, including which scale products
 are float32 and which float64.  Runtimes that agree "almost always" still differ at rounding ties:
@@ -42,8 +40,6 @@ from .quantize import (QuantizeParams, quantize_int8, quantize_int8_vec, quantiz
                        quantize_tables)
 from .requant import (LITERT, LITERT_REF, PROFILE_NAMES, PROFILES, TFLM, XNNPACK, FCParams,
                       fc_params, fold_input_offset, profile_id, requantize, requantize_int8)
-from .requantize_op import (RequantizeParams, requantize_op_int8, requantize_op_vec,
-                            requantize_params)
 from .softmax import (SOFTMAX_OUT, SoftmaxParams, softmax_exp_table, softmax_from_exps,
                       softmax_int8, softmax_params)
 
@@ -54,7 +50,6 @@ __all__ = [
     "ElementwiseParams", "add_params", "mul_params", "add_int8", "mul_int8",
     "add_int8_vec", "mul_int8_vec",
     "tanh_table", "logistic_table", "lookup_int8", "TANH_OUT", "LOGISTIC_OUT",
-    "RequantizeParams", "requantize_params", "requantize_op_int8", "requantize_op_vec",
     "SoftmaxParams", "softmax_params", "softmax_int8", "softmax_exp_table",
     "softmax_from_exps", "SOFTMAX_OUT",
     "QuantizeParams", "quantize_params", "quantize_int8", "quantize_int8_vec", "quantize_tables",
