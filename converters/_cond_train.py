@@ -115,19 +115,30 @@ def cond_loss_and_grads(params, cfg, xb, yb, sb, frames, picks, pool=None, *, ch
     return loss, g
 
 
-def encode_with_features(audio, cfg, what: str):
+def encode_with_features(audio, cfg, what: str, features=None):
     """``(codes, frames)`` per clip: the clip's classes (first N·hop samples) and its model-ready
-    features by the model's recipe (:func:`converters.features.vocoder_inputs`)."""
-    from wavenet_edge.errors import AudioError
+    features by the model's recipe (:func:`converters.features.vocoder_inputs`), or the caller's
+    ``features`` (per clip (N + 2·cin_pad, cin), as :meth:`FloatWaveNet.logits` takes them for
+    those N·hop samples; one frame per sample without an upsampler)."""
+    from wavenet_edge.errors import AudioError, ConfigError
     from wavenet_edge.mulaw import encode_classes
 
     from .features import vocoder_inputs
     if isinstance(audio, np.ndarray) and audio.ndim == 1:
         audio = [audio]
+    if features is not None:
+        if isinstance(features, np.ndarray) and features.ndim == 2:
+            features = [features]
+        features = list(features)
+        if len(features) != len(audio):
+            raise ConfigError(f"{what} features: {len(features)} arrays for {len(audio)} clips")
     codes, frames = [], []
     for i, y in enumerate(audio):
         try:
-            y2, c = vocoder_inputs(np.asarray(y), sr=cfg.sample_rate, config=cfg)
+            if features is None:
+                y2, c = vocoder_inputs(np.asarray(y), sr=cfg.sample_rate, config=cfg)
+            else:
+                y2, c = _given_features(np.asarray(y), features[i], cfg, f"{what} features {i}")
             codes.append(encode_classes(y2, convention=cfg.mulaw).astype(np.int32))
         except AudioError as e:
             raise AudioError(f"{what} clip {i}: {e}") from None
@@ -135,3 +146,22 @@ def encode_with_features(audio, cfg, what: str):
     if not codes:
         raise AudioError(f"no {what} audio given")
     return codes, frames
+
+
+def _given_features(y, c, cfg, what):
+    from wavenet_edge.errors import AudioError, ConfigError
+
+    from .features import check_features
+    if y.ndim != 1:
+        raise AudioError(f"must be 1-D (mono), got shape {y.shape}")
+    c = check_features(c, cfg, what=what)
+    n = y.shape[0] - y.shape[0] % cfg.hop if cfg.upsampler != "none" else y.shape[0]
+    if n < 1:
+        raise AudioError(f"audio of {y.shape[0]} samples is shorter than one frame "
+                         f"({cfg.hop} samples)")
+    if c.shape[0] != cfg.frames_for(n):
+        how = (f"{n}/{cfg.hop} + 2·{cfg.cin_pad}" if cfg.upsampler != "none"
+               else "one per sample")
+        raise ConfigError(f"{what} have {c.shape[0]} frames but the clip's {n} samples need "
+                          f"{cfg.frames_for(n)} ({how})")
+    return y[:n], c

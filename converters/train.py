@@ -559,7 +559,7 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
           batch_size: int = 8, window: int | None = None, lr: float = 1e-2, seed: int = 0,
           checkpoint=None, checkpoint_every: int = 250, progress: bool = True, heldout=None,
           speakers=None, heldout_speakers=None, clip_norm: float = 1.0, workers: int | None = None,
-          log_fn=None):
+          log_fn=None, features=None, heldout_features=None):
     """Train a WaveNet on ``audio`` by next-sample cross-entropy; returns ``(model, history)``.
 
     model_or_config : a :class:`FloatWaveNet` (fine-tuned, the input is not modified), a
@@ -582,6 +582,10 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
         meanwhile (see :func:`single_threaded_blas`).  The result does not depend on it beyond
         float32 rounding of the gradient sum.
     log_fn : callable for one-line messages (default: nothing).
+    features, heldout_features : locally conditioned models only: per clip its features as
+        :meth:`FloatWaveNet.logits` takes them for the clip's first N·hop samples (N = n // hop),
+        ``(N + 2·cin_pad, cin_channels)`` (e.g. a TTS front end's mels); default: computed from
+        the audio by the model's mel recipe (:func:`converters.vocoder_inputs`).
 
     ``history`` holds ``steps``, ``seconds``, ``positions`` (scored samples seen), ``loss_bits``
     (per-step training loss, bits/sample), ``heldout_bits_before``/``_after`` and
@@ -594,12 +598,12 @@ def train(model_or_config, audio, *, steps: int | None = None, seconds: float | 
                       seed=seed, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                       progress=progress, heldout=heldout, speakers=speakers,
                       heldout_speakers=heldout_speakers, clip_norm=clip_norm, workers=workers,
-                      log_fn=log_fn)
+                      log_fn=log_fn, features=features, heldout_features=heldout_features)
 
 
 def _train(model_or_config, audio, *, interrupts, steps, seconds, batch_size, window, lr, seed,
            checkpoint, checkpoint_every, progress, heldout, speakers, heldout_speakers, clip_norm,
-           workers, log_fn):
+           workers, log_fn, features=None, heldout_features=None):
     """The body of :func:`train` (same arguments, and the :class:`_Interrupts` in effect);
     validates the options."""
     from .signals import order0_entropy_bits
@@ -624,9 +628,13 @@ def _train(model_or_config, audio, *, interrupts, steps, seconds, batch_size, wi
         _checkpoint_dir_ok(checkpoint)
 
     frames = hframes = None
+    if not cfg.has_cond and (features is not None or heldout_features is not None):
+        raise ConfigError("features given but the model has no local conditioning")
+    if heldout_features is not None and heldout is None:
+        raise ConfigError("heldout_features given without heldout audio")
     if cfg.has_cond:     # a vocoder: features by the model's recipe, clips cut to whole frames
         from ._cond_train import encode_with_features
-        codes, frames = encode_with_features(audio, cfg, "training")
+        codes, frames = encode_with_features(audio, cfg, "training", features)
     else:
         codes = _encode_all(audio, cfg, "training")
     spk = np.zeros(len(codes), np.int64) if speakers is None else np.asarray(speakers, np.int64)
@@ -655,7 +663,7 @@ def _train(model_or_config, audio, *, interrupts, steps, seconds, batch_size, wi
                "heldout_order0_bits": None, "window": int(window), "batch_size": int(batch_size)}
     if heldout is not None:
         if cfg.has_cond:
-            hcodes, hframes = encode_with_features(heldout, cfg, "held-out")
+            hcodes, hframes = encode_with_features(heldout, cfg, "held-out", heldout_features)
         else:
             hcodes = _encode_all(heldout, cfg, "held-out")
         history["heldout_order0_bits"] = order0_entropy_bits(hcodes)
