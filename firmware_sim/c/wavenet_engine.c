@@ -1131,10 +1131,42 @@ static WN_INLINE void wn_fc16_loop(const int32_t *xs, int8_t *y, int32_t n, int3
     }
 }
 
-static WN_NOINLINE void wn_fc16_ff(const int32_t *xs, int8_t *y, const wn_op *op,
-                                   const wn_dsp_rec *d, const wn_fq *f)
+/* the FAST requantization of a full-range (int8 clamp) record r = [m, c, e + 1] */
+#define WN_RQ_FF(acc, r) __ssat(wn_rnd(wn_smmulr((acc), (r)[0]), (r)[1], (r)[2]), 8)
+
+/* 4 accumulators of one row group from its record r (biases) and weights w */
+#define WN_GROUP_DOT(xs, w, nch, r, acc)                                                      \
+    do {                                                                                      \
+        (acc)[0] = (r)[0]; (acc)[1] = (r)[1]; (acc)[2] = (r)[2]; (acc)[3] = (r)[3];           \
+        wn_dot16((xs), (w), (nch), (acc));                                                    \
+    } while (0)
+
+/* FC with every record FAST and full range, rows % 4 == 0: the 4 rows unrolled (accumulators
+ * stay in registers) */
+static WN_INLINE void wn_fc16_ff_body(const int32_t *xs, int8_t *y, int32_t n, int32_t nch,
+                                   const int32_t *w, const int32_t *r)
 {
-    wn_fc16_loop(xs, y, op->n, (op->cols + 3) >> 2, d->w, d->rq, f, WN_FF);
+    int32_t o;
+    for (o = 0; o < n; o += 4, w += 8 * nch, r += 16) {
+        int32_t acc[4];
+        WN_GROUP_DOT(xs, w, nch, r, acc);
+        y[o] = (int8_t)WN_RQ_FF(acc[0], r + 4);
+        y[o + 1] = (int8_t)WN_RQ_FF(acc[1], r + 7);
+        y[o + 2] = (int8_t)WN_RQ_FF(acc[2], r + 10);
+        y[o + 3] = (int8_t)WN_RQ_FF(acc[3], r + 13);
+    }
+}
+
+/* the common input widths (16, 32 columns) get copies with a constant chunk count */
+static WN_NOINLINE void wn_fc16_ff(const int32_t *xs, int8_t *y, int32_t n, int32_t nch,
+                                   const int32_t *w, const int32_t *r)
+{
+    if (nch == 8)
+        wn_fc16_ff_body(xs, y, n, 8, w, r);
+    else if (nch == 4)
+        wn_fc16_ff_body(xs, y, n, 4, w, r);
+    else
+        wn_fc16_ff_body(xs, y, n, nch, w, r);
 }
 
 static WN_NOINLINE void wn_fc16_any(const int32_t *xs, int8_t *y, const wn_op *op,
@@ -1148,8 +1180,8 @@ static WN_NOINLINE void wn_fc16(const int8_t *x, int8_t *y, const wn_op *op, con
     int32_t xs[WN_DSP_XS];
     const wn_fq f = wn_fq_load(op, d);
     wn_ext16(x, xs, op->cols);
-    if (f.flags == WN_FF)
-        wn_fc16_ff(xs, y, op, d, &f);
+    if (f.flags == WN_FF && (op->n & 3) == 0)
+        wn_fc16_ff(xs, y, op->n, (op->cols + 3) >> 2, d->w, d->rq);
     else
         wn_fc16_any(xs, y, op, d, &f);
 }
@@ -1177,12 +1209,44 @@ static WN_INLINE void wn_gate16_loop(const int32_t *xs, int32_t n, int32_t nch,
     }
 }
 
-static WN_NOINLINE void wn_gate16_ff(const int32_t *xs, const wn_op *of, const wn_dsp_rec *df,
-                                     const wn_fq *ff, const wn_fq *fg, const int8_t *tf,
-                                     const int8_t *tg, const wn_mq *q, int8_t *z)
+/* the gated unit's MUL, FAST and full range: (a - z1)(b - z2) << shl, requantized */
+#define WN_MUL_FF(a, b) \
+    __ssat(wn_rnd(wn_smmulr(wn_shl(((a) - z1) * ((b) - z2), shl), m), c, e1), 8)
+
+static WN_INLINE void wn_gate16_ff_body(const int32_t *xs, int32_t n, int32_t nch,
+                                     const wn_dsp_rec *df, const int8_t *tf, const int8_t *tg,
+                                     const int32_t *em, int swap, int8_t *z)
 {
-    wn_gate16_loop(xs, of->n, (of->cols + 3) >> 2, df, df + 1, ff, fg, tf, tg, q, z, WN_FF,
-                   WN_FF, WN_FF);
+    const int32_t *wf = df[0].w, *wg = df[1].w, *rf = df[0].rq, *rg = df[1].rq;
+    const int32_t z1 = em[swap], z2 = em[1 - swap], shl = em[2], m = em[3], c = em[4];
+    const int32_t e1 = em[5];
+    int32_t o;
+    for (o = 0; o < n; o += 4, wf += 8 * nch, wg += 8 * nch, rf += 16, rg += 16, z += 4) {
+        int32_t acc[4], t0, t1, t2, t3;
+        WN_GROUP_DOT(xs, wf, nch, rf, acc);
+        t0 = tf[WN_RQ_FF(acc[0], rf + 4)];
+        t1 = tf[WN_RQ_FF(acc[1], rf + 7)];
+        t2 = tf[WN_RQ_FF(acc[2], rf + 10)];
+        t3 = tf[WN_RQ_FF(acc[3], rf + 13)];
+        WN_GROUP_DOT(xs, wg, nch, rg, acc);
+        z[0] = (int8_t)WN_MUL_FF(t0, tg[WN_RQ_FF(acc[0], rg + 4)]);
+        z[1] = (int8_t)WN_MUL_FF(t1, tg[WN_RQ_FF(acc[1], rg + 7)]);
+        z[2] = (int8_t)WN_MUL_FF(t2, tg[WN_RQ_FF(acc[2], rg + 10)]);
+        z[3] = (int8_t)WN_MUL_FF(t3, tg[WN_RQ_FF(acc[3], rg + 13)]);
+    }
+}
+
+/* the common input widths (16, 32 columns) get copies with a constant chunk count */
+static WN_NOINLINE void wn_gate16_ff(const int32_t *xs, int32_t n, int32_t nch,
+                                     const wn_dsp_rec *df, const int8_t *tf, const int8_t *tg,
+                                     const int32_t *em, int swap, int8_t *z)
+{
+    if (nch == 8)
+        wn_gate16_ff_body(xs, n, 8, df, tf, tg, em, swap, z);
+    else if (nch == 4)
+        wn_gate16_ff_body(xs, n, 4, df, tf, tg, em, swap, z);
+    else
+        wn_gate16_ff_body(xs, n, nch, df, tf, tg, em, swap, z);
 }
 
 static WN_NOINLINE void wn_gate16_any(const int32_t *xs, const wn_op *of, const wn_dsp_rec *df,
@@ -1199,13 +1263,15 @@ static WN_NOINLINE void wn_gate16(const int8_t *x, int32_t k, const int8_t *tf,
     int32_t xs[WN_DSP_XS];
     const wn_op *of = &wn_ops[k];
     const wn_dsp_rec *df = &wn_dsp[k];
-    const wn_fq ff = wn_fq_load(of, df), fg = wn_fq_load(of + 1, df + 1);
-    const wn_mq q = wn_mq_load(of + 4, df + 4, swap);
     wn_ext16(x, xs, of->cols);
-    if (ff.flags == WN_FF && fg.flags == WN_FF && q.flags == WN_FF)
-        wn_gate16_ff(xs, of, df, &ff, &fg, tf + 128, tg + 128, &q, z);
-    else
+    if (df[0].flags == WN_FF && df[1].flags == WN_FF && df[4].flags == WN_FF) {
+        wn_gate16_ff(xs, of->n, (of->cols + 3) >> 2, df, tf + 128, tg + 128, df[4].ew, swap != 0,
+                     z);
+    } else {
+        const wn_fq ff = wn_fq_load(of, df), fg = wn_fq_load(of + 1, df + 1);
+        const wn_mq q = wn_mq_load(of + 4, df + 4, swap);
         wn_gate16_any(xs, of, df, &ff, &fg, tf + 128, tg + 128, &q, z);
+    }
 }
 
 /* FC + the ADD of its output and `other` (which may be the output itself: read first) */
@@ -1225,11 +1291,40 @@ static WN_INLINE void wn_fc_add16_loop(const int32_t *xs, int32_t n, int32_t nch
     }
 }
 
-static WN_NOINLINE void wn_fc_add16_ff(const int32_t *xs, const wn_op *of, const wn_dsp_rec *d,
-                                       const wn_fq *f, const int8_t *other, const wn_aq *q,
-                                       int8_t *y)
+/* the residual ADD, FAST and full range; e: its record [z1 << 21, z2 << 21, m1, c1, e1 + 1,
+ * m2, c2, e2 + 1, mo, co, eo + 1, ...], the FC's side first */
+#define WN_ADD_FF(a, b)                                                                       \
+    __ssat(wn_rnd(wn_smmulr(wn_shl(wn_rnd(wn_smmulr(wn_shl((a), 21) - e[0], e[2]), e[3], e[4])  \
+                                   + wn_rnd(wn_smmulr(wn_shl((b), 21) - e[1], e[5]), e[6],    \
+                                            e[7]), 1), e[8]), e[9], e[10]), 8)
+
+static WN_INLINE void wn_fc_add16_ff_body(const int32_t *xs, int32_t n, int32_t nch,
+                                       const int32_t *w, const int32_t *r, const int8_t *other,
+                                       const int32_t *e, int8_t *y)
 {
-    wn_fc_add16_loop(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, f, other, q, y, WN_FF, WN_FF);
+    int32_t o;
+    for (o = 0; o < n; o += 4, w += 8 * nch, r += 16) {
+        int32_t acc[4], b0, b1, b2, b3;
+        WN_GROUP_DOT(xs, w, nch, r, acc);
+        b0 = other[o]; b1 = other[o + 1]; b2 = other[o + 2]; b3 = other[o + 3];
+        y[o] = (int8_t)WN_ADD_FF(WN_RQ_FF(acc[0], r + 4), b0);
+        y[o + 1] = (int8_t)WN_ADD_FF(WN_RQ_FF(acc[1], r + 7), b1);
+        y[o + 2] = (int8_t)WN_ADD_FF(WN_RQ_FF(acc[2], r + 10), b2);
+        y[o + 3] = (int8_t)WN_ADD_FF(WN_RQ_FF(acc[3], r + 13), b3);
+    }
+}
+
+/* the common input widths (16, 32 columns) get copies with a constant chunk count */
+static WN_NOINLINE void wn_fc_add16_ff(const int32_t *xs, int32_t n, int32_t nch,
+                                       const int32_t *w, const int32_t *r, const int8_t *other,
+                                       const int32_t *e, int8_t *y)
+{
+    if (nch == 8)
+        wn_fc_add16_ff_body(xs, n, 8, w, r, other, e, y);
+    else if (nch == 4)
+        wn_fc_add16_ff_body(xs, n, 4, w, r, other, e, y);
+    else
+        wn_fc_add16_ff_body(xs, n, nch, w, r, other, e, y);
 }
 
 static WN_NOINLINE void wn_fc_add16_any(const int32_t *xs, const wn_op *of, const wn_dsp_rec *d,
@@ -1246,13 +1341,24 @@ static WN_NOINLINE void wn_fc_add16(const int8_t *x, int32_t k, const int8_t *ot
     int32_t xs[WN_DSP_XS];
     const wn_op *of = &wn_ops[k];
     const wn_dsp_rec *d = &wn_dsp[k];
-    const wn_fq f = wn_fq_load(of, d);
-    const wn_aq q = wn_aq_load(of + 1, d + 1, !fc_first);
     wn_ext16(x, xs, of->cols);
-    if (f.flags == WN_FF && q.flags == WN_FF)
-        wn_fc_add16_ff(xs, of, d, &f, other, &q, y);
-    else
+    if (d[0].flags == WN_FF && d[1].flags == WN_FF && (of->n & 3) == 0) {
+        /* the FC's side first */
+        const int32_t *e = d[1].ew;
+        int32_t sw[11];
+        if (!fc_first) {
+            sw[0] = e[1]; sw[1] = e[0];
+            sw[2] = e[5]; sw[3] = e[6]; sw[4] = e[7];
+            sw[5] = e[2]; sw[6] = e[3]; sw[7] = e[4];
+            sw[8] = e[8]; sw[9] = e[9]; sw[10] = e[10];
+            e = sw;
+        }
+        wn_fc_add16_ff(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, other, e, y);
+    } else {
+        const wn_fq f = wn_fq_load(of, d);
+        const wn_aq q = wn_aq_load(of + 1, d + 1, !fc_first);
         wn_fc_add16_any(xs, of, d, &f, other, &q, y);
+    }
 }
 
 /* One FULLY_CONNECTED on weights in the DSP layout (c_export_dsp.fc_weights, not doubled) with
