@@ -142,11 +142,25 @@ def _hold_out_tails(clips, names, fraction: float, min_tail: int):
             f"last {pct} of {_describe(held_names)} (calibration audio held out)")
 
 
-def _with_features(audio, cfg, what: str):
+def _with_features(audio, cfg, what: str, given=None):
     """``(audio cut to whole frames, model-ready features)`` of each clip for a locally
-    conditioned model (:func:`converters.features.vocoder_inputs`)."""
-    from .features import vocoder_inputs
+    conditioned model (:func:`converters.features.vocoder_inputs`), or with ``given`` features
+    (one array per clip, model-ready) the audio cut to the samples they cover."""
+    from .features import check_features, vocoder_inputs
 
+    if given is not None:
+        if len(given) != len(audio):
+            raise ConfigError(f"{len(given)} {what} feature arrays for {len(audio)} clips")
+        cut, conds = [], []
+        for i, (y, c) in enumerate(zip(audio, given)):
+            c = check_features(c, cfg, what=f"{what} features [{i}]").astype(np.float64)
+            n = (c.shape[0] - 2 * cfg.cin_pad) * cfg.hop
+            if n < 1 or n > y.shape[0]:
+                raise ConfigError(f"{what} features [{i}] have {c.shape[0]} frames for "
+                                  f"{max(n, 0)} samples but the clip has {y.shape[0]}")
+            cut.append(np.asarray(y[:n], np.float64))
+            conds.append(c)
+        return cut, conds
     if cfg.mel is None:
         raise ConversionError("the model's config has no feature recipe (mel): convert cannot "
                               f"compute the features of the {what} audio")
@@ -174,7 +188,8 @@ def _speaker_plan(n_clips: int, cardinality: int):
 def convert(model, *, calibration=None, out=None, method: str = "auto", report=None,
             progress: bool = True, heldout=None, eval_steps: int = 4000, runner=None,
             evaluate_quality: bool = True,
-            heldout_fraction: float = HELDOUT_FRACTION) -> ConversionResult:
+            heldout_fraction: float = HELDOUT_FRACTION, features=None,
+            heldout_features=None) -> ConversionResult:
     """Quantize a float WaveNet to the int8 step graph.
 
     model : :class:`FloatWaveNet` or a checkpoint path (loaded by ``converters.checkpoints``)
@@ -194,6 +209,16 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     evaluate_quality : measure quality (always done for ``method="auto"``)
     heldout_fraction : share of each calibration clip held out when ``heldout`` is None and
         calibration audio is given (default 0.1, the tail ``train`` holds out of each file)
+    features, heldout_features : locally conditioned models: per calibration (held-out) clip its
+        model-ready features (frames, cin) float, instead of computing them from the audio by
+        the model's mel recipe (for checkpoints without one).  With ``features`` the held-out
+        audio is not cut from the calibration clips: give ``heldout`` and ``heldout_features``
+        (or ``evaluate_quality=False`` with a fixed method).
+
+    A locally conditioned model (a vocoder) is calibrated on its calibration audio's features
+    (``converters.vocoder_inputs``: mel by the config's recipe, whole frames, ``cin_pad`` edge
+    frames), the built-in calibration set's when no audio is given, and the frame graph is built
+    with the step graph; F > 1 with an upsampler is refused (docs/step-graph.md).
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -216,7 +241,14 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
                                           what="calibration")
     measure = evaluate_quality or method == "auto"
     held_audio, held_desc = None, None
-    if measure and heldout is None and names is not None:
+    if (features is not None or heldout_features is not None) and not cfg.has_cond:
+        raise ConfigError("features are for locally conditioned models (cin_channels > 0)")
+    if features is not None and measure and heldout_features is None:
+        raise ConfigError("with explicit calibration features give heldout audio and "
+                          "heldout_features too (or evaluate_quality=False and a fixed method)")
+    if heldout_features is not None and heldout is None:
+        raise ConfigError("heldout_features need the held-out audio (heldout)")
+    if measure and heldout is None and names is not None and features is None:
         # the user's own kind of audio: hold out a tail of each clip rather than judging the
         # model (and choosing the method) on the built-in sine set
         audio, held_audio, cal_desc, held_desc = _hold_out_tails(
@@ -224,7 +256,7 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     conds = None
     if cfg.has_cond:
         # a vocoder calibrates on the features of its calibration audio (whole frames)
-        audio, conds = _with_features(audio, cfg, "calibration")
+        audio, conds = _with_features(audio, cfg, "calibration", features)
     codes = [encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw) for y in audio]
     total = sum(c.shape[0] for c in codes)
     need = calibrate.min_calibration_samples(cfg)
@@ -254,10 +286,16 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
         n_use = min(2, len(h_audio))
         per = max(2, int(eval_steps) // n_use)
         for i, y in enumerate(h_audio[:n_use]):
-            y = np.asarray(y)[:per]
             if cfg.has_cond:
-                (y,), (c,) = _with_features([y], cfg, "held-out")
-                eval_cond.append(c)
+                # features of the whole clip (the STFT needs its context), then the whole
+                # frames within the step budget; the cin_pad frames after them stay real
+                given = None if heldout_features is None else [heldout_features[i]]
+                (y,), (c,) = _with_features([np.asarray(y)], cfg, "held-out", given)
+                n_fr = max(1, min(per, y.shape[0]) // cfg.hop)
+                y = y[:n_fr * cfg.hop]
+                eval_cond.append(c[:n_fr + 2 * cfg.cin_pad] if cfg.upsampler != "none"
+                                 else c[:y.shape[0]])
+            y = np.asarray(y)[:per]
             eval_clips.append(encode_classes(np.clip(y, -1.0, 1.0), convention=cfg.mulaw))
             eval_spk.append(i % cfg.gc_cardinality if cfg.has_gc else None)
 

@@ -8,6 +8,7 @@ the conv-in, plain and no-upsampler cases; int8 follows float; bad features are 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,3 +189,89 @@ def test_unconditioned_contract_has_no_cond_input():
     assert read_contract(read_tflite(data)).cond is None
     meta = json.loads(read_tflite(data).metadata["wavenet_edge"])
     assert "cond_input" not in meta
+
+
+# -- convert: r9y9's LC checkpoints and our own vocoder-tiny -------------------------------------
+LC = Path(__file__).parent / "data" / "peers" / "wavenet_vocoder" / "lc"
+
+
+def _smooth(rng, frames, C):
+    return np.cumsum(rng.normal(0, 0.3, (frames, C)), axis=0) / 3.0
+
+
+@pytest.mark.parametrize("name", ["plain_F1_gc", "sample_rate"])
+def test_convert_r9y9_lc_checkpoint_and_track_its_logits(name):
+    from converters.checkpoints import load_checkpoint
+    from converters.convert import convert
+    d = LC / name
+    m = load_checkpoint(d / "state_dict.pth", config=d / "hparams.json")
+    cfg = m.config
+    rng = np.random.default_rng(4)
+    n = 1200 // cfg.hop * cfg.hop
+    audio = [0.4 * np.sin(2 * np.pi * np.arange(n) * f / cfg.sample_rate)
+             + 0.05 * rng.normal(size=n) for f in (180.0, 260.0, 410.0)]
+    # the fixture's features are unit-scale random: calibrate on features of that kind
+    feats = [rng.normal(size=(cfg.frames_for(n), cfg.cin_channels)) for _ in audio]
+    res = convert(m, calibration=audio, features=feats, method="mse", evaluate_quality=False,
+                  progress=False)
+    codes = np.load(d / "inputs.npy")
+    cond = np.load(d / "cond.npy")
+    spk = int(np.load(d / "speaker.npy").reshape(-1)[0]) if cfg.has_gc else None
+    want_f = np.load(d / "logits.npy")                         # r9y9's own forward
+    for runtime in ("tflm", "litert"):
+        got = ContractHost(res.tflite, runtime).run(codes, speaker=spk, cond=cond,
+                                                    outputs=("logits", "probs"))
+        ref = drive(res.tflite, codes, runtime, speaker=spk, features=cond)
+        for k in ("logits", "probs"):
+            np.testing.assert_array_equal(got[k], ref[k])
+    lq = dequantize(got["logits"], res.plan["logits"])
+    lf = want_f.reshape(lq.shape)
+    rel = lf >= lf.max(axis=1, keepdims=True) - 20
+    snr = 10 * np.log10((lf[rel] ** 2).sum() / ((lf[rel] - lq[rel]) ** 2).sum())
+    assert snr > 15, snr
+
+
+def test_convert_refuses_a_frame_graph_it_cannot_build():
+    from converters.checkpoints import load_checkpoint
+    from converters.convert import convert
+    from wavenet_edge.errors import ConversionError
+    d = LC / "convin_F3"
+    m = load_checkpoint(d / "state_dict.pth", config=d / "hparams.json")
+    with pytest.raises(ConversionError, match="freq_axis_kernel_size 3: .*F = 1 only") as e:
+        convert(m, progress=False)
+    assert "\n" not in str(e.value)
+
+
+def test_convert_cli_vocoder_tiny_on_speech(tmp_path):
+    """`wavenet-edge convert` of a vocoder-tiny checkpoint calibrates on the mel of the speech
+    given and writes one .tflite whose contract carries the recipe; ContractHost runs it on the
+    features of other audio (TFLM and LiteRT each equal the reference on the cond rows)."""
+    import subprocess
+    import sys
+    from converters.features import vocoder_inputs
+    from wavenet_edge.audio import load_wav
+    from wavenet_edge.config import preset
+    from wavenet_edge.mulaw import encode_classes
+    cfg = preset("vocoder-tiny")
+    FloatWaveNet.initialize(cfg, seed=1).save(tmp_path / "vt.npz")
+    speech = sorted(str(p) for p in (Path(__file__).parent / "data" / "speech").glob("*.wav"))
+    out = tmp_path / "vt.tflite"
+    r = subprocess.run([sys.executable, "-m", "wavenet_edge", "convert", str(tmp_path / "vt.npz"),
+                        "--calibration", *speech, "--method", "minmax", "--eval-steps", "512",
+                        "--no-progress", "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    data = out.read_bytes()
+    ci = read_contract(read_tflite(data)).cond
+    assert ci.mel == cfg.mel.to_dict() and ci.frames.frames_per_call == 2 * cfg.cin_pad + 1
+    y, _ = load_wav(speech[0], sr=cfg.sample_rate)
+    y, feats = vocoder_inputs(y[:3 * cfg.hop], sr=cfg.sample_rate, config=cfg)
+    codes = encode_classes(y, convention=cfg.mulaw)[:3 * cfg.hop]
+    a = ContractHost(data, "tflm")
+    a.set_features(feats)
+    b = ContractHost(data, "litert")
+    b.set_features(feats)
+    from reference_graph_int8 import cond_rows
+    # each runtime rounds its FULLY_CONNECTED its own way: each equals its own reference
+    np.testing.assert_array_equal(a._cond_rows, cond_rows(data, feats, "tflm"))
+    np.testing.assert_array_equal(b._cond_rows, cond_rows(data, feats, "litert"))
+    assert a.run(codes)["probs"].shape == (codes.size, 256)
