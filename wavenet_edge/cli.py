@@ -71,7 +71,8 @@ def profile_arg(*, known=None, many: bool = False):
     return parse
 
 
-_ORDER = ["quickstart", "train", "convert", "info", "generate", "score", "verify", "simulate",
+_ORDER = ["quickstart", "train", "convert", "info", "generate", "vocode", "score", "verify",
+          "simulate",
           "export-c", "explain"]
 
 

@@ -160,6 +160,7 @@ class Engine:
         self._guard = threading.RLock()
         self.t = 0
         self._cond = None
+        self._free = None      # a conditioned stream's generation in progress (generate)
         sh = self._shared
         if sh.cond_meta is not None:
             cfg, ci = self.config, sh.cond_meta
@@ -280,6 +281,7 @@ class Engine:
             self._ring[:] = 0
             self._tail_stale = False
             self.t = 0
+            self._free = None
             if self._cond is not None:
                 self._cond.reset()
 
@@ -452,6 +454,7 @@ class Engine:
 
     def _run(self, codes, out, off, size=256, cond=None):
         """Teacher-forced steps; ``cond`` int8 (B, n, cin) rows of a conditioned model."""
+        self._free = None
         if codes.shape[1] == 0:
             return
         offs = np.atleast_1d(np.asarray(off, np.int64))
@@ -544,6 +547,10 @@ class Engine:
         prime), each step with one row of conditioning: ``cond`` float, the padded features of
         exactly those steps (see :meth:`process`), or None to take them from the frames fed
         with :meth:`feed_frames`; ``n=None`` then generates as far as those frames allow.
+        Streaming (``cond=None``), consecutive generate calls are one generation: the first
+        seeds the sampler, later ones (same ``seed`` and ``temperature``, no prime) continue
+        its PCG32 sequence from the last generated code, so any split of the frames and of
+        ``n`` yields the codes of one call.
         """
         if n is None and self._cond is not None and cond is None:
             pm = 0 if prime is None else max(np.shape(prime)[-1] - 1, 0)
@@ -558,7 +565,17 @@ class Engine:
             pc = self._codes2d(prime, "prime")
             if pc.shape[1] == 0:
                 prime = None
-        if prime is None:
+        streaming = self._cond is not None and cond is None
+        free = self._free if streaming and prime is None else None
+        if free is not None:
+            # a conditioned stream's generate calls are one generation: continue its sampler
+            # and feed its last code, so that any split equals one call
+            if (free[2], free[3]) != (seed, temperature):
+                raise ConfigError(f"generate continues this stream's generation (seed "
+                                  f"{free[2]}, temperature {free[3]}); got seed {seed}, "
+                                  f"temperature {temperature} (reset() to start anew)")
+            rng, pc = free[0], free[1][:, None].copy()
+        elif prime is None:
             pc = np.full((self.batch, 1), self.silence_code(), np.int32)
         rows = self._cond_rows(pc.shape[1] - 1 + int(n), cond, "generate")
         # feed all but the last prime code teacher-forced; the last one starts the generation
@@ -596,6 +613,7 @@ class Engine:
             done += m
             if progress is not None:
                 progress(m)
+        self._free = (rng, cur, seed, temperature) if streaming and (n or free) else None
         res = out.astype(np.int64)
         return res[0] if self.batch == 1 else res
 
