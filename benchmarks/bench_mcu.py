@@ -66,24 +66,25 @@ def main(argv=None) -> int:
                                  cycles_classes_ESTIMATE=round(cc.get("cycles_ESTIMATE", 0)),
                                  softmax_on_demand=r.softmax_instructions,
                                  sample_logits=r.sample_logits_instructions,
-                                 sample_probs=r.sample_probs_instructions,
+                                 generated=round(r.generated_sample_instructions, 1),
                                  bitexact=f"{r.bitexact_steps}/{r.steps}",
                                  const_bytes=flash_bytes(prog, "dsp" if r.kernels == "dsp"
                                                          else "auto"),
                                  classes={k: v[0] for k, v in cc.get("by_class", {}).items()}))
     print(f"{'preset':6s} {'core':10s} {'kernels':6s} {'MACs':>6s} {'instr/sample':>12s} "
           f"{'instr/MAC':>9s} {'FC i/MAC':>8s} {'cyc EST CPI':>11s} {'cyc EST cls':>11s} "
-          f"{'softmax':>7s} {'smp lgt':>7s} {'smp prb':>7s} {'const kB':>8s} bit-exact")
+          f"{'softmax':>7s} {'sample':>7s} {'step+smp':>9s} {'const kB':>8s} bit-exact")
     for r in rows:
         print(f"{r['preset']:6s} {r['core']:10s} {r['kernels']:6s} {r['macs']:6d} "
               f"{r['instructions']:12.1f} {r['instr_per_mac']:9.2f} {r['fc_instr_per_mac']:8.2f} "
               f"{r['cycles_cpi_ESTIMATE']:11d} {r['cycles_classes_ESTIMATE']:11d} "
-              f"{r['softmax_on_demand']:7d} {r['sample_logits']:7d} {r['sample_probs']:7d} "
+              f"{r['softmax_on_demand']:7d} {r['sample_logits']:7.0f} {r['generated']:9.0f} "
               f"{r['const_bytes'] / 1000:8.1f} {r['bitexact']}")
     print("instr/sample: wn_step without the SOFTMAX (probabilities on demand, 'softmax' "
-          "column); smp lgt / smp prb: one wn_sample on the logits (temperature table) / on the "
-          "probabilities; const kB: the model's const data in that build (the DSP kernels keep "
-          "FC weights as int16 pairs: c_export.flash_bytes(..., 'dsp')).  Cycles are ESTIMATES.")
+          "column, not needed for sampling); sample: one wn_sample on the logits (T = 1 weight "
+          "table, mean of 8 draws); step+smp: a free-running generated sample; const kB: the "
+          "model's const data in that build (the DSP kernels keep FC weights as int16 pairs: "
+          "c_export.flash_bytes(..., 'dsp')).  Cycles are ESTIMATES.")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -30,6 +30,7 @@ from wavenet_edge.errors import ConfigError, WaveNetEdgeError
 from wavenet_edge.lowered import OpKind
 
 __all__ = ["emulate", "EmulationReport", "CoreRun", "CPI_ASSUMED", "KERNELS_FOR_CORE",
+           "check_undefined_behaviour", "SanitizedRun", "SAMPLE_DRAWS",
            "engine_reference", "parse_driver_output", "driver_header", "build_host_driver",
            "REFERENCE_INSTRUCTIONS_PER_MAC"]
 
@@ -52,6 +53,8 @@ REFERENCE_INSTRUCTIONS_PER_MAC = {
 }
 
 _KCODE = {"plain": 1, "dsp": 2, "mve": 3}
+#: draws of the sampling benchmark (``WN_DRV_DRAWS`` in c/wn_driver.c)
+SAMPLE_DRAWS = 8
 _HOST_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
 _ARM_WARN = ["-Wall", "-Wextra", "-Werror"]
 
@@ -59,7 +62,7 @@ _ARM_WARN = ["-Wall", "-Wextra", "-Werror"]
 # ------------------------------------------------------------------------------------------------
 # the driver scenario and its output
 # ------------------------------------------------------------------------------------------------
-def driver_header(codes, *, generate: bool, seed: int = 0, sampling_mode: int = 0, speaker: int = 0,
+def driver_header(codes, *, generate: bool, seed: int = 0, sampling_mode: int = 1, speaker: int = 0,
                   full_every: int = 1, bench=None, write_bytes: int = 0) -> str:
     """Text of ``wn_driver_data.h``: teacher-forced ``codes`` (generate=False) or free-running
     generation of ``len(codes)`` steps from ``codes[0]`` (generate=True)."""
@@ -187,10 +190,11 @@ class CoreRun:
     #: on-demand SOFTMAX when the coefficients describe the step
     analytic_cycles_per_sample: float = 0.0
     #: instructions of the work outside ``wn_step``: the probabilities on demand (SOFTMAX, which
-    #: the step skips), one sample on the logits (temperature table), one from the probabilities
+    #: the step skips and the sampler does not need), one sample on the logits with the export's
+    #: weight table (mean of :data:`SAMPLE_DRAWS` draws), one greedy sample
     softmax_instructions: int = 0
-    sample_logits_instructions: int = 0
-    sample_probs_instructions: int = 0
+    sample_logits_instructions: float = 0.0
+    sample_greedy_instructions: int = 0
     #: per-class cycle ESTIMATE of one steady step (firmware_sim.cycles.CycleEstimate.to_dict)
     cycle_classes: dict = field(default_factory=dict)
 
@@ -198,6 +202,12 @@ class CoreRun:
     def cycles_per_sample_classes_estimate(self) -> float:
         """Cycles of one step priced per instruction class (NaN without a class profile)."""
         return float(self.cycle_classes.get("cycles_ESTIMATE", float("nan")))
+
+    @property
+    def generated_sample_instructions(self) -> float:
+        """What a free-running device pays per generated sample: the step plus one sample on
+        its logits (no SOFTMAX)."""
+        return self.instructions_per_sample + self.sample_logits_instructions
 
     @property
     def cycles_per_sample_estimate(self) -> float:
@@ -228,6 +238,7 @@ class CoreRun:
         d["cycles_per_sample_classes_ESTIMATE"] = round(self.cycles_per_sample_classes_estimate, 1)
         d["instructions_per_mac_whole_step"] = round(self.instructions_per_mac_whole_step, 3)
         d["bitexact"] = self.bitexact
+        d["generated_sample_instructions"] = round(self.generated_sample_instructions, 1)
         for k, v in d.items():   # no benchmark / no profile: null, not NaN, in JSON
             if isinstance(v, float) and v != v:
                 d[k] = None
@@ -376,9 +387,11 @@ class EmulationReport:
         for r in self.runs:
             if r.softmax_instructions:
                 lines.append(f"{r.core} {r.kernels}: outside the step, SOFTMAX on demand "
-                             f"{r.softmax_instructions} instr, one sample on the logits "
-                             f"{r.sample_logits_instructions}, from the probabilities "
-                             f"{r.sample_probs_instructions}")
+                             f"{r.softmax_instructions} instr (only if probabilities are "
+                             f"wanted), one sample on the logits "
+                             f"{r.sample_logits_instructions:.0f} (free-running step + sample "
+                             f"{r.generated_sample_instructions:.0f}), greedy "
+                             f"{r.sample_greedy_instructions}")
         lines.append("reference FC instr/MAC: plain C ~5 (M4/M7), ~4 (M55); DSP intrinsics ~3; "
                      "optimized library ~1.9 (M4/M7), ~0.5 (M55)")
         rates = self.target_rates()
@@ -531,12 +544,13 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             over = marks[1]
             step_counts = np.array([marks[3 + 2 * j] - over for j in range(n)], np.int64)
             nb = 2 + 2 * n
-            extra = [0, 0, 0]
+            extra = [0, 0.0, 0]
             if bench:
                 fc_full = marks[nb + 1] - over
                 fc_zero = marks[nb + 2] - over
                 bmacs = bench[0] * bench[1]
-                extra = [marks[nb + 4] - over, marks[nb + 6] - over, marks[nb + 7] - over]
+                extra = [marks[nb + 4] - over, (marks[nb + 6] - over) / SAMPLE_DRAWS,
+                         marks[nb + 7] - over]
             else:
                 fc_full, fc_zero, bmacs = float("nan"), float("nan"), 1
             classes = {}
@@ -568,13 +582,89 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 fc_bench_shape=tuple(bench or ()), macs_per_sample=exp.macs_per_sample,
                 cpi_assumed=CPI_ASSUMED[core], text_bytes=_text_size(elf), op_profile=prof,
                 measured_costs=costs, analytic_cycles_per_sample=analytic,
-                softmax_instructions=int(extra[0]), sample_logits_instructions=int(extra[1]),
-                sample_probs_instructions=int(extra[2]), cycle_classes=classes))
+                softmax_instructions=int(extra[0]),
+                sample_logits_instructions=round(float(extra[1]), 1),
+                sample_greedy_instructions=int(extra[2]), cycle_classes=classes))
         return report
     finally:
         if tmp is not None:
             tmp.cleanup()
 
+
+
+# ------------------------------------------------------------------------------------------------
+# undefined-behaviour check of every variant
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class SanitizedRun:
+    """One core x kernel variant built with the trapping UndefinedBehaviorSanitizer."""
+
+    core: str
+    kernels: str
+    steps: int
+    bitexact_steps: int     # steps whose hash (probs, logits, writes) equals the engine's
+    codes_match: bool       # the sampled codes equal Engine.generate's
+
+    @property
+    def ok(self) -> bool:
+        return self.bitexact_steps == self.steps and self.codes_match
+
+
+def check_undefined_behaviour(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"),
+                              kernels="all", steps: int = 40, seed: int = 0,
+                              work_dir=None) -> list:
+    """Build the exported engine with its driver for every core x kernel variant with
+    ``-fsanitize=undefined -fsanitize-undefined-trap-on-error`` (and ``-Werror``), run
+    ``steps`` free-running steps in QEMU (each step also computes the SOFTMAX for the
+    comparison; the driver's benchmark part runs an FC, one probabilities-on-demand SOFTMAX,
+    sampling on the logits and greedy), and compare with the engine.  Any undefined operation
+    the sanitizer instruments traps and raises :class:`firmware_sim.qemu.EmulationError`;
+    otherwise returns one :class:`SanitizedRun` per build.  Not covered: accesses out of bounds
+    through pointers (no AddressSanitizer bare-metal), and the MVE/DSP intrinsics themselves
+    (they are instructions, defined for every input)."""
+    from firmware_sim.c_export import export_c
+    from firmware_sim.qemu import CORES, compile_firmware, run_firmware, toolchain_status
+    missing = toolchain_status()
+    if missing:
+        raise WaveNetEdgeError(f"cannot emulate: {missing}")
+    eng, _ = _load(model)
+    spk = 0
+    if eng.config.has_gc:
+        eng.speaker = spk
+    gen = eng.generate(int(steps), seed=seed, temperature=1.0)
+    first = eng.silence_code()
+    inputs = np.concatenate([[first], gen[:-1]]).astype(np.int64)
+    _, _, _, hashes = engine_reference(eng, inputs, speaker=spk if eng.config.has_gc else None)
+    tmp = tempfile.TemporaryDirectory(prefix="wn-ubsan-") if work_dir is None else None
+    wd = Path(tmp.name if tmp else work_dir)
+    try:
+        exp = export_c(eng, wd / "export")
+        (wd / "wn_driver_data.h").write_text(driver_header(
+            [first] * len(inputs), generate=True, seed=seed, speaker=spk, full_every=0,
+            bench=(8, 40), write_bytes=int(sum(exp.write_widths))))
+        src = [wd / "export" / "wavenet_model.c", wd / "export" / "wavenet_engine.c",
+               _C_DIR / "wn_driver.c"]
+        runs = []
+        for core in cores:
+            if core not in CORES:
+                raise ConfigError(f"unknown core {core!r}; known: {', '.join(CORES)}")
+            ks = KERNELS_FOR_CORE[core] if kernels == "all" else (
+                (kernels,) if isinstance(kernels, str) else tuple(kernels))
+            for k in ks:
+                bdir = wd / f"{core}-{k}"
+                bdir.mkdir(exist_ok=True)
+                elf = compile_firmware(src, core, bdir, defines=[f"WN_KERNELS={_KCODE[k]}"],
+                                       include_dirs=[wd / "export", wd], sanitize=True)
+                out = parse_driver_output(run_firmware(elf, core).stdout)
+                n = min(len(out.hashes), len(hashes))
+                runs.append(SanitizedRun(
+                    core=core, kernels=k, steps=len(hashes),
+                    bitexact_steps=int((out.hashes[:n] == hashes[:n]).sum()) if out.complete
+                    else 0, codes_match=bool(np.array_equal(out.sampled, gen))))
+        return runs
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -11,6 +11,16 @@ cortex-m7  mps2-an500   -mcpu=cortex-m7 -mfpu=fpv5-d16 -mfloat-abi=hard    mps2.
 cortex-m55 mps3-an547   -mcpu=cortex-m55 -mfloat-abi=hard (MVE)            mps3_an547.ld
 ========== ============ ============================================== ============
 
+Every build is warning-free or fails: ``-Wall -Wextra -Werror`` (``werror=False`` to relax for
+other code).  ``sanitize=True`` adds GCC's UndefinedBehaviorSanitizer in trap mode
+(:data:`UBSAN_TRAP_FLAGS`: ``-fsanitize=undefined -fsanitize-undefined-trap-on-error``, no
+run-time library, so it works bare-metal): each detected undefined operation (signed overflow,
+out-of-range or negative shift, division by zero, misaligned or null pointer use, out-of-bounds
+index of an array of known size, ...) executes ``UDF``, the core takes a fault, the start-up
+code prints ``FAULT undefined instruction`` and :func:`run_firmware` raises
+:class:`EmulationError` saying so.  (AddressSanitizer needs a run-time and shadow memory, which
+bare metal has not; heap/stack bounds through pointers are checked by the host ASan build.)
+
 Counting: a small TCG plugin (``emulator/icount_plugin.c``, built with the host gcc) adds each
 translation block's instruction count when it executes and prints the count since the previous
 hit whenever the first instruction of the ``marker`` function runs.  Firmware calls a
@@ -30,7 +40,12 @@ from pathlib import Path
 from wavenet_edge.errors import WaveNetEdgeError
 
 __all__ = ["CORES", "toolchain_status", "build_plugin", "compile_firmware", "run_firmware",
-           "EmulationResult"]
+           "EmulationResult", "EmulationError", "WARNING_FLAGS", "UBSAN_TRAP_FLAGS"]
+
+#: every firmware build: warnings are errors
+WARNING_FLAGS = ("-Wall", "-Wextra", "-Werror")
+#: UndefinedBehaviorSanitizer without a run-time: each check traps (UDF) instead of reporting
+UBSAN_TRAP_FLAGS = ("-fsanitize=undefined", "-fsanitize-undefined-trap-on-error")
 
 _HERE = Path(__file__).parent / "emulator"
 
@@ -80,13 +95,16 @@ def build_plugin() -> Path:
 
 
 def compile_firmware(sources, core: str, out_dir, *, opt: str = "-O2", defines=(),
-                     include_dirs=()) -> Path:
-    """Cross-compile ``sources`` (C files) with the start-up code into an ELF for ``core``."""
+                     include_dirs=(), werror: bool = True, sanitize: bool = False) -> Path:
+    """Cross-compile ``sources`` (C files) with the start-up code into an ELF for ``core``:
+    with :data:`WARNING_FLAGS` (unless ``werror=False``), and with :data:`UBSAN_TRAP_FLAGS`
+    when ``sanitize`` (see the module docstring)."""
     if core not in CORES:
         raise EmulationError(f"unknown core {core!r}; known: {', '.join(CORES)}")
     c = CORES[core]
     out = Path(out_dir) / f"firmware-{core}.elf"
     cmd = (["arm-none-eabi-gcc", *c["flags"], "-mthumb", opt, "-std=c99", "-ffunction-sections",
+            *(WARNING_FLAGS if werror else ()), *(UBSAN_TRAP_FLAGS if sanitize else ()),
             "-nostartfiles", "-T", str(_HERE / c["ld"]), "--specs=nano.specs",
             *[f"-D{d}" for d in defines], *[f"-I{i}" for i in include_dirs],
             str(_HERE / "startup.c"), *map(str, sources), "-o", str(out), "-lc", "-lnosys"])
@@ -151,7 +169,12 @@ def run_firmware(elf, core: str, *, marker: str = "marker", timeout: float = 120
             lines.append(line)
     out = "\n".join(lines)
     if "FAULT" in out or r.returncode not in (0,):
-        raise EmulationError(f"firmware on {c['machine']} exited with {r.returncode}"
-                             + (" after a fault" if "FAULT" in out else ""))
+        why = ""
+        if "FAULT undefined instruction" in out:
+            why = (" after an undefined-instruction fault (an undefined-behaviour trap in a "
+                   "sanitized build)")
+        elif "FAULT" in out:
+            why = " after a fault"
+        raise EmulationError(f"firmware on {c['machine']} exited with {r.returncode}{why}")
     return EmulationResult(stdout=out, marks=marks, total=total, exit_code=r.returncode,
                            hist=counts if hist else None)

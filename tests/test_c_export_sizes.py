@@ -22,7 +22,7 @@ int main(void)
            (unsigned)(sizeof wn_ops + sizeof wn_dl_reads + sizeof wn_dl_writes + sizeof wn_weights
                       + sizeof wn_bias + sizeof wn_mult + sizeof wn_shift + sizeof wn_iparams
                       + sizeof wn_luts + sizeof wn_softmax_exp + sizeof wn_pcm16
-                      + sizeof wn_temperature_table));
+                      + sizeof wn_sample_table));
     return 0;
 }
 """
@@ -31,7 +31,7 @@ int main(void)
 @pytest.fixture(scope="module", params=["k2", "k3"])
 def export(request, tmp_path_factory):
     d = tmp_path_factory.mktemp(f"sizes-{request.param}")
-    # k3 with a temperature table: the optional array is counted too
+    # k3 at another temperature than 1 (the sampling table is always exported)
     res = export_c(build_model(request.param), d / "export",
                    temperature=0.7 if request.param == "k3" else 1.0)
     return res, d

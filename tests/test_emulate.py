@@ -84,7 +84,9 @@ def test_instruction_counts(teacher_k2):
         # fused kernels)
         with_probs = (r.instructions_per_sample + r.softmax_instructions) * r.cpi_assumed
         assert 0 < r.softmax_instructions < r.instructions_per_sample
-        assert 0 < r.sample_logits_instructions and 0 < r.sample_probs_instructions
+        assert 0 < r.sample_logits_instructions and 0 < r.sample_greedy_instructions
+        assert r.generated_sample_instructions == pytest.approx(
+            r.instructions_per_sample + r.sample_logits_instructions)
         assert r.analytic_cycles_per_sample == pytest.approx(with_probs, rel=0.10)
         # fused kernels (gated unit, FC+ADD) are fitted as wholes, so the MAC coefficient also
         # carries some of their per-row work: near (within 2x), not equal to, the bare inner loop

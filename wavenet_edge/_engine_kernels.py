@@ -165,8 +165,9 @@ def process(c, s, nb, t0, codes, out, out_offs, out_sizes):
 
 @kernel
 def generate(c, s, nb, t0, first, out, probs_off, logits_off, mode, table, rng):
-    """Free-running steps: feed ``first`` (int32 (nb,)), sample each output with
-    :func:`wavenet_edge.sampling.sample_one` into ``out`` (int32 (nb, n)) and feed it back."""
+    """Free-running steps: feed ``first`` (int32 (nb,)), sample each step's logits with
+    :func:`wavenet_edge.sampling.sample_one` into ``out`` (int32 (nb, n)) and feed it back
+    (``probs_off`` is unused: the sampler reads only the logits)."""
     c, s = borrow_all(c), borrow_all(s)
     out, table, rng = borrow_all((out, table, rng))
     A = c.arena_size
@@ -176,7 +177,6 @@ def generate(c, s, nb, t0, first, out, probs_off, logits_off, mode, table, rng):
     for j in range(n):
         step(c, s, nb, t0 + j, cur)
         for b in range(nb):
-            code = sample_one(mode, s.arena, b * A + probs_off, s.arena, b * A + logits_off,
-                              table, rng, b, weights)
+            code = sample_one(mode, s.arena, b * A + logits_off, table, rng, b, weights)
             out[b, j] = code
             cur[b] = code

@@ -537,9 +537,10 @@ class Engine:
 
         ``prime``: class indices fed teacher-forced first ((m,) or (B, m)); the first generated
         code is sampled from the output after the last prime code.  Without a prime the engine
-        starts (from its current state) by feeding the silence code.  ``temperature``: 1 samples
-        the model's int8 probabilities; 0 is greedy; other values use the integer temperature
-        table of :mod:`wavenet_edge.sampling` on the int8 logits.  ``seed``: PCG32 seed (stream b
+        starts (from its current state) by feeding the silence code.  ``temperature``: 0 is greedy;
+        any other value samples the int8 logits with the integer weight table of
+        :mod:`wavenet_edge.sampling` (at 1: the SOFTMAX's own exponentials; the codes for a
+        seed changed in the release that introduced this, see there).  ``seed``: PCG32 seed (stream b
         of a batch uses sequence b).  ``progress``: optional callable(k) called with the number
         of samples done after each chunk.  Decode with :meth:`decode`.
 

@@ -1,7 +1,8 @@
 """Integer sampler: the same file and seed give the same codes on a PC and on a microcontroller.
 
-Everything here is integer arithmetic on uint32/uint64 (the temperature table is computed once on
-the host and is *data*: the C export embeds it), so the algorithm can be mirrored exactly in C.
+Everything here is integer arithmetic on uint32/uint64 (the weight table is computed once on the
+host, in integer fixed point, and is *data*: the C export embeds it), so the algorithm can be
+mirrored exactly in C (``wn_sample`` in the C export).
 
 Random numbers — PCG32 (O'Neill, ``pcg32_random_r``, XSH-RR 64/32)::
 
@@ -15,14 +16,19 @@ Random numbers — PCG32 (O'Neill, ``pcg32_random_r``, XSH-RR 64/32)::
 ``s`` is the user seed (uint64, taken modulo 2**64) and ``seq`` the stream index (0 for a single
 stream; stream ``b`` of a batch uses ``seq = b``).  One ``next()`` is drawn per generated sample.
 
-Class weights (non-negative integers, one per class ``i``):
+Class weights (non-negative integers, one per class ``i``), one definition for every
+temperature ``T > 0`` (including 1): ``w[i] = table[qmax − logits[i]]`` with ``qmax = max_i
+logits[i]`` and ``table`` = :func:`wavenet_edge.int8.sampling.logit_weight_table` (the SOFTMAX's
+fixed-point exponential of ``−k·s/T`` in Q15, ``s`` the logits scale; ``table[0] = 32768``).  At
+``T = 1`` these are the exponentials the graph's SOFTMAX sums, so sampling needs no SOFTMAX: the
+device samples its int8 logits (the int8 probabilities stay available to hosts that ask for
+them, but the sampler does not read them).  ``temperature == 0``: greedy, the first index of the
+largest logit (no random number drawn).
 
-* ``temperature == 1``: the model's own int8 probabilities, ``w[i] = probs[i] + 128`` (the
-  SOFTMAX output has scale 1/256 and zero point −128, so this is ``256·p`` rounded by the kernel).
-* ``temperature > 0`` otherwise: ``w[i] = table[qmax − logits[i]]`` with ``qmax = max_i logits[i]``
-  and ``table[k] = floor(65536 · exp(−k · s / T) + 1/2)`` for ``k = 0 … 255`` (``s`` the logits
-  scale; computed in float64 on the host, see :func:`temperature_table`); ``table[0] = 65536``.
-* ``temperature == 0``: greedy, the first index of the largest logit (no random number drawn).
+Changed in this release: ``T = 1`` used to draw from the int8 probabilities (``probs + 128``);
+it now uses the logits table like every other temperature, so the codes generated for a given
+seed differ from earlier releases (at every temperature: the table is now the fixed-point
+exponential rather than a float64 ``exp``).
 
 Inverse CDF: ``W = Σ w[i]`` (> 0; all-zero weights fall back to greedy), ``u = next()``,
 ``r = (u · W) >> 32`` (64-bit product; ``0 ≤ r < W``), and the result is the smallest ``i`` with
@@ -31,15 +37,19 @@ Inverse CDF: ``W = Σ w[i]`` (> 0; all-zero weights fall back to greedy), ``u = 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._jit import kernel
 from .errors import ConfigError
+from .int8.sampling import logit_weight_table
 
-__all__ = ["pcg32_seed", "pcg32_next", "temperature_table", "sample_weights_probs",
-           "sample_weights_table", "argmax_first", "draw", "Sampler"]
+__all__ = ["pcg32_seed", "pcg32_next", "temperature_table", "sample_weights_table",
+           "argmax_first", "draw", "Sampler", "sampling_mode", "sample_one", "MODE_TABLE",
+           "MODE_GREEDY"]
+
+#: sampler modes (the C export's WN_SAMPLE_TABLE / WN_SAMPLE_GREEDY)
+MODE_TABLE = 1
+MODE_GREEDY = 2
 
 _MULT = np.uint64(6364136223846793005)
 _M32 = np.uint64(0xFFFFFFFF)
@@ -73,14 +83,8 @@ def pcg32_seed(seed: int, n_streams: int = 1) -> np.ndarray:
 
 
 def temperature_table(logits_scale: float, temperature: float) -> np.ndarray:
-    """int64[256]: ``floor(65536·exp(−k·scale/T) + 1/2)`` for ``k = 0 … 255`` (see module doc)."""
-    t = float(temperature)
-    if not (math.isfinite(t) and t > 0):
-        raise ConfigError(f"temperature must be a positive finite number (or 0 for greedy), "
-                          f"got {temperature!r}")
-    s = float(np.float32(logits_scale))
-    k = np.arange(256, dtype=np.float64)
-    return np.floor(65536.0 * np.exp(-k * s / t) + 0.5).astype(np.int64)
+    """int64[256] weights ``table[qmax − q]`` (:func:`wavenet_edge.int8.sampling.logit_weight_table`)."""
+    return logit_weight_table(logits_scale, temperature)
 
 
 @kernel
@@ -113,13 +117,6 @@ def draw(weights, u):
 
 
 @kernel
-def sample_weights_probs(row, off, n, weights):
-    """``weights[i] = row[off + i] + 128`` (int8 probabilities with zero point −128)."""
-    for i in range(n):
-        weights[i] = np.int64(row[off + i]) + 128
-
-
-@kernel
 def sample_weights_table(row, off, n, table, weights):
     """``weights[i] = table[qmax − row[off + i]]`` (temperature on int8 logits)."""
     qmax = np.int64(row[off])
@@ -131,10 +128,11 @@ def sample_weights_table(row, off, n, table, weights):
 
 
 class Sampler:
-    """Pure-Python-facing sampler over int8 rows (what :meth:`Engine.generate` does in its kernel).
+    """Pure-Python-facing sampler over int8 logits (what :meth:`Engine.generate` does in its
+    kernel).
 
-    ``Sampler(seed, temperature=1.0, logits_scale=s, n_streams=B)``; ``sample(probs, logits)``
-    with int8 (256,) rows returns a class index for stream 0 (``stream=`` for others).
+    ``Sampler(seed, temperature=1.0, logits_scale=s, n_streams=B)``; ``sample(logits)`` with an
+    int8 (256,) row returns a class index for stream 0 (``stream=`` for others).
     """
 
     def __init__(self, seed: int, *, temperature: float = 1.0, logits_scale: float = 1.0,
@@ -144,35 +142,33 @@ class Sampler:
         self.mode, self.table = sampling_mode(temperature, logits_scale)
         self._w = np.zeros(256, np.int64)
 
-    def sample(self, probs, logits, *, stream: int = 0) -> int:
-        probs = np.ascontiguousarray(probs, np.int8).ravel()
+    def sample(self, logits, *, stream: int = 0) -> int:
         logits = np.ascontiguousarray(logits, np.int8).ravel()
-        return int(sample_one(self.mode, probs, 0, logits, 0, self.table, self.rng, stream, self._w))
+        if logits.shape != (256,):
+            raise ConfigError(f"logits must be 256 int8 values, got shape {np.shape(logits)}")
+        return int(sample_one(self.mode, logits, 0, self.table, self.rng, stream, self._w))
 
 
 def sampling_mode(temperature, logits_scale):
-    """``(mode, table)``: mode 0 = probs (T = 1), 1 = logits table, 2 = greedy (T = 0)."""
+    """``(mode, table)``: :data:`MODE_TABLE` with the weight table for ``temperature`` > 0,
+    :data:`MODE_GREEDY` for 0."""
     try:
         t = float(temperature)
     except (TypeError, ValueError):
         raise ConfigError(f"temperature must be a number, got {temperature!r}") from None
     if t == 0.0:
-        return 2, np.zeros(256, np.int64)
-    if t == 1.0:
-        return 0, np.zeros(256, np.int64)
-    return 1, temperature_table(logits_scale, t)
+        return MODE_GREEDY, np.zeros(256, np.int64)
+    return MODE_TABLE, logit_weight_table(logits_scale, t)
 
 
 @kernel
-def sample_one(mode, probs, poff, logits, loff, table, rng, b, weights):
-    """One class index for stream ``b`` (see module docstring); ``weights`` int64 (256,) scratch."""
+def sample_one(mode, logits, loff, table, rng, b, weights):
+    """One class index for stream ``b`` from the int8 logits ``logits[loff:loff+256]`` (see the
+    module docstring); ``weights`` int64 (256,) scratch."""
     n = weights.shape[0]
     if mode == 2:
         return argmax_first(logits, loff, n)
-    if mode == 0:
-        sample_weights_probs(probs, poff, n, weights)
-    else:
-        sample_weights_table(logits, loff, n, table, weights)
+    sample_weights_table(logits, loff, n, table, weights)
     u = pcg32_next(rng, b)
     i = draw(weights, u)
     if i < 0:

@@ -1744,7 +1744,7 @@ uint32_t wn_pcg32_next(wn_sampler *r)
 }
 
 void wn_sampler_init(wn_sampler *r, uint64_t seed, uint64_t stream, int32_t mode,
-                     const int32_t *table)
+                     const uint16_t *table)
 {
     r->state = 0;
     r->inc = (stream << 1) | 1u;
@@ -1755,22 +1755,27 @@ void wn_sampler_init(wn_sampler *r, uint64_t seed, uint64_t stream, int32_t mode
     r->table = table;
 }
 
-static int32_t wn_argmax_first(const int8_t *v)
-{
-    int32_t i, best = 0;
-    for (i = 1; i < 256; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 static int32_t wn_max256(const int8_t *v)
 {
 #if WN_KERNELS == 3
-    int8_t mx = -128;
+    int8x16_t m = vldrbq_s8(v);
     int32_t i;
-    for (i = 0; i < 256; i += 16)
-        mx = vmaxvq_s8(mx, vldrbq_s8(v + i));
+    for (i = 16; i < 256; i += 16)
+        m = vmaxq_s8(m, vldrbq_s8(v + i));
+    return vmaxvq_s8(-128, m);
+#elif WN_KERNELS == 2
+    /* 4 bytes at a time: SSUB8 sets the per-byte GE flags, SEL keeps the larger bytes */
+    uint32_t m = wn_ld32(v);
+    int32_t i, mx;
+    for (i = 4; i < 256; i += 4) {
+        const uint32_t x = wn_ld32(v + i);
+        (void)__ssub8((int8x4_t)x, (int8x4_t)m);
+        m = (uint32_t)__sel((uint8x4_t)x, (uint8x4_t)m);
+    }
+    mx = (int8_t)m;
+    for (i = 8; i < 32; i += 8)
+        if ((int8_t)(m >> i) > mx)
+            mx = (int8_t)(m >> i);
     return mx;
 #else
     int32_t i, mx = -128;
@@ -1781,66 +1786,88 @@ static int32_t wn_max256(const int8_t *v)
 #endif
 }
 
-/* w[i] = table[qmax - logits[i]]; returns the total */
-static uint32_t wn_table_weights(const int8_t *logits, const int32_t *table, uint32_t *w)
+/* the first index of the largest value */
+static int32_t wn_argmax_first(const int8_t *v)
+{
+    const int32_t mx = wn_max256(v);
+    int32_t i = 0;
+    while (i < 255 && v[i] != mx)
+        i++;
+    return i;
+}
+
+/* w[i] = table[qmax - logits[i]] (Q15, so uint16), bsum[b] = w[16b] + ... + w[16b + 15];
+ * returns the total (< 2**24) */
+static uint32_t wn_table_weights(const int8_t *logits, const uint16_t *table, uint16_t *w,
+                                 uint32_t *bsum)
 {
     const int32_t mx = wn_max256(logits);
     uint32_t total = 0;
-    int32_t i;
+    int32_t b;
 #if WN_KERNELS == 3
-    const int32x4_t vmx = vdupq_n_s32(mx);
-    for (i = 0; i < 256; i += 4) {
-        const int32x4_t idx = vsubq_s32(vmx, vldrbq_s32(logits + i));
-        const uint32x4_t e = vldrwq_gather_shifted_offset_u32((const uint32_t *)(const void *)table,
-                                                              vreinterpretq_u32_s32(idx));
-        vstrwq_u32(w + i, e);
-        total = vaddvaq_u32(total, e);
+    /* qmax - logit lies in 0..255: int16 lanes, 8 table entries per gather */
+    const int16x8_t vmx = vdupq_n_s16((int16_t)mx);
+    for (b = 0; b < 16; b++) {
+        const int8_t *l = logits + 16 * b;
+        const uint16x8_t e0 = vldrhq_gather_shifted_offset_u16(
+            table, vreinterpretq_u16_s16(vsubq_s16(vmx, vldrbq_s16(l))));
+        const uint16x8_t e1 = vldrhq_gather_shifted_offset_u16(
+            table, vreinterpretq_u16_s16(vsubq_s16(vmx, vldrbq_s16(l + 8))));
+        const uint32_t sb = vaddvaq_u16(vaddvq_u16(e0), e1);
+        vstrhq_u16(w + 16 * b, e0);
+        vstrhq_u16(w + 16 * b + 8, e1);
+        bsum[b] = sb;
+        total += sb;
     }
 #else
-    for (i = 0; i < 256; i++)
-        total += (w[i] = (uint32_t)table[mx - logits[i]]);
+    for (b = 0; b < 16; b++) {
+        const int8_t *l = logits + 16 * b;
+        uint16_t *wb = w + 16 * b;
+        uint32_t sb = 0;
+        int32_t i;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 16
+#endif
+        for (i = 0; i < 16; i++) {
+            const uint16_t e = table[mx - l[i]];
+            wb[i] = e;
+            sb += e;
+        }
+        bsum[b] = sb;
+        total += sb;
+    }
 #endif
     return total;
 }
 
-/* smallest i with w[0] + ... + w[i] > thr (thr < total) */
-static int32_t wn_inverse_cdf(const uint32_t *w, uint32_t thr)
+/* smallest i with w[0] + ... + w[i] > thr (thr < the total): the block of 16 first, then
+ * within it */
+static int32_t wn_inverse_cdf(const uint16_t *w, const uint32_t *bsum, uint32_t thr)
 {
     uint32_t acc = 0;
-    int32_t i = 0;
-#if WN_KERNELS == 3
-    for (; i < 252; i += 4) {
-        const uint32_t s4 = vaddvq_u32(vldrwq_u32(w + i));
-        if (acc + s4 > thr)
-            break;
-        acc += s4;
-    }
-#endif
-    for (; i < 256; i++) {
+    int32_t b = 0, i, end;
+    while (b < 15 && acc + bsum[b] <= thr)
+        acc += bsum[b++];
+    end = 16 * b + 15;
+    for (i = 16 * b; i < end; i++) {
         acc += w[i];
         if (acc > thr)
             return i;
     }
-    return 255;
+    return end;
 }
 
-int32_t wn_sample(wn_sampler *r, const int8_t *probs, const int8_t *logits)
+int32_t wn_sample(wn_sampler *r, const int8_t *logits)
 {
-    uint32_t w[256], total = 0, u, thr;
-    int32_t i;
+    uint16_t w[256];
+    uint32_t bsum[16], total, u;
     if (r->mode == WN_SAMPLE_GREEDY)
         return wn_argmax_first(logits);
-    if (r->mode == WN_SAMPLE_PROBS) {
-        for (i = 0; i < 256; i++)
-            total += (w[i] = (uint32_t)((int32_t)probs[i] + 128));
-    } else {
-        total = wn_table_weights(logits, r->table, w);
-    }
+    total = wn_table_weights(logits, r->table, w, bsum);
     if (total == 0)
         return wn_argmax_first(logits);
     u = wn_pcg32_next(r);
-    thr = (uint32_t)(((uint64_t)u * (uint64_t)total) >> 32);
-    return wn_inverse_cdf(w, thr);
+    return wn_inverse_cdf(w, bsum, (uint32_t)(((uint64_t)u * (uint64_t)total) >> 32));
 }
 
 void wn_generate(wn_state *s, wn_sampler *r, int32_t first, int32_t *out, uint32_t n)
@@ -1849,7 +1876,7 @@ void wn_generate(wn_state *s, wn_sampler *r, int32_t first, int32_t *out, uint32
     int32_t cur = first;
     for (j = 0; j < n; j++) {
         (void)wn_step(s, cur, 0, 0);
-        cur = wn_sample(r, r->mode == WN_SAMPLE_PROBS ? wn_probs(s) : 0, wn_logits(s));
+        cur = wn_sample(r, wn_logits(s));
         out[j] = cur;
     }
 }

@@ -34,16 +34,17 @@ typedef struct {
     uint8_t plan[WN_N_OPS];           /* fused kernels (wn_reset builds it from the op list) */
 } wn_state;
 
-/* PCG32 sampler (wavenet_edge.sampling): mode 0 = probabilities (temperature 1), 1 = temperature
- * table on the logits (table of 256 weights, e.g. wn_temperature_table), 2 = greedy. */
+/* PCG32 sampler on the int8 logits (wavenet_edge.sampling): mode WN_SAMPLE_TABLE draws with the
+ * weights table[qmax - logit] (256 Q15 weights, wn_sample_table: the export's temperature, the
+ * SOFTMAX's own exponentials at temperature 1), WN_SAMPLE_GREEDY takes the first largest logit.
+ * Neither needs the SOFTMAX (wn_probs). */
 typedef struct {
     uint64_t state;
     uint64_t inc;
     int32_t mode;
-    const int32_t *table;
+    const uint16_t *table;
 } wn_sampler;
 
-#define WN_SAMPLE_PROBS 0
 #define WN_SAMPLE_TABLE 1
 #define WN_SAMPLE_GREEDY 2
 
@@ -64,10 +65,10 @@ const int8_t *wn_logits(const wn_state *s);
 const int8_t *wn_delay_write(const wn_state *s, int k);
 
 void wn_sampler_init(wn_sampler *r, uint64_t seed, uint64_t stream, int32_t mode,
-                     const int32_t *table);
+                     const uint16_t *table);
 uint32_t wn_pcg32_next(wn_sampler *r);
-/* Next class index from one step's outputs (wavenet_edge.sampling.sample_one). */
-int32_t wn_sample(wn_sampler *r, const int8_t *probs, const int8_t *logits);
+/* Next class index from one step's int8 logits (wavenet_edge.sampling.sample_one). */
+int32_t wn_sample(wn_sampler *r, const int8_t *logits);
 /* Free-running generation: feed `first`, then each sampled code; n codes into `out`. */
 void wn_generate(wn_state *s, wn_sampler *r, int32_t first, int32_t *out, uint32_t n);
 

@@ -78,8 +78,7 @@ static void full(char tag, uint32_t j, const int8_t *p, int32_t n)
 }
 
 #if WN_DRV_BENCH
-/* a temperature-1 table stand-in for timing (any non-negative weights take the same path) */
-static int32_t wn_drv_table[256];
+#define WN_DRV_DRAWS 8
 static int8_t bx[WN_DRV_BENCH_COLS], by[WN_DRV_BENCH_ROWS];
 static int8_t bw[WN_DRV_BENCH_ROWS * WN_DRV_BENCH_COLS];
 static int32_t bb[WN_DRV_BENCH_ROWS], bm[WN_DRV_BENCH_ROWS], bs[WN_DRV_BENCH_ROWS];
@@ -119,7 +118,7 @@ int main(void)
     wn_sampler r;
     wn_reset(&st);
     (void)wn_set_speaker(&st, WN_DRV_SPEAKER);
-    wn_sampler_init(&r, WN_DRV_SEED, 0, WN_DRV_SMODE, wn_temperature_table);
+    wn_sampler_init(&r, WN_DRV_SEED, 0, WN_DRV_SMODE, wn_sample_table);
     marker();
     marker();   /* empty interval: the marker's own overhead */
     for (j = 0; j < WN_DRV_STEPS; j++) {
@@ -132,7 +131,7 @@ int main(void)
         (void)wn_step(&st, cur, 0, 0);
         marker();
         if (WN_DRV_GENERATE)
-            out = wn_sample(&r, wn_probs(&st), wn_logits(&st));
+            out = wn_sample(&r, wn_logits(&st));
         h = fnv(h, wn_probs(&st), 256);
         h = fnv(h, wn_logits(&st), 256);
         for (k = 0; k < WN_N_WRITES; k++)
@@ -173,8 +172,6 @@ int main(void)
         }
         for (i = 0; i < WN_DRV_BENCH_COLS; i++)
             bx[i] = (int8_t)(i * 37);
-        for (i = 0; i < 256; i++)
-            wn_drv_table[i] = 65536 >> (i / 16);
         for (i = 0; i < WN_DRV_BENCH_ROWS; i++) {
             bb[i] = i;
             bm[i] = 1518500250;
@@ -195,21 +192,24 @@ int main(void)
         wn_fc(bx, by, WN_DRV_BENCH_ROWS, 0, bw, bb, bm, bs, 0, -128, 127);
         marker();
 #endif
-        /* the probabilities on demand (the step itself does not run the SOFTMAX), then one
-         * sample on the logits with the temperature table, then one from the probabilities */
+        /* the probabilities on demand (the step itself does not run the SOFTMAX), then
+         * WN_DRV_DRAWS samples on the last logits with the export's table (their mean is what
+         * a free-running device pays per sample on top of the step), then one greedy sample */
         st.probs_ready = 0;
         marker();
         (void)wn_probs(&st);
         marker();
         {
-            wn_sampler rt, rp;
+            wn_sampler rt, rg;
             volatile int32_t sink;
-            wn_sampler_init(&rt, 1u, 0u, WN_SAMPLE_TABLE, wn_drv_table);
-            wn_sampler_init(&rp, 1u, 0u, WN_SAMPLE_PROBS, 0);
+            int32_t d;
+            wn_sampler_init(&rt, 1u, 0u, WN_SAMPLE_TABLE, wn_sample_table);
+            wn_sampler_init(&rg, 1u, 0u, WN_SAMPLE_GREEDY, wn_sample_table);
             marker();
-            sink = wn_sample(&rt, 0, wn_logits(&st));
+            for (d = 0; d < WN_DRV_DRAWS; d++)
+                sink = wn_sample(&rt, wn_logits(&st));
             marker();
-            sink = wn_sample(&rp, wn_probs(&st), wn_logits(&st));
+            sink = wn_sample(&rg, wn_logits(&st));
             marker();
             (void)sink;
         }

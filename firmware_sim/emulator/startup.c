@@ -4,6 +4,8 @@
 
 extern uint32_t _estack, _sidata, _sdata, _edata, _sbss, _ebss;
 int main(void);
+void sh_puts(const char *s);
+void sh_exit(int code);
 
 static int semihost(int op, const void *arg)
 {
@@ -34,7 +36,14 @@ void Reset_Handler(void)
     sh_exit(main());
 }
 
-void Default_Handler(void) { sh_puts("FAULT\n"); sh_exit(99); }
+/* Every fault ends the run.  CFSR.UNDEFINSTR (bit 16) set: an undefined instruction, which is
+ * what a trapping UndefinedBehaviorSanitizer check executes (UDF); firmware_sim.qemu says so. */
+void Default_Handler(void)
+{
+    const uint32_t cfsr = *(volatile uint32_t *)0xE000ED28u;
+    sh_puts((cfsr & (1u << 16)) ? "FAULT undefined instruction\n" : "FAULT\n");
+    sh_exit(99);
+}
 
 __attribute__((section(".vectors"), used)) const void *const vectors[16] = {
     &_estack, (const void *)Reset_Handler, (const void *)Default_Handler,

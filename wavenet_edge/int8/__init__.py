@@ -13,7 +13,8 @@ to jitted code):
 
 Load time (Python, from the float32 scales / int zero points stored in the model):
 :func:`quantize_multiplier`, :func:`fc_params`, :func:`add_params`, :func:`mul_params`,
-:func:`tanh_table`, :func:`logistic_table`, :func:`softmax_params`.
+:func:`tanh_table`, :func:`logistic_table`, :func:`softmax_params`, and the sampler's weight table
+:func:`logit_weight_table` (the SOFTMAX's exponential at temperature T, on the logits).
 
 Per sample (jitted with :data:`wavenet_edge._jit.kernel`, callable from other numba kernels, no
 allocation): :func:`requantize`, :func:`requantize_int8`, :func:`add_int8`, :func:`mul_int8`,
@@ -40,6 +41,7 @@ from .quantize import (QuantizeParams, quantize_int8, quantize_int8_vec, quantiz
                        quantize_tables)
 from .requant import (LITERT, LITERT_REF, PROFILE_NAMES, PROFILES, TFLM, XNNPACK, FCParams,
                       fc_params, fold_input_offset, profile_id, requantize, requantize_int8)
+from .sampling import logit_weight_table
 from .softmax import (SOFTMAX_OUT, SoftmaxParams, softmax_exp_table, softmax_from_exps,
                       softmax_int8, softmax_params)
 
@@ -51,6 +53,6 @@ __all__ = [
     "add_int8_vec", "mul_int8_vec",
     "tanh_table", "logistic_table", "lookup_int8", "TANH_OUT", "LOGISTIC_OUT",
     "SoftmaxParams", "softmax_params", "softmax_int8", "softmax_exp_table",
-    "softmax_from_exps", "SOFTMAX_OUT",
+    "softmax_from_exps", "SOFTMAX_OUT", "logit_weight_table",
     "QuantizeParams", "quantize_params", "quantize_int8", "quantize_int8_vec", "quantize_tables",
 ]
