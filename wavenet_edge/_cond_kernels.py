@@ -80,7 +80,6 @@ def generate_cond(c, s, nb, t0, first, cond, cond_off, out, probs_off, logits_of
             copy_bytes(s.arena, b * A + cond_off, cond[b, j], 0, C)
         step(c, s, nb, t0 + j, cur)
         for b in range(nb):
-            code = sample_one(mode, s.arena, b * A + probs_off, s.arena, b * A + logits_off,
-                              table, rng, b, weights)
+            code = sample_one(mode, s.arena, b * A + logits_off, table, rng, b, weights)
             out[b, j] = code
             cur[b] = code
