@@ -108,10 +108,10 @@ def elementwise_records(kind, ip):
 
     MUL: ``[z1, z2, left + 1, m, c, e + 1, lo, hi]``: ``h = SMMULR((x1-z1)(x2-z2) << (left+1),
     m)``, then the rounding form with ``c = 2**e + zo * 2**(e+1)``.
-    ADD (left shift 20): ``[z1 << 21, z2 << 21, m1, c1, e1 + 1, m2, c2, e2 + 1, mo, co, eo + 1,
-    lo, hi]``: ``v_i = (2 h_i + (h_i >> 31) + c_i) >> (e_i + 1)`` with ``h_i = SMMULR((x_i << 21)
-    - (z_i << 21), m_i)``, ``c_i = 2**e_i``; out from ``h = SMMULR(2 (v_1 + v_2), mo)`` with
-    ``co = 2**eo + zo * 2**(eo+1)``."""
+    ADD: ``[mo, co, eo + 1, lo, hi, T1[256], T2[256]]``: ``T_i[x + 128] = 2 v_i(x)``, each
+    input's rescaled term (:func:`wavenet_edge.int8.elementwise.add_input_term`, a function of
+    the int8 value alone), doubled; the output from ``h = SMMULR(T1[x1] + T2[x2], mo)`` (= SRDHM(
+    v1 + v2, mo)) with ``co = 2**eo + zo * 2**(eo+1)``.  2 KiB of flash per ADD, no SRAM."""
     ip = [int(v) for v in ip]
     if kind == OpKind.MUL:
         z1, z2, m, s, zo, lo, hi = (ip[ew.M_Z1], ip[ew.M_Z2], ip[ew.M_M], ip[ew.M_S],
@@ -126,17 +126,16 @@ def elementwise_records(kind, ip):
         ms = (ip[ew.A_M1], ip[ew.A_M2], ip[ew.A_MO])
         es = (-ip[ew.A_S1], -ip[ew.A_S2], -ip[ew.A_SO])
         zo, lo, hi = ip[ew.A_ZO], ip[ew.A_MIN], ip[ew.A_MAX]
-        fast = left == 20 and all(0 <= e <= 24 for e in es) and abs(zo) << (es[2] + 1) < 1 << 29
+        xs = np.arange(-128, 128)
+        terms = [np.array([int(ew.add_input_term(int(x) - z, left, m, -e)) for x in xs])
+                 for z, m, e in zip((z1, z2), ms[:2], es[:2])]
+        fast = (0 <= es[2] <= 24 and abs(zo) << (es[2] + 1) < 1 << 29
+                and 2 * max(int(np.abs(t).max()) for t in terms) < LIMIT // 2)
         if fast:
-            vs = [((_max_abs_diff(z) << 20) * m >> 31 >> e) + 2
-                  for z, m, e in zip((z1, z2), ms[:2], es[:2])]
-            fast = (max(_max_abs_diff(z1), _max_abs_diff(z2)) << 21) < LIMIT \
-                and 2 * sum(vs) < LIMIT
-        if fast:
-            words = [z1 << 21, z2 << 21, ms[0], 1 << es[0], es[0] + 1, ms[1], 1 << es[1],
-                     es[1] + 1, ms[2], _rounding_addend(es[2], zo), es[2] + 1, lo, hi]
+            words = [ms[2], _rounding_addend(es[2], zo), es[2] + 1, lo, hi,
+                     *(2 * terms[0]).tolist(), *(2 * terms[1]).tolist()]
         else:
-            words = [0] * 11 + [lo, hi]
+            words = [0, 0, 0, lo, hi]
     flags = (FAST if fast else 0) | (FULL if (lo, hi) == (-128, 127) else 0)
     return flags, words
 

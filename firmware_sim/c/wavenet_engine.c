@@ -1048,62 +1048,24 @@ static WN_INLINE int32_t wn_requant16(int32_t acc, const int32_t *r, int flags, 
     return (flags & WN_DSP_FULL) ? __ssat(v, 8) : wn_clamp(v, f->lo, f->hi);
 }
 
-/* MUL / ADD records (c_export_dsp.elementwise_records) as locals */
-typedef struct { int32_t z1, z2, shl, m, c, e1, lo, hi, flags; wn_mulp slow; } wn_mq;
-typedef struct { int32_t z1, z2, m1, c1, e1, m2, c2, e2, mo, co, eo, lo, hi, flags;
-                 wn_addp slow; } wn_aq;
-
-static inline wn_mq wn_mq_load(const wn_op *op, const wn_dsp_rec *d, int swap)
+/* MUL / ADD outside the fast kernels: the scalar forms (the DSP records serve the fast ones) */
+static inline wn_mulp wn_mq_load(const wn_op *op, int swap)
 {
-    wn_mq q;
-    const int32_t *e = d->ew;
-    q.z1 = e[0]; q.z2 = e[1]; q.shl = e[2]; q.m = e[3]; q.c = e[4]; q.e1 = e[5];
-    q.lo = e[6]; q.hi = e[7]; q.flags = d->flags;
-    q.slow = wn_mulp_load(wn_iparams + op->p);
+    wn_mulp q = wn_mulp_load(wn_iparams + op->p);
     if (swap) {
-        int32_t t = q.z1; q.z1 = q.z2; q.z2 = t;
-        t = q.slow.z1; q.slow.z1 = q.slow.z2; q.slow.z2 = t;
+        const int32_t t = q.z1;
+        q.z1 = q.z2;
+        q.z2 = t;
     }
     return q;
 }
 
-static inline wn_aq wn_aq_load(const wn_op *op, const wn_dsp_rec *d, int swap)
+static inline wn_addp wn_aq_load(const wn_op *op, int swap)
 {
-    wn_aq q;
-    const int32_t *e = d->ew;
-    q.z1 = e[0]; q.z2 = e[1]; q.m1 = e[2]; q.c1 = e[3]; q.e1 = e[4]; q.m2 = e[5]; q.c2 = e[6];
-    q.e2 = e[7]; q.mo = e[8]; q.co = e[9]; q.eo = e[10]; q.lo = e[11]; q.hi = e[12];
-    q.flags = d->flags;
-    q.slow = wn_addp_load(wn_iparams + op->p);
-    if (swap) {
-        int32_t t;
-        t = q.z1; q.z1 = q.z2; q.z2 = t;
-        t = q.m1; q.m1 = q.m2; q.m2 = t;
-        t = q.c1; q.c1 = q.c2; q.c2 = t;
-        t = q.e1; q.e1 = q.e2; q.e2 = t;
-        wn_addp_swap(&q.slow);
-    }
+    wn_addp q = wn_addp_load(wn_iparams + op->p);
+    if (swap)
+        wn_addp_swap(&q);
     return q;
-}
-
-static WN_INLINE int32_t wn_mul16(int32_t a, int32_t b, const wn_mq *q, int flags)
-{
-    int32_t v;
-    if (!(flags & WN_DSP_FAST))
-        return wn_mul1(a, b, &q->slow);
-    v = wn_rnd(wn_smmulr(wn_shl((a - q->z1) * (b - q->z2), q->shl), q->m), q->c, q->e1);
-    return (flags & WN_DSP_FULL) ? __ssat(v, 8) : wn_clamp(v, q->lo, q->hi);
-}
-
-static WN_INLINE int32_t wn_add16(int32_t a, int32_t b, const wn_aq *q, int flags)
-{
-    int32_t v1, v2, v;
-    if (!(flags & WN_DSP_FAST))
-        return wn_add1(a, b, &q->slow);
-    v1 = wn_rnd(wn_smmulr(wn_shl(a, 21) - q->z1, q->m1), q->c1, q->e1);
-    v2 = wn_rnd(wn_smmulr(wn_shl(b, 21) - q->z2, q->m2), q->c2, q->e2);
-    v = wn_rnd(wn_smmulr(wn_shl(v1 + v2, 1), q->mo), q->co, q->eo);
-    return (flags & WN_DSP_FULL) ? __ssat(v, 8) : wn_clamp(v, q->lo, q->hi);
 }
 
 #define WN_DSP_XS ((WN_DSP_MAX_COLS + 3) / 4 * 2)
@@ -1190,8 +1152,8 @@ static WN_NOINLINE void wn_fc16(const int8_t *x, int8_t *y, const wn_op *op, con
 static WN_INLINE void wn_gate16_loop(const int32_t *xs, int32_t n, int32_t nch,
                                      const wn_dsp_rec *df, const wn_dsp_rec *dg,
                                      const wn_fq *ff, const wn_fq *fg, const int8_t *tf,
-                                     const int8_t *tg, const wn_mq *q, int8_t *z, int flf,
-                                     int flg, int flm)
+                                     const int8_t *tg, const wn_mulp *q, int8_t *z, int flf,
+                                     int flg)
 {
     const int32_t *wf = df->w, *wg = dg->w, *rf = df->rq, *rg = dg->rq;
     int32_t c, k;
@@ -1204,8 +1166,8 @@ static WN_INLINE void wn_gate16_loop(const int32_t *xs, int32_t n, int32_t nch,
         acc[0] = rg[0]; acc[1] = rg[1]; acc[2] = rg[2]; acc[3] = rg[3];
         wn_dot16(xs, wg, nch, acc);
         for (k = 0; k < 4; k++)
-            z[c + k] = (int8_t)wn_mul16(t[k], tg[wn_requant16(acc[k], WN_RQ(rg, k), flg, fg,
-                                                               c + k)], q, flm);
+            z[c + k] = (int8_t)wn_mul1(t[k], tg[wn_requant16(acc[k], WN_RQ(rg, k), flg, fg,
+                                                              c + k)], q);
     }
 }
 
@@ -1251,10 +1213,10 @@ static WN_NOINLINE void wn_gate16_ff(const int32_t *xs, int32_t n, int32_t nch,
 
 static WN_NOINLINE void wn_gate16_any(const int32_t *xs, const wn_op *of, const wn_dsp_rec *df,
                                       const wn_fq *ff, const wn_fq *fg, const int8_t *tf,
-                                      const int8_t *tg, const wn_mq *q, int8_t *z)
+                                      const int8_t *tg, const wn_mulp *q, int8_t *z)
 {
     wn_gate16_loop(xs, of->n, (of->cols + 3) >> 2, df, df + 1, ff, fg, tf, tg, q, z, ff->flags,
-                   fg->flags, q->flags);
+                   fg->flags);
 }
 
 static WN_NOINLINE void wn_gate16(const int8_t *x, int32_t k, const int8_t *tf,
@@ -1269,7 +1231,7 @@ static WN_NOINLINE void wn_gate16(const int8_t *x, int32_t k, const int8_t *tf,
                      z);
     } else {
         const wn_fq ff = wn_fq_load(of, df), fg = wn_fq_load(of + 1, df + 1);
-        const wn_mq q = wn_mq_load(of + 4, df + 4, swap);
+        const wn_mulp q = wn_mq_load(of + 4, swap);
         wn_gate16_any(xs, of, df, &ff, &fg, tf + 128, tg + 128, &q, z);
     }
 }
@@ -1277,8 +1239,7 @@ static WN_NOINLINE void wn_gate16(const int8_t *x, int32_t k, const int8_t *tf,
 /* FC + the ADD of its output and `other` (which may be the output itself: read first) */
 static WN_INLINE void wn_fc_add16_loop(const int32_t *xs, int32_t n, int32_t nch,
                                        const int32_t *w, const int32_t *r, const wn_fq *f,
-                                       const int8_t *other, const wn_aq *q, int8_t *y, int flf,
-                                       int fla)
+                                       const int8_t *other, const wn_addp *q, int8_t *y, int flf)
 {
     int32_t o, k;
     for (o = 0; o < n; o += 4, w += 8 * nch, r += 16) {
@@ -1286,21 +1247,20 @@ static WN_INLINE void wn_fc_add16_loop(const int32_t *xs, int32_t n, int32_t nch
         acc[0] = r[0]; acc[1] = r[1]; acc[2] = r[2]; acc[3] = r[3];
         wn_dot16(xs, w, nch, acc);
         for (k = 0; k < 4; k++)
-            y[o + k] = (int8_t)wn_add16(wn_requant16(acc[k], WN_RQ(r, k), flf, f, o + k),
-                                        other[o + k], q, fla);
+            y[o + k] = (int8_t)wn_add1(wn_requant16(acc[k], WN_RQ(r, k), flf, f, o + k),
+                                       other[o + k], q);
     }
 }
 
-/* the residual ADD, FAST and full range; e: its record [z1 << 21, z2 << 21, m1, c1, e1 + 1,
- * m2, c2, e2 + 1, mo, co, eo + 1, ...], the FC's side first */
-#define WN_ADD_FF(a, b)                                                                       \
-    __ssat(wn_rnd(wn_smmulr(wn_shl(wn_rnd(wn_smmulr(wn_shl((a), 21) - e[0], e[2]), e[3], e[4])  \
-                                   + wn_rnd(wn_smmulr(wn_shl((b), 21) - e[1], e[5]), e[6],    \
-                                            e[7]), 1), e[8]), e[9], e[10]), 8)
+/* the residual ADD, FAST and full range: t1, t2 the two inputs' tables (doubled rescaled
+ * terms, c_export_dsp.elementwise_records) at their middle, the FC's side first; e: [mo, co,
+ * eo + 1] */
+#define WN_ADD_FF(a, b) __ssat(wn_rnd(wn_smmulr(t1[a] + t2[b], e[0]), e[1], e[2]), 8)
 
 static WN_INLINE void wn_fc_add16_ff_body(const int32_t *xs, int32_t n, int32_t nch,
                                        const int32_t *w, const int32_t *r, const int8_t *other,
-                                       const int32_t *e, int8_t *y)
+                                       const int32_t *e, const int32_t *t1, const int32_t *t2,
+                                       int8_t *y)
 {
     int32_t o;
     for (o = 0; o < n; o += 4, w += 8 * nch, r += 16) {
@@ -1317,22 +1277,22 @@ static WN_INLINE void wn_fc_add16_ff_body(const int32_t *xs, int32_t n, int32_t 
 /* the common input widths (16, 32 columns) get copies with a constant chunk count */
 static WN_NOINLINE void wn_fc_add16_ff(const int32_t *xs, int32_t n, int32_t nch,
                                        const int32_t *w, const int32_t *r, const int8_t *other,
-                                       const int32_t *e, int8_t *y)
+                                       const int32_t *e, const int32_t *t1, const int32_t *t2,
+                                       int8_t *y)
 {
     if (nch == 8)
-        wn_fc_add16_ff_body(xs, n, 8, w, r, other, e, y);
+        wn_fc_add16_ff_body(xs, n, 8, w, r, other, e, t1, t2, y);
     else if (nch == 4)
-        wn_fc_add16_ff_body(xs, n, 4, w, r, other, e, y);
+        wn_fc_add16_ff_body(xs, n, 4, w, r, other, e, t1, t2, y);
     else
-        wn_fc_add16_ff_body(xs, n, nch, w, r, other, e, y);
+        wn_fc_add16_ff_body(xs, n, nch, w, r, other, e, t1, t2, y);
 }
 
 static WN_NOINLINE void wn_fc_add16_any(const int32_t *xs, const wn_op *of, const wn_dsp_rec *d,
-                                        const wn_fq *f, const int8_t *other, const wn_aq *q,
+                                        const wn_fq *f, const int8_t *other, const wn_addp *q,
                                         int8_t *y)
 {
-    wn_fc_add16_loop(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, f, other, q, y, f->flags,
-                     q->flags);
+    wn_fc_add16_loop(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, f, other, q, y, f->flags);
 }
 
 static WN_NOINLINE void wn_fc_add16(const int8_t *x, int32_t k, const int8_t *other,
@@ -1343,20 +1303,12 @@ static WN_NOINLINE void wn_fc_add16(const int8_t *x, int32_t k, const int8_t *ot
     const wn_dsp_rec *d = &wn_dsp[k];
     wn_ext16(x, xs, of->cols);
     if (d[0].flags == WN_FF && d[1].flags == WN_FF && (of->n & 3) == 0) {
-        /* the FC's side first */
-        const int32_t *e = d[1].ew;
-        int32_t sw[11];
-        if (!fc_first) {
-            sw[0] = e[1]; sw[1] = e[0];
-            sw[2] = e[5]; sw[3] = e[6]; sw[4] = e[7];
-            sw[5] = e[2]; sw[6] = e[3]; sw[7] = e[4];
-            sw[8] = e[8]; sw[9] = e[9]; sw[10] = e[10];
-            e = sw;
-        }
-        wn_fc_add16_ff(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, other, e, y);
+        const int32_t *e = d[1].ew, *ta = e + 5 + 128, *tb = e + 5 + 256 + 128;
+        wn_fc_add16_ff(xs, of->n, (of->cols + 3) >> 2, d->w, d->rq, other, e,
+                       fc_first ? ta : tb, fc_first ? tb : ta, y);
     } else {
         const wn_fq f = wn_fq_load(of, d);
-        const wn_aq q = wn_aq_load(of + 1, d + 1, !fc_first);
+        const wn_addp q = wn_aq_load(of + 1, !fc_first);
         wn_fc_add16_any(xs, of, d, &f, other, &q, y);
     }
 }

@@ -50,7 +50,7 @@ from .multiplier import activation_range, f32, quantize_multiplier
 from .requant import ARM64_PROFILES, TFLM, XNNPACK, profile_id
 
 __all__ = ["ElementwiseParams", "add_params", "mul_params", "add_int8", "mul_int8",
-           "add_int8_vec", "mul_int8_vec"]
+           "add_input_term", "add_int8_vec", "mul_int8_vec"]
 
 # ip slots, ADD
 A_Z1, A_Z2, A_LEFT, A_M1, A_S1, A_M2, A_S2, A_MO, A_SO, A_ZO, A_MIN, A_MAX, A_XNN = range(13)
@@ -184,6 +184,14 @@ def _shl_or_trunc(x, s):
 
 
 @kernel
+def add_input_term(d, left, m, shift):
+    """One input's rescaled term of ADD (``tflm``/``litert-ref``, ``litert`` tail): ``RDBPOT(SRDHM(
+    d << left, m), -shift)`` for the input minus its zero point ``d``; the output is requantized
+    from the sum of the two terms.  A function of the int8 input alone, so it can be tabulated."""
+    return rdbpot(srdhm(wrap32(np.int64(d) << np.int64(left)), m), -shift)
+
+
+@kernel
 def add_int8(x1, x2, ip, fp, profile, simd):
     """int8 ADD of one element pair; ``simd``: element lies in a full block of 16 (litert only).
     Returns int64 in [act_min, act_max]."""
@@ -201,8 +209,8 @@ def add_int8(x1, x2, ip, fp, profile, simd):
         r = rdbpot(srdhm(wrap32(v1 + v2), ip[A_MO]), -ip[A_SO])
         s = _wrap16(_wrap16(r) + ip[A_ZO])
         return _clamp(_sat(s, -128, 127), ip[A_MIN], ip[A_MAX])
-    v1 = rdbpot(srdhm(wrap32(d1 << left), ip[A_M1]), -ip[A_S1])
-    v2 = rdbpot(srdhm(wrap32(d2 << left), ip[A_M2]), -ip[A_S2])
+    v1 = add_input_term(d1, left, ip[A_M1], ip[A_S1])
+    v2 = add_input_term(d2, left, ip[A_M2], ip[A_S2])
     raw = rdbpot(srdhm(wrap32(v1 + v2), ip[A_MO]), -ip[A_SO]) + ip[A_ZO]
     return _clamp(raw, ip[A_MIN], ip[A_MAX])
 
