@@ -73,6 +73,10 @@ def _run(args) -> int:
     from .latency import JitterModel
     from .simulate import DEFAULT_FIFO, DEFAULT_SECONDS, DEFAULT_STEPS, simulate
 
+    emu = None
+    if args.emulate:  # firmware_sim.emulate (C export in QEMU): simulate then prices our C with it
+        from .emulate import emulate
+        emu = emulate(args.model, steps=args.emulate_steps, seed=args.seed, progress=not args.json)
     report = simulate(args.model, targets=args.targets, target_file=args.target_file,
                       sr=args.sample_rate,
                       steps=DEFAULT_STEPS if args.steps is None else args.steps,
@@ -80,11 +84,8 @@ def _run(args) -> int:
                       fifo=DEFAULT_FIFO if args.fifo is None else args.fifo,
                       seconds=DEFAULT_SECONDS if args.seconds is None else args.seconds,
                       jitter=JitterModel(jitter=args.jitter, seed=args.seed), wav=args.wav,
-                      seed=args.seed, progress=not args.json, engine_profile=args.engine_profile)
-    emu = None
-    if args.emulate:  # firmware_sim.emulate (C export in QEMU)
-        from .emulate import emulate
-        emu = emulate(args.model, steps=args.emulate_steps, seed=args.seed, progress=not args.json)
+                      seed=args.seed, progress=not args.json, engine_profile=args.engine_profile,
+                      emulation=emu)
     if args.json:
         import json
         d = json.loads(report.to_json())

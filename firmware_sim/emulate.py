@@ -762,26 +762,23 @@ def _fit_costs(prog, ops_i, reads_i, writes_i, cpi, eng):
         used &= coef > 0
     instr = {k: float(v) for k, v in zip(_COEFS, coef)}
     costs = {k: round(v * cpi, 4) for k, v in instr.items()}
-    analytic = _analytic(eng, costs)
+    # the kernel-level model (firmware_sim.c_costs) fitted to this one shape, and the step it
+    # prices (+ the SOFTMAX on demand, which this profiling build runs inside the step)
+    from firmware_sim import c_costs
+    fused = c_costs.fit_fused_costs(c_costs.profile_program(prog, ops_i, reads_i, writes_i))
     prof = dict(instructions=totals,
-                instruction_coefficients={k: round(v, 4) for k, v in instr.items()})
+                instruction_coefficients={k: round(v, 4) for k, v in instr.items()},
+                per_op=[int(c) for c in ops_i], reads=int(reads_i), writes=int(writes_i),
+                fused=fused.to_dict())
+    analytic = _analytic(eng, costs, prog, fused, cpi)
     return prof, costs, analytic
 
 
-def _analytic(eng, costs) -> float:
-    """Cycles per sample from :func:`firmware_sim.latency.estimate_latency` with ``costs`` on the
-    graph's counts minus the CONCATENATION/RESHAPE operators the C engine aliases away."""
-    try:
-        from dataclasses import replace
-
-        from firmware_sim.latency import estimate_latency
-        from firmware_sim.opcount import count_ops
-        from firmware_sim.targets import CoreModel, Target
-        counts = count_ops(eng.model)
-        counts = replace(counts, ops=[o for o in counts.ops
-                                      if o.opcode not in ("CONCATENATION", "RESHAPE")])
-        t = Target(name="emulated", title="emulated", core=CoreModel("emulated", "C export", costs),
-                   clock_hz=1, sram_bytes=1, flash_bytes=1)
-        return float(estimate_latency(counts, t).cycles_per_sample)
-    except Exception:  # noqa: BLE001 - the latency model is another module's; never fail emulation
-        return float("nan")
+def _analytic(eng, costs, prog, fused, cpi) -> float:
+    """Cycles per sample of the step + the SOFTMAX on demand, priced per executed kernel
+    (:mod:`firmware_sim.c_costs`) with the coefficients ``fused`` fitted to this profile."""
+    from firmware_sim import c_costs
+    f = c_costs.program_features(prog["ops"], prog["reads"], prog["writes"])
+    f["sample"] = 0
+    f["softmax_call"] = sum(1 for k in c_costs.plan_kernels(prog["ops"]) if k.kind == "softmax")
+    return c_costs.predict_instructions(fused.instructions, f) * cpi

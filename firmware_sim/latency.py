@@ -30,7 +30,8 @@ from wavenet_edge._jit import kernel
 from wavenet_edge.errors import ConfigError
 
 __all__ = ["LatencyEstimate", "estimate_latency", "JitterModel", "FifoResult", "simulate_fifo",
-           "smallest_fifo", "step_costs", "C_EXPORT_CORES", "estimate_c_export"]
+           "smallest_fifo", "step_costs", "C_EXPORT_CORES", "estimate_c_export", "CEngineEstimate",
+           "c_engine_core", "c_engine_cycles", "measured_c_engine"]
 
 
 @dataclass
@@ -134,6 +135,74 @@ def estimate_c_export(counts, target, cores):
     counts = replace(counts, ops=[o for o in counts.ops
                                   if o.opcode not in ("CONCATENATION", "RESHAPE")])
     return name, estimate_latency(counts, replace(target, core=core))
+
+
+@dataclass
+class CEngineEstimate:
+    """Cycles per generated sample of OUR C engine on a target (an ESTIMATE): one ``wn_step``
+    (SOFTMAX on demand, not in it) plus one draw on the logits.  ``source`` says which
+    coefficients priced it: ``"measured"`` (this run's ``--emulate``: QEMU instruction counts of
+    this model), ``"stored"`` (the per-kernel model of ``c_engine_costs.json``) or
+    ``"stored-per-operator"`` (targets.json's per-operator coefficients, no kernel model)."""
+
+    core: str
+    cycles_per_sample: float
+    instructions_per_sample: float
+    cpi: float
+    source: str
+    detail: str
+    clock_hz: int
+    softmax_cycles: float = 0.0
+
+    @property
+    def max_sample_rate(self) -> float:
+        return self.clock_hz / self.cycles_per_sample
+
+    def real_time_factor(self, sample_rate: float) -> float:
+        return self.max_sample_rate / float(sample_rate)
+
+    def to_dict(self, sample_rate=None) -> dict:
+        d = {"kind": "estimate", "core": self.core, "coefficients": self.source,
+             "coefficients_detail": self.detail,
+             "cycles_per_sample": round(self.cycles_per_sample, 1),
+             "instructions_per_sample": round(self.instructions_per_sample, 1),
+             "cycles_per_instruction": round(self.cpi, 4),
+             "max_realtime_sample_rate_hz": round(self.max_sample_rate, 1),
+             "softmax_on_demand_cycles": round(self.softmax_cycles, 1)}
+        if sample_rate:
+            d["real_time_factor"] = round(self.real_time_factor(sample_rate), 4)
+            d["real_time"] = self.real_time_factor(sample_rate) >= 1.0
+        return d
+
+
+def c_engine_core(target, cores):
+    """The measured C-engine core (``CoreModel``) for ``target``'s core kind, or None."""
+    name = C_EXPORT_CORES.get(target.core.name, target.core.name + "-wavenet-c")
+    return cores.get(name)
+
+
+def c_engine_cycles(core, features) -> tuple:
+    """``(instructions, cycles)`` of the step ``features`` (:func:`firmware_sim.c_costs.
+    step_features`) with ``core``'s per-kernel model (``core.fused``)."""
+    from .c_costs import predict_instructions
+    ins = predict_instructions(core.fused["instructions"], features)
+    return ins, ins * float(core.fused["cpi"])
+
+
+def measured_c_engine(emulation, target) -> tuple | None:
+    """``(run, cpi)``: the fastest run of ``emulation`` (:class:`firmware_sim.emulate.
+    EmulationReport`) on ``target``'s core kind and its cycles per instruction (per-class
+    ESTIMATE when the run has one, else the assumed flat CPI), or None."""
+    if emulation is None:
+        return None
+    want = C_EXPORT_CORES.get(target.core.name, "").split("-wavenet-c-")[0]
+    runs = [r for r in emulation.runs if r.core == want]
+    if not runs:
+        return None
+    r = min(runs, key=lambda x: x.instructions_per_sample)
+    cls = r.cycles_per_sample_classes_estimate
+    cpi = cls / r.instructions_per_sample if cls == cls and cls > 0 else r.cpi_assumed
+    return r, cpi
 
 
 @dataclass(frozen=True)

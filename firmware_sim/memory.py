@@ -16,7 +16,7 @@ from wavenet_edge.config import WaveNetConfig
 
 __all__ = ["RUNTIME_FLASH_BYTES", "STACK_SRAM_BYTES", "DelayLines", "delay_lines_from_metadata",
            "delay_line_bytes_for_config", "MemoryBudget", "memory_budget", "shrink_moves", "Scaling",
-           "ASSUMPTIONS"]
+           "ASSUMPTIONS", "C_ENGINE_CODE_BYTES", "c_engine_memory", "c_export_arrays"]
 
 #: Flash for TFLM's runtime (MicroInterpreter, allocator, flatbuffer reader ≈ 16 KB per the TFLM
 #: README's "core runtime fits in 16 KB on a Cortex-M3") + the 9 int8 kernels this graph uses with
@@ -24,6 +24,10 @@ __all__ = ["RUNTIME_FLASH_BYTES", "STACK_SRAM_BYTES", "DelayLines", "delay_lines
 RUNTIME_FLASH_BYTES = 64 * 1024
 #: Main stack + TFLM's stack use during Invoke + application scratch.  Assumed.
 STACK_SRAM_BYTES = 8 * 1024
+#: Flash for OUR C engine's code: wavenet_engine.c at -O2 measured with arm-none-eabi-gcc 12
+#: (`arm-none-eabi-size`): .text 13,260 B (M4, DSP), 13,204 B (M7, DSP), 13,444 B (M55, MVE),
+#: + ~3 KB assumed for the application's audio glue, vector table and memcpy/memset.
+C_ENGINE_CODE_BYTES = 16 * 1024
 #: Bytes per sample of the audio output FIFO (int16 PCM to the DAC/I2S).
 FIFO_BYTES_PER_SAMPLE = 2
 
@@ -37,6 +41,11 @@ ASSUMPTIONS = {
              "(the figure is an upper bound for them)",
     "model_flash": "the .tflite bytes embedded verbatim (no compression), padded to 16 bytes",
     "fifo": f"{FIFO_BYTES_PER_SAMPLE} bytes per sample of audio output FIFO (int16 PCM)",
+    "c_engine_memory": "our C export: flash = its const arrays (exact, = the compiled "
+                       "wavenet_model.c) + engine code 16 KiB (13.0-13.1 KiB .text measured at "
+                       "-O2 + 3 KiB glue, assumed); SRAM = sizeof(wn_state) (exact: arena, "
+                       f"delay-line rings, positions, plan) + {STACK_SRAM_BYTES} B stack "
+                       "(assumption) + the FIFO",
 }
 
 
@@ -231,3 +240,32 @@ class Scaling:
         rest = max(0, self.arena_bytes - ARENA_PER_CHANNEL_BYTES * self.fc_channels)
         a = ARENA_PER_CHANNEL_BYTES * _fc_channels(counts) + rest * n / max(1, self.n_tensors)
         return int(-(-int(round(a)) // 16) * 16)
+
+
+def c_export_arrays(program) -> dict:
+    """The array sizes :func:`firmware_sim.c_export.state_bytes` / ``flash_bytes`` read, from a
+    lowered program (:class:`wavenet_edge.lowered.Program`), without building an Engine."""
+    return dict(ops=program.ops, reads=program.reads, writes=program.writes,
+                arena_size=int(program.arena_size), ring_size=int(program.ring_size),
+                weights=program.wblob, bias=program.bblob, mult=program.mult, shift=program.shift,
+                iparams=program.iparams, luts=program.tables, softmax_exp=program.sm_exps,
+                temperature_table=None)
+
+
+def c_engine_memory(program, target, *, fifo_samples: int = 0) -> MemoryBudget:
+    """Flash and SRAM of OUR C export of ``program`` on ``target`` (see ASSUMPTIONS
+    ``c_engine_memory``): ``arena_bytes`` = sizeof(wn_state) minus its delay-line rings."""
+    from .c_export import flash_bytes, state_bytes
+    d = c_export_arrays(program)
+    state = state_bytes(d)
+    flash = flash_bytes(d)
+    fifo = int(fifo_samples) * FIFO_BYTES_PER_SAMPLE
+    return MemoryBudget(target=target.name, model_bytes=flash,
+                        runtime_flash_bytes=C_ENGINE_CODE_BYTES,
+                        flash_bytes=flash + C_ENGINE_CODE_BYTES,
+                        flash_capacity=int(target.flash_bytes),
+                        delay_line_bytes=d["ring_size"], arena_bytes=state - d["ring_size"],
+                        stack_bytes=STACK_SRAM_BYTES, fifo_bytes=fifo,
+                        sram_bytes=state + STACK_SRAM_BYTES + fifo,
+                        sram_capacity=int(target.sram_bytes),
+                        notes=["C export: const arrays + engine code; wn_state + stack + FIFO"])

@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 __all__ = ["TargetResult", "Report", "format_bytes"]
 
 
+def shape_text_of(c) -> str:
+    from .planner import shape_text
+    return shape_text(c)
+
+
+def receptive_field_words_of(rf, sr) -> str:
+    from .planner import receptive_field_words
+    return receptive_field_words(rf, sr)
+
+
 def format_bytes(n: int) -> str:
     """1536 -> '1.5 KiB'; negative values keep their sign."""
     s = "-" if n < 0 else ""
@@ -24,20 +34,22 @@ def format_bytes(n: int) -> str:
     return f"{s}{n / (1024 * 1024):.2f} MiB"
 
 
-def _suggestion_text(s: dict) -> str:
+def _suggestion_parts(s: dict, sr: int) -> tuple:
+    """``(shared text, per-target cycles text, verdict)`` of one suggestion."""
     parts = []
     if s.get("sram_bytes_est") is not None:
         parts.append(f"delay lines {format_bytes(s['delay_line_bytes'])}, SRAM "
                      f"{format_bytes(s['sram_bytes_est'])}, flash "
                      f"{format_bytes(s['flash_bytes_est'])}")
-    parts.append(f"{s['est_cycles_per_sample']:,.0f} cyc/sample (RTF "
-                 f"{s['est_real_time_factor']:.2f})")
     parts.append(f"receptive field {s['receptive_field']}")
+    cyc = (f"{s['est_cycles_per_sample']:,.0f} cyc/sample (RTF "
+           f"{s['est_real_time_factor']:.2f})")
     rt = s["est_real_time_factor"] >= 1
     if s.get("achieved") is False:
-        verdict = ("not reachable without cutting the receptive field below "
-                   f"{s['min_receptive_field']} samples" if s.get("min_receptive_field")
-                   else "not reachable by these reductions")
+        mr = s.get("min_receptive_field")
+        verdict = (f"not reachable without cutting the receptive field below {mr} samples "
+                   f"({1000.0 * mr / sr:.3g} ms: the model would forget everything older)"
+                   if mr else "not reachable by these reductions")
     elif s.get("fits") is None:
         verdict = "real time" if rt else "still not real time"
     elif s["fits"]:
@@ -46,7 +58,21 @@ def _suggestion_text(s: dict) -> str:
         verdict = "still does not fit"
     if s.get("kind", "estimate") != "estimate":
         parts.append(s["kind"])
-    return f"{s['change']}: {', '.join(parts)} -> {verdict}"
+    return f"{s['change']}: {', '.join(parts)}", cyc, verdict
+
+
+def _c_line(r, sr) -> str:
+    core, c = r.c_export
+    rtf = c.real_time_factor(sr)
+    mem = r.c_memory
+    fit = ("" if mem is None else
+           f", flash {format_bytes(mem.flash_bytes)}/{format_bytes(mem.flash_capacity)}, SRAM "
+           f"{format_bytes(mem.sram_bytes)}/{format_bytes(mem.sram_capacity)}"
+           + ("" if mem.fits else " (does not fit)"))
+    return (f"  {r.target.name}: {c.cycles_per_sample:,.0f} cyc/sample, max "
+            f"{c.max_sample_rate:,.0f} Hz, RTF {rtf:.2f} -> "
+            + ("real time" if rtf >= 1.0 and (mem is None or mem.fits) else "not real time"
+               if rtf < 1.0 else "real time but does not fit") + f"{fit} ({core})")
 
 
 @dataclass
@@ -61,10 +87,13 @@ class TargetResult:
     fifo: object
     min_fifo: object
     suggestions: list = field(default_factory=list)
-    #: our C export on this target, priced with the QEMU-measured coefficients
-    #: (firmware_sim.latency.estimate_c_export): (core name, LatencyEstimate), or None (no
-    #: measured core of this kind)
+    #: our C export on this target: (core name, CEngineEstimate — its ``source`` says which
+    #: coefficients priced it), or None (no measured core of this kind)
     c_export: tuple = None
+    #: flash/SRAM of our C export (MemoryBudget; exact sizes + stated allowances) or None
+    c_memory: object = None
+    #: the shrink planner's answer for our C engine (firmware_sim.planner.Plan) or None
+    c_plan: object = None
 
     @property
     def real_time(self) -> bool:
@@ -82,11 +111,14 @@ class TargetResult:
                                                      round(1e3 * self.min_fifo.startup_latency_s, 3)),
                 "suggestions": list(self.suggestions),
                 "c_export": (None if self.c_export is None else
-                             {"cost_model": "measured: QEMU instruction counts of the exported C "
-                                            "engine per operator x assumed CPI",
-                              "core": self.c_export[0],
+                             {"cost_model": "our C engine: " + self.c_export[1].detail,
                               **self.c_export[1].to_dict(sample_rate),
-                              "real_time": self.c_export[1].real_time_factor(sample_rate) >= 1.0})}
+                              "memory": (None if self.c_memory is None
+                                         else self.c_memory.to_dict()),
+                              "fits": None if self.c_memory is None else self.c_memory.fits,
+                              "real_time": self.c_export[1].real_time_factor(sample_rate) >= 1.0,
+                              "plan": (None if self.c_plan is None
+                                       else self.c_plan.to_dict(sample_rate))})}
 
 
 @dataclass
@@ -139,6 +171,68 @@ class Report:
         return json.dumps(self.to_dict(), **kw)
 
     # -- text -------------------------------------------------------------------------------
+    def _c_engine_lines(self) -> list:
+        cx = [r for r in self.results if r.c_export is not None]
+        if not cx:
+            return []
+        out = ["The table prices the TFLM interpreter (cost model). Our exported C engine "
+               "(export-c), step + one draw on the logits (SOFTMAX on demand), cycles ESTIMATE:"]
+        by_source = {}
+        for r in cx:
+            by_source.setdefault(r.c_export[1].detail, []).append(r)
+        for detail, rs in by_source.items():
+            out.append(f"  coefficients: {detail}")
+            out.extend(_c_line(r, self.sample_rate) for r in rs)
+        none = [r.target.name for r in self.results if r.c_export is None]
+        if none:
+            out.append(f"  {', '.join(none)}: no measured core of this kind (TFLM cost model "
+                       "only)")
+        return out
+
+    def _plan_lines(self) -> list:
+        plans = [r.c_plan for r in self.results if r.c_plan is not None]
+        if not plans:
+            return []
+        sr = self.sample_rate
+        out = ["", f"Shrink plan for our C engine: the largest configuration of this family that "
+                   f"fits and runs in real time at {sr} Hz (largest = most channels incl. "
+                   "skip/end, then layers, then receptive field; receptive field kept >= 1/8 "
+                   "of the model's; estimates):"]
+        groups = {}
+        for p in plans:
+            groups.setdefault(p.key(), []).append(p)
+        for ps in groups.values():
+            p = ps[0]
+            names = ", ".join(x.target for x in ps)
+            if not p.achieved:
+                sm = p.smallest
+                fl = sm["receptive_field_floor"]
+                out.append(f"  {names}: no configuration of the {p.searched} searched runs in "
+                           f"real time: even the smallest ({sm['shape']}) needs "
+                           f"{sm['cycles_per_sample']:,.0f} cycles/sample (at most "
+                           f"{sm['max_sample_rate_hz']:,.0f} Hz); going further would cut the "
+                           f"receptive field below {fl} samples ({1000.0 * fl / sr:.3g} ms: the "
+                           "model would forget everything older)")
+                continue
+            c = p.config
+            rtf = ", ".join(f"{x.target} RTF {x.real_time_factor:.2f}" for x in ps)
+            out.append(f"  {names}: {p.change}" if p.change != "no change" else
+                       f"  {names}: the model as it is ({shape_text_of(c)})")
+            out.append(f"    {c.macs_per_sample():,} MACs/sample, {c.parameter_count():,} "
+                       f"parameters; {rtf}; binding: {p.binding}")
+            out.append("    receptive field: " + receptive_field_words_of(c.receptive_field, sr))
+            if p.bits is not None:
+                ref = ("" if p.model_bits is None or p.change == "no change" else
+                       f"; the model's shape: {p.model_bits['heldout_bits_per_sample']:.2f}")
+                out.append(f"    expected cost: {p.bits['heldout_bits_per_sample']:.2f} bits/sample"
+                           f" on the built-in held-out set after {p.bits['train_steps']} training"
+                           f" steps{ref} (measured by {p.bits['measured_by']}; order-0 entropy "
+                           f"{p.bits['heldout_order0_bits']:.2f})")
+            else:
+                out.append("    expected cost: bits/sample not measured for this shape "
+                           "(benchmarks/shrink_quality.py measures a grid around the tiny preset)")
+        return out
+
     def table(self) -> str:
         c = self.counts
         lines = [f"{self.model}: {format_bytes(self.model_bytes)} .tflite, {c.n_ops} ops, "
@@ -175,24 +269,15 @@ class Report:
                      f"over {self.seconds:g} s with ±{100 * self.jitter.jitter:g}% jitter and a "
                      f"{self.jitter.isr_cycles:g}-cycle interrupt every {self.jitter.isr_period} "
                      "samples ('-': not real time).")
-        cx = [r for r in self.results if r.c_export is not None]
-        if cx:
-            lines.append("The table prices the TFLM interpreter (cost model). Our exported C "
-                         "engine (export-c), priced with coefficients MEASURED in QEMU "
-                         "(targets.json cores *-wavenet-c-*; cycles are estimates):")
-            for r in cx:
-                core, c = r.c_export
-                rtf = c.real_time_factor(self.sample_rate)
-                lines.append(f"  {r.target.name}: {c.cycles_per_sample:,.0f} cyc/sample, max "
-                             f"{c.max_sample_rate:,.0f} Hz, RTF {rtf:.2f} -> "
-                             + ("real time" if rtf >= 1.0 else "not real time")
-                             + f" ({core})")
+        lines.extend(self._c_engine_lines())
         for r in self.results:
             br = r.latency.breakdown
             tot = sum(br.values()) or 1.0
             parts = ", ".join(f"{k} {100 * v / tot:.0f}%" for k, v in
                               sorted(br.items(), key=lambda kv: -kv[1]) if v > 0)
             lines.append(f"  {r.target.name}: {parts}")
+        lines.extend(self._plan_lines())
+        groups = {}
         for r in self.results:
             if not r.suggestions:
                 continue
@@ -202,13 +287,23 @@ class Report:
             if r.min_fifo is None or r.fifo.underruns:
                 why.append("not real time" if r.min_fifo is None else
                            f"underruns with a {self.fifo_depth}-sample FIFO")
-            lines.append("")
-            lines.append(f"{r.target.name} {' and '.join(why)}; what to shrink (estimates):")
             shown = [s for s in r.suggestions if s.get("plan") or s.get("fits") is None]
-            for s in shown:
-                lines.append("  - " + _suggestion_text(s))
-            if len(shown) < len(r.suggestions):
-                lines.append(f"  ({len(r.suggestions) - len(shown)} one-step reductions in --json)")
+            parts = [_suggestion_parts(s, self.sample_rate) for s in shown]
+            key = (" and ".join(why), tuple((p[0], p[2]) for p in parts),
+                   len(r.suggestions) - len(shown))
+            groups.setdefault(key, []).append((r.target.name, [p[1] for p in parts]))
+        # targets that share a verdict and the same suggestions get ONE paragraph; only the
+        # cycles differ per target
+        for (why, shared, hidden), members in groups.items():
+            lines.append("")
+            lines.append(f"{', '.join(n for n, _ in members)}: {why} with TFLM; what to shrink "
+                         "(estimates):")
+            for i, (text, verdict) in enumerate(shared):
+                cyc = "; ".join((f"{n} " if len(members) > 1 else "") + c[i]
+                                for n, c in members)
+                lines.append(f"  - {text}, {cyc} -> {verdict}")
+            if hidden:
+                lines.append(f"  ({hidden} one-step reductions in --json)")
         lines.append("")
         if self.bitexact is None:
             lines.append("bit-exactness: not checked")

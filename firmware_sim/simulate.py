@@ -15,7 +15,8 @@ from wavenet_edge.tflite_file import load_model
 
 from . import memory as _mem
 from .arena import measure_arena
-from .latency import (JitterModel, estimate_c_export, estimate_latency, simulate_fifo,
+from .latency import (CEngineEstimate, JitterModel, c_engine_core, c_engine_cycles,
+                      estimate_c_export, estimate_latency, measured_c_engine, simulate_fifo,
                       smallest_fifo)
 from .opcount import contract_metadata, count_ops, counts_from_config
 from .report import Report, TargetResult
@@ -158,12 +159,63 @@ def _suggestions(cfg, counts, lat, mb, target, scaling, fifo, sr, need_rt) -> li
     return out
 
 
+def _c_engine(program, counts, target, cores, emulation, sr):
+    """Our C engine on ``target``: ``(core name, CEngineEstimate, scale)``, or None when no core of
+    the target's kind was measured.  ``scale`` = measured / per-kernel-model cycles of this model
+    (1 without a measurement), applied to the planner's candidates."""
+    from . import c_costs
+    core = c_engine_core(target, cores)
+    m = measured_c_engine(emulation, target)
+    if core is None and m is None:
+        return None
+    feats = None
+    if core is not None and core.fused is not None:
+        feats = c_costs.program_features(program.ops, program.reads, program.writes,
+                                         granule=int(core.fused.get("mac_granule", 1)))
+    if m is not None:
+        r, cpi = m
+        ins = r.instructions_per_sample + r.sample_logits_instructions
+        est = CEngineEstimate(
+            core=f"{r.core}-wavenet-c-{r.kernels}", cycles_per_sample=ins * cpi,
+            instructions_per_sample=ins, cpi=cpi, source="measured",
+            detail=(f"measured in this run (--emulate): QEMU instruction counts of this model's "
+                    f"step + one draw on the logits, {r.core} {r.kernels} kernels, "
+                    f"{r.bitexact_steps}/{r.steps} steps bit-exact, x CPI {cpi:.3f} "
+                    + ("(per-class ESTIMATE)" if r.cycle_classes else "(assumed)")),
+            clock_hz=int(target.clock_hz), softmax_cycles=r.softmax_instructions * cpi)
+        scale = 1.0
+        if feats is not None:
+            scale = est.cycles_per_sample / c_engine_cycles(core, feats)[1]
+        return est.core, est, scale
+    if feats is not None:
+        ins, cyc = c_engine_cycles(core, feats)
+        fz = core.fused
+        worst = max((abs(c.get("rel_error", 0.0)) for c in fz.get("check", [])), default=None)
+        est = CEngineEstimate(
+            core=core.name, cycles_per_sample=cyc, instructions_per_sample=ins,
+            cpi=float(fz["cpi"]), source="stored",
+            detail=("stored per-kernel model (firmware_sim/c_engine_costs.json, QEMU-fitted on "
+                    f"{len(fz.get('measured_on', []))} shapes"
+                    + (f", whole-step error <= {100 * worst:.0f} % there" if worst is not None
+                       else "") + f") x CPI {float(fz['cpi']):.3f}"),
+            clock_hz=int(target.clock_hz),
+            softmax_cycles=fz["instructions"].get("softmax_call", 0.0) * float(fz["cpi"]))
+        return core.name, est, 1.0
+    name, lat = estimate_c_export(counts, target, cores)
+    est = CEngineEstimate(core=name, cycles_per_sample=lat.cycles_per_sample,
+                          instructions_per_sample=float("nan"), cpi=float("nan"),
+                          source="stored-per-operator",
+                          detail="stored per-operator coefficients (targets.json), SOFTMAX "
+                                 "included", clock_hz=int(target.clock_hz))
+    return name, est, 1.0
+
+
 def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
              check_bitexact: bool = True, target_file=None, fifo: int = DEFAULT_FIFO,
              seconds: float = DEFAULT_SECONDS, jitter: JitterModel | None = None, wav=None,
              seed: int = 0, use_cache: bool = True, progress: bool = False,
              name: str | None = None, engine_profile: str = "tflm",
-             sample_rate=None) -> Report:
+             sample_rate=None, emulation=None, plan: bool = True) -> Report:
     """Simulate ``model`` (a ``.tflite`` path, its bytes, a parsed model or an Engine) on
     ``targets`` (names; default: all built-in, or all of ``target_file``'s).
 
@@ -174,6 +226,10 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
     ``jitter``: :class:`JitterModel` (default ±5 %, 2000-cycle ISR every 256 samples).
     ``wav``: teacher-forcing audio instead of the built-in held-out signals.
     ``engine_profile``: the Numba engine's arithmetic profile compared with TFLM (``"tflm"``).
+    ``emulation``: an :class:`firmware_sim.emulate.EmulationReport` of this model (``simulate
+    --emulate``): our C engine is then priced with what it measured, else with the stored
+    per-kernel model (``c_engine_costs.json``); the report says which.
+    ``plan``: run the shrink planner for our C engine (:mod:`firmware_sim.planner`).
     Returns a :class:`Report`; bit-exactness failures are recorded in it (``report.ok``), not
     raised — the CLI turns them into exit status 1.
     """
@@ -213,6 +269,9 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
                                       arena["arena_bytes_aligned"])
 
     all_cores = load_registry(target_file)[1]
+    from wavenet_edge.lowered import lower
+    program = lower(tfl, profile="tflm")
+    from .memory import c_engine_memory
     results = []
     for t in chosen:
         mb = _mem.memory_budget(t, model_bytes=len(data), delay_line_bytes=dl.ring_bytes,
@@ -228,9 +287,19 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
         need_rt = mf is None or fr.underruns > 0
         if cfg is not None and (not mb.fits or need_rt):
             sugg = _suggestions(cfg, counts, lat, mb, t, scaling, fifo, sr, need_rt)
+        ce = _c_engine(program, counts, t, all_cores, emulation, sr)
+        cplan, cmem = None, None
+        if ce is not None:
+            cmem = c_engine_memory(program, t, fifo_samples=fifo)
+            core = c_engine_core(t, all_cores)
+            if plan and cfg is not None and core is not None and core.fused is not None:
+                from .planner import plan_target
+                cplan = plan_target(cfg, t, core, sr=sr, fifo=fifo, scale=ce[2],
+                                    coefficients=ce[1].source)
         results.append(TargetResult(target=t, memory=mb, latency=lat, fifo=fr, min_fifo=mf,
                                     suggestions=sugg,
-                                    c_export=estimate_c_export(counts, t, all_cores)))
+                                    c_export=None if ce is None else ce[:2],
+                                    c_memory=cmem, c_plan=cplan))
 
     be = None
     if check_bitexact:

@@ -24,6 +24,9 @@ __all__ = ["CoreModel", "Target", "COST_FIELDS", "load_registry", "builtin_targe
            "select_targets", "DATA_FILE"]
 
 DATA_FILE = Path(__file__).with_name("targets.json")
+#: the per-kernel cost model of our C engine per measured core (firmware_sim.c_costs; written by
+#: benchmarks/fit_c_costs.py), attached to the registry's core of the same name as ``fused``
+C_COSTS_FILE = Path(__file__).with_name("c_engine_costs.json")
 
 #: Cycle-cost fields every core model carries (all finite and >= 0).
 COST_FIELDS = ("cycles_per_mac", "cycles_per_requant", "cycles_per_add_element",
@@ -40,6 +43,9 @@ class CoreModel:
     kernels: str
     costs: dict
     sources: dict = field(default_factory=dict)
+    #: per-kernel model of the wavenet-edge C engine (firmware_sim.c_costs): ``instructions``
+    #: (coefficients), ``cpi`` and their provenance; None for interpreter cost models
+    fused: dict | None = None
 
     def __getattr__(self, item):
         # cost fields read as attributes: core.cycles_per_mac
@@ -49,7 +55,11 @@ class CoreModel:
         raise AttributeError(item)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kernels": self.kernels, **self.costs, "sources": dict(self.sources)}
+        d = {"name": self.name, "kernels": self.kernels, **self.costs,
+             "sources": dict(self.sources)}
+        if self.fused is not None:
+            d["fused"] = dict(self.fused)
+        return d
 
 
 @dataclass(frozen=True)
@@ -94,13 +104,27 @@ def _num(v, what, err, *, positive=False, integer=False):
     return int(v) if integer else float(v)
 
 
-def _parse_core(name, d, err) -> CoreModel:
+def _parse_fused(name, d, err):
+    if not isinstance(d, dict) or not isinstance(d.get("instructions"), dict):
+        raise err(f"core {name!r}: fused must be an object with an 'instructions' object")
+    from .c_costs import FUSED_COEFS
+    unknown = sorted(set(d["instructions"]) - set(FUSED_COEFS))
+    if unknown:
+        raise err(f"core {name!r}: fused: unknown coefficient(s) {', '.join(unknown)}")
+    out = dict(d)
+    out["instructions"] = {k: _num(v, f"core {name!r} fused {k}", err)
+                           for k, v in d["instructions"].items()}
+    out["cpi"] = _num(d.get("cpi"), f"core {name!r} fused cpi", err, positive=True)
+    return out
+
+
+def _parse_core(name, d, err, fused=None) -> CoreModel:
     if not isinstance(d, dict):
         raise err(f"core {name!r} must be an object")
     missing = [f for f in COST_FIELDS if f not in d]
     if missing:
         raise err(f"core {name!r}: missing {', '.join(missing)}")
-    known = set(COST_FIELDS) | {"kernels", "sources"}
+    known = set(COST_FIELDS) | {"kernels", "sources", "fused"}
     unknown = sorted(set(d) - known)
     if unknown:
         raise err(f"core {name!r}: unknown field(s) {', '.join(unknown)}")
@@ -108,8 +132,10 @@ def _parse_core(name, d, err) -> CoreModel:
     sources = d.get("sources", {})
     if not isinstance(sources, dict):
         raise err(f"core {name!r}: sources must be an object")
+    fz = d.get("fused", fused)
     return CoreModel(name=str(name), kernels=str(d.get("kernels", "")), costs=costs,
-                     sources={str(k): str(v) for k, v in sources.items()})
+                     sources={str(k): str(v) for k, v in sources.items()},
+                     fused=None if fz is None else _parse_fused(name, fz, err))
 
 
 _TARGET_FIELDS = {"name", "title", "core", "clock_hz", "sram_bytes", "flash_bytes",
@@ -153,7 +179,7 @@ def _parse_target(i, d, cores, err) -> Target:
         source={str(k): str(v) for k, v in source.items()}, caveats=tuple(caveats))
 
 
-def _parse(doc, err, base_cores=None) -> tuple:
+def _parse(doc, err, base_cores=None, fused=None) -> tuple:
     if isinstance(doc, list):
         doc = {"targets": doc}
     if not isinstance(doc, dict):
@@ -169,7 +195,7 @@ def _parse(doc, err, base_cores=None) -> tuple:
     if not isinstance(raw_cores, dict):
         raise err("cores must be an object {name: cost model}")
     for name, d in raw_cores.items():
-        cores[name] = _parse_core(name, d, err)
+        cores[name] = _parse_core(name, d, err, (fused or {}).get(name))
     raw = doc.get("targets")
     if not isinstance(raw, list) or not raw:
         raise err("targets must be a non-empty list")
@@ -205,7 +231,8 @@ def _read_json(path):
 def load_registry(target_file=None) -> tuple:
     """``({name: Target}, {name: CoreModel})``: the built-in registry, plus ``target_file``'s boards
     (which replace built-ins of the same name) and cores."""
-    targets, cores = _parse(_read_json(DATA_FILE), _error_for(DATA_FILE))
+    fused = _read_json(C_COSTS_FILE).get("cores", {}) if C_COSTS_FILE.exists() else {}
+    targets, cores = _parse(_read_json(DATA_FILE), _error_for(DATA_FILE), fused=fused)
     if target_file is not None:
         extra, cores = _parse(_read_json(target_file), _error_for(target_file), cores)
         targets.update(extra)

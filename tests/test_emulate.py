@@ -78,16 +78,18 @@ def test_instruction_counts(teacher_k2):
     assert rep.run("cortex-m55", "mve").instructions_per_sample < \
         rep.run("cortex-m55", "dsp").instructions_per_sample
     for r in rep.runs:
-        # the analytic latency model, fed the coefficients measured per operator, reproduces the
-        # measured step (instructions x CPI) plus the SOFTMAX the step runs on demand — the two
-        # descriptions of the step agree (within 10 %: a linear per-operator model fitted to
-        # fused kernels)
+        # the analytic model, priced per executed kernel (firmware_sim.c_costs: one fused gated
+        # unit / FC+ADD kernel, not five / two operators) with the coefficients fitted to this
+        # profile, reproduces the measured step (instructions x CPI) plus the SOFTMAX the step
+        # runs on demand: within 1 % (MVE 5 %: the profiling build, a marker call before every
+        # kernel, compiles the MVE kernels a little differently from the measured one)
         with_probs = (r.instructions_per_sample + r.softmax_instructions) * r.cpi_assumed
         assert 0 < r.softmax_instructions < r.instructions_per_sample
         assert 0 < r.sample_logits_instructions and 0 < r.sample_greedy_instructions
         assert r.generated_sample_instructions == pytest.approx(
             r.instructions_per_sample + r.sample_logits_instructions)
-        assert r.analytic_cycles_per_sample == pytest.approx(with_probs, rel=0.10)
+        assert r.analytic_cycles_per_sample == pytest.approx(
+            with_probs, rel=0.05 if r.kernels == "mve" else 0.01)
         # fused kernels (gated unit, FC+ADD) are fitted as wholes, so the MAC coefficient also
         # carries some of their per-row work: near (within 2x), not equal to, the bare inner loop
         bare = r.fc_instructions_per_mac * r.cpi_assumed
@@ -164,6 +166,13 @@ def test_cli_simulate_emulate(tmp_path, capsys):
     d = json.loads(capsys.readouterr().out)
     emu = d["emulation"]
     assert emu["ok"] and emu["steps"] == 12
+    # simulate priced our C engine with what --emulate just measured, and says so
+    cx = d["targets"][0]["c_export"]
+    assert cx["coefficients"] == "measured" and "this run" in cx["coefficients_detail"]
+    m4 = min((r for r in emu["runs"] if r["core"] == "cortex-m4"),
+             key=lambda r: r["instructions_per_sample"])
+    assert cx["instructions_per_sample"] == pytest.approx(
+        m4["instructions_per_sample"] + m4["sample_logits_instructions"], abs=0.2)
     assert {(r["core"], r["kernels"]) for r in emu["runs"]} == set(ALL)
     for r in emu["runs"]:
         assert r["bitexact_steps"] == 12 and r["instructions_per_sample"] > 0

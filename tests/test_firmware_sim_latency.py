@@ -150,11 +150,14 @@ def test_simulate_reports_the_c_export_beside_the_interpreter():
     d = json.loads(rep.to_json())
     alif, rp = d["targets"]
     assert alif["c_export"]["core"] == "cortex-m55-wavenet-c-mve"
-    assert "measured" in alif["c_export"]["cost_model"]
+    assert alif["c_export"]["coefficients"] == "stored"
+    assert "QEMU-fitted" in alif["c_export"]["cost_model"]
+    assert alif["c_export"]["memory"]["sram_bytes"] > alif["c_export"]["memory"]["delay_line_bytes"]
     assert alif["c_export"]["cycles_per_sample"] < alif["latency"]["cycles_per_sample"]
     assert isinstance(alif["c_export"]["real_time"], bool) and rp["c_export"] is None
     txt = rep.table()
-    assert "MEASURED in QEMU" in txt and "alif-e3-hp:" in txt and "cortex-m55-wavenet-c-mve" in txt
+    assert "coefficients: stored per-kernel model" in txt and "alif-e3-hp:" in txt
+    assert "cortex-m55-wavenet-c-mve" in txt
 
 
 # -- FIFO deadline simulation ---------------------------------------------------------------------

@@ -36,6 +36,14 @@ def test_quickstart_runs_every_stage(quickstart_run):
     # the summary names the targets that run the model in real time with the exported C
     assert isinstance(s["real_time_targets_c_export"], list)
     assert "real time with the exported C" in r.stdout
+    sim = json.loads((cwd / s["files"]["simulate_report"]).read_text())
+    assert s["real_time_targets_c_export"] == [
+        t["target"]["name"] for t in sim["targets"]
+        if t["c_export"] and t["c_export"]["real_time"] and t["c_export"]["fits"]]
+    # each target is named in at most one shrink paragraph (targets sharing a plan share it)
+    heads = [ln for ln in r.stdout.splitlines() if ln.endswith("what to shrink (estimates):")]
+    names = [n for ln in heads for n in ln.split(":")[0].split(", ")]
+    assert len(names) == len(set(names))
     assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     c = s["continuation"]
     d = {float(t): v for t, v in c["spectral_distance"].items()}
