@@ -96,6 +96,7 @@ def fit_core(core: str, kernels: str, tmp: Path, log=print) -> dict:
             "cpi_source": "per-class cycle ESTIMATE / instructions of the tiny shape's step "
                           "(firmware_sim.cycles, TRM-priced instruction classes)",
             "measured_on": [x["shape"] for x in check], "check": check,
+            "engine_c_sha256": c_costs.engine_source_hash(),
             "source": "benchmarks/fit_c_costs.py: QEMU instruction counts per kernel of the "
                       "exported C (profiling build), NNLS per kernel type over the shapes"}
 

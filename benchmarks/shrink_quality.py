@@ -38,6 +38,23 @@ def shape_config(base, channels, skip, blocks, top):
                         skip_channels=skip, end_channels=skip)
 
 
+def planned_shapes(base, sr) -> list:
+    """The configs the planner picks for ``base`` on the built-in targets (stored costs)."""
+    from firmware_sim.latency import c_engine_core
+    from firmware_sim.planner import plan_target
+    from firmware_sim.targets import load_registry
+    targets, cores = load_registry()
+    out = []
+    for t in targets.values():
+        core = c_engine_core(t, cores)
+        if core is None or core.fused is None:
+            continue
+        p = plan_target(base, t, core, sr=sr, fifo=256)
+        if p.achieved and all(p.config != c for c in out):
+            out.append(p.config)
+    return out
+
+
 def main(argv=None) -> int:
     from converters.signals import builtin_signals, order0_entropy_bits
     from converters.train import train
@@ -50,6 +67,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--only", type=int, default=None, help="train only the first N shapes")
+    ap.add_argument("--plans", action="store_true",
+                    help="instead of the grid: the shapes simulate's planner picks for the tiny "
+                         "preset on the built-in targets (stored C-engine costs), if not "
+                         "measured yet")
     args = ap.parse_args(argv)
     base = preset("tiny")
     train_audio = builtin_signals(split="train", sr=base.sample_rate, seed=args.seed)
@@ -60,21 +81,24 @@ def main(argv=None) -> int:
     held_codes = [encode_classes(y, convention=base.mulaw) for y in heldout]
     import numpy as np
     order0 = order0_entropy_bits(np.concatenate(held_codes))
-    grid = GRID[:args.only] if args.only else GRID
-    for i, (c, s, b, top) in enumerate(grid):
-        cfg = shape_config(base, c, s, b, top)
+    grid = [shape_config(base, *g) for g in (GRID[:args.only] if args.only else GRID)]
+    if args.plans:
+        grid = [c for c in planned_shapes(base, base.sample_rate) if shape_key(c) not in rows]
+    for i, cfg in enumerate(grid):
+        c, s = cfg.residual_channels, cfg.skip_channels
         t0 = time.perf_counter()
         _, hist = train(cfg, train_audio, steps=args.steps, seed=args.seed, heldout=heldout,
                         progress=False)
         key = shape_key(cfg)
+        from firmware_sim.planner import shape_text
         rows[key] = {"key": key, "channels": c, "skip_end_channels": s,
-                     "dilations": f"{b} x [1..{top}]", "layers": cfg.n_layers,
+                     "shape": shape_text(cfg), "layers": cfg.n_layers,
                      "receptive_field": cfg.receptive_field,
                      "parameters": cfg.parameter_count(), "macs_per_sample": cfg.macs_per_sample(),
                      "heldout_bits_per_sample": round(float(hist["heldout_bits_after"]), 4),
                      "heldout_bits_untrained": round(float(hist["heldout_bits_before"]), 4),
                      "train_steps": int(hist["steps"]), "train_seconds": round(hist["seconds"], 1)}
-        print(f"[{i + 1}/{len(grid)}] C={c} S=E={s} {b}x[1..{top}]: "
+        print(f"[{i + 1}/{len(grid)}] {rows[key]['shape']}: "
               f"{hist['heldout_bits_after']:.3f} bits/sample ({time.perf_counter() - t0:.0f} s)",
               flush=True)
         doc = {"about": __doc__.split("\n\n")[2].replace("\n", " "),
@@ -86,8 +110,9 @@ def main(argv=None) -> int:
         if "seed_check" in (prev := json.loads(out.read_text()) if out.exists() else {}):
             doc["seed_check"] = prev["seed_check"]
         _write(out, doc)
-    c, s, b, top = grid[0]
-    cfg = shape_config(base, c, s, b, top)
+    if args.plans:
+        return 0
+    cfg = grid[0]
     _, hist = train(cfg, train_audio, steps=args.steps, seed=args.seed + 1, heldout=heldout,
                     progress=False)
     doc["seed_check"] = {"key": shape_key(cfg), "seed": args.seed + 1,

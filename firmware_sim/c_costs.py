@@ -39,7 +39,7 @@ import numpy as np
 
 __all__ = ["Kernel", "plan_kernels", "config_kernels", "FUSED_COEFS", "kernel_features",
            "step_features", "program_features", "predict_instructions", "fit_fused_costs", "profile_program",
-           "FusedCosts", "program_of_config"]
+           "FusedCosts", "program_of_config", "engine_source_hash"]
 
 #: kind numbers of wavenet_edge.lowered.OpKind the C engine knows
 _GATHER, _FC, _ADD, _MUL, _LUT, _SOFTMAX, _COPY = 1, 2, 3, 4, 5, 6, 7
@@ -265,6 +265,17 @@ def fit_fused_costs(equations, *, sample=None, softmax=None) -> FusedCosts:
         if y > 0:
             err = max(err, abs(predict_instructions(coefs, f) - y) / y)
     return FusedCosts(instructions=coefs, max_rel_error=err, equations=len(equations))
+
+
+def engine_source_hash() -> str:
+    """SHA-256 of the C engine's sources (wavenet_engine.c/.h): the fit records it, so a stored
+    model fitted on other kernels can say so."""
+    import hashlib
+    from pathlib import Path
+    h = hashlib.sha256()
+    for name in ("wavenet_engine.c", "wavenet_engine.h"):
+        h.update((Path(__file__).parent / "c" / name).read_bytes())
+    return h.hexdigest()
 
 
 def program_of_config(cfg):

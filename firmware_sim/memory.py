@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from wavenet_edge.config import WaveNetConfig
 
 __all__ = ["RUNTIME_FLASH_BYTES", "STACK_SRAM_BYTES", "DelayLines", "delay_lines_from_metadata",
@@ -249,16 +251,21 @@ def c_export_arrays(program) -> dict:
                 arena_size=int(program.arena_size), ring_size=int(program.ring_size),
                 weights=program.wblob, bias=program.bblob, mult=program.mult, shift=program.shift,
                 iparams=program.iparams, luts=program.tables, softmax_exp=program.sm_exps,
-                temperature_table=None)
+                sample_table=np.zeros(256, np.int64))
 
 
-def c_engine_memory(program, target, *, fifo_samples: int = 0) -> MemoryBudget:
+def c_engine_memory(program, target, *, fifo_samples: int = 0,
+                    kernels: str = "auto") -> MemoryBudget:
     """Flash and SRAM of OUR C export of ``program`` on ``target`` (see ASSUMPTIONS
-    ``c_engine_memory``): ``arena_bytes`` = sizeof(wn_state) minus its delay-line rings."""
+    ``c_engine_memory``) built with ``kernels`` ("dsp": the DSP weight layout of
+    :mod:`firmware_sim.c_export_dsp`); ``arena_bytes`` = sizeof(wn_state) minus its rings."""
     from .c_export import flash_bytes, state_bytes
     d = c_export_arrays(program)
+    if kernels == "dsp":
+        from .c_export_dsp import dsp_layout
+        d["dsp"] = dsp_layout(program)
     state = state_bytes(d)
-    flash = flash_bytes(d)
+    flash = flash_bytes(d, kernels)
     fifo = int(fifo_samples) * FIFO_BYTES_PER_SAMPLE
     return MemoryBudget(target=target.name, model_bytes=flash,
                         runtime_flash_bytes=C_ENGINE_CODE_BYTES,

@@ -187,9 +187,9 @@ def plan_target(cfg, target, core, *, sr: int, fifo: int, scale: float = 1.0,
         rt = cyc <= budget
         mem = None
         if rt:
-            mem = c_engine_memory(_program(c), target, fifo_samples=fifo)
+            mem = c_engine_memory(_program(c), target, fifo_samples=fifo, kernels=_kernels(core))
             if mem.fits:
-                binding = _binding(prev, cycles, budget, target, fifo)
+                binding = _binding(prev, cycles, budget, target, fifo, _kernels(core))
                 return Plan(target=target.name, core=core.name, coefficients=coefficients,
                             achieved=True, config=c, change=_change(cfg, c),
                             cycles_per_sample=cyc, real_time_factor=budget / cyc,
@@ -206,7 +206,12 @@ def plan_target(cfg, target, core, *, sr: int, fifo: int, scale: float = 1.0,
                 searched=len(cands))
 
 
-def _binding(prev, cycles, budget, target, fifo) -> str:
+def _kernels(core) -> str:
+    """The kernel variant a measured C core was built with (``<core>-wavenet-c-<kernels>``)."""
+    return core.name.rsplit("-", 1)[-1] if "-wavenet-c-" in core.name else "auto"
+
+
+def _binding(prev, cycles, budget, target, fifo, kernels) -> str:
     """What stops the next larger candidate (``prev``): real time, SRAM, flash; "none" when the
     model itself is the plan."""
     if prev is None:
@@ -214,7 +219,7 @@ def _binding(prev, cycles, budget, target, fifo) -> str:
     if cycles(prev) > budget:
         return (f"real time: the next larger candidate ({shape_text(prev)}) needs "
                 f"{cycles(prev):,.0f} cycles/sample of {budget:,.0f}")
-    mem = c_engine_memory(_program(prev), target, fifo_samples=fifo)
+    mem = c_engine_memory(_program(prev), target, fifo_samples=fifo, kernels=kernels)
     what = [n for n, ok in (("SRAM", mem.fits_sram), ("flash", mem.fits_flash)) if not ok]
     return (f"{' and '.join(what)}: the next larger candidate ({shape_text(prev)}) needs "
             f"{mem.sram_bytes:,} B SRAM / {mem.flash_bytes:,} B flash")

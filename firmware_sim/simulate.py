@@ -191,13 +191,16 @@ def _c_engine(program, counts, target, cores, emulation, sr):
         ins, cyc = c_engine_cycles(core, feats)
         fz = core.fused
         worst = max((abs(c.get("rel_error", 0.0)) for c in fz.get("check", [])), default=None)
+        stale = fz.get("engine_c_sha256") not in (None, c_costs.engine_source_hash())
         est = CEngineEstimate(
             core=core.name, cycles_per_sample=cyc, instructions_per_sample=ins,
             cpi=float(fz["cpi"]), source="stored",
             detail=("stored per-kernel model (firmware_sim/c_engine_costs.json, QEMU-fitted on "
                     f"{len(fz.get('measured_on', []))} shapes"
                     + (f", whole-step error <= {100 * worst:.0f} % there" if worst is not None
-                       else "") + f") x CPI {float(fz['cpi']):.3f}"),
+                       else "") + f") x CPI {float(fz['cpi']):.3f}"
+                    + ("; fitted on another version of wavenet_engine.c: re-run "
+                       "benchmarks/fit_c_costs.py or use --emulate" if stale else "")),
             clock_hz=int(target.clock_hz),
             softmax_cycles=fz["instructions"].get("softmax_call", 0.0) * float(fz["cpi"]))
         return core.name, est, 1.0
@@ -290,7 +293,8 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
         ce = _c_engine(program, counts, t, all_cores, emulation, sr)
         cplan, cmem = None, None
         if ce is not None:
-            cmem = c_engine_memory(program, t, fifo_samples=fifo)
+            cmem = c_engine_memory(program, t, fifo_samples=fifo,
+                                   kernels=ce[0].rsplit("-", 1)[-1])
             core = c_engine_core(t, all_cores)
             if plan and cfg is not None and core is not None and core.fused is not None:
                 from .planner import plan_target

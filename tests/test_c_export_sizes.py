@@ -91,3 +91,19 @@ def test_state_bytes_follows_the_header():
     from wavenet_edge.errors import ConfigError
     with pytest.raises(ConfigError):
         state_bytes(d, hdr.replace("} wn_state;", "    void *p;\n} wn_state;"))
+
+
+@pytest.mark.parametrize("kernels", ["mve", "dsp"])
+def test_simulate_memory_is_the_c_build(kernels):
+    """The C-export memory simulate reports (firmware_sim.memory.c_engine_memory, from the lowered
+    program alone) is the export's own figures: sizeof(wn_state) and the const arrays of the
+    build variant (DSP: int16 weight layout)."""
+    from firmware_sim.c_export import exported_program, flash_bytes
+    from firmware_sim.memory import C_ENGINE_CODE_BYTES, STACK_SRAM_BYTES, c_engine_memory
+    from firmware_sim.targets import builtin_targets
+    d = exported_program(build_model("k2"))
+    t = builtin_targets()["alif-e3-hp"]
+    m = c_engine_memory(d["program"], t, fifo_samples=10, kernels=kernels)
+    assert m.model_bytes == flash_bytes(d, kernels)
+    assert m.flash_bytes == flash_bytes(d, kernels) + C_ENGINE_CODE_BYTES
+    assert m.sram_bytes == state_bytes(d) + STACK_SRAM_BYTES + 20

@@ -124,7 +124,8 @@ def test_plan_fits_and_is_real_time_under_the_model():
     assert p.achieved and p.config is not cfg
     cyc = c_engine_cycles_of(core, p.config)
     assert cyc == pytest.approx(p.cycles_per_sample) and cyc * 16000 <= t.clock_hz
-    mem = c_engine_memory(c_costs.program_of_config(p.config), t, fifo_samples=256)
+    mem = c_engine_memory(c_costs.program_of_config(p.config), t, fifo_samples=256,
+                          kernels="x")
     assert mem.fits and mem.sram_bytes == p.sram_bytes and mem.flash_bytes == p.flash_bytes
     # nothing larger in the order is both real time and fitting
     for c in candidates(cfg)[:p.searched - 1]:
