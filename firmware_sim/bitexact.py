@@ -10,6 +10,11 @@ matching arithmetic profile.  Two phases, each from silence:
 * free-running: the engine's sampled codes fed to both (sampling with
   :class:`wavenet_edge.sampling.Sampler` on the engine's int8 outputs, seeded).
 
+A vocoder (locally conditioned model) is conditioned in both phases on the features of the same
+audio (:func:`converters.features.vocoder_inputs`: the model's mel recipe, whole frames, so the
+phases run a whole number of frames: ``steps`` rounded up to a multiple of the hop): the engine
+through ``process(cond=)`` / ``feed_frames``, the host through ``ContractHost.set_features``.
+
 Compared every step: ``probs`` and ``logits`` (int8, all 256), plus every delay-line ``write``
 in the free-running phase.  Any difference is a failure: :class:`BitExactResult` records the first
 differing step, phase and tensor; :func:`check_bitexact` with ``raise_on_mismatch`` raises
@@ -79,6 +84,12 @@ class BitExactResult:
 
 def teacher_codes(engine, steps: int, *, wav=None, seed: int = 0) -> tuple:
     """``(codes int64 [steps], description)``: the built-in held-out audio, or ``wav``."""
+    y, desc = _teacher_audio(engine, steps, wav=wav, seed=seed)
+    return engine.encode(y).astype(np.int64), desc
+
+
+def _teacher_audio(engine, steps: int, *, wav=None, seed: int = 0) -> tuple:
+    """``(float32 audio [steps], description)`` (a short file is repeated)."""
     if wav is not None:
         from wavenet_edge.audio import load_wav
         y, _ = load_wav(wav, sr=engine.sr)
@@ -96,7 +107,7 @@ def teacher_codes(engine, steps: int, *, wav=None, seed: int = 0) -> tuple:
         raise ConfigError("teacher-forcing audio is empty", path=wav)
     if y.size < steps:
         y = np.resize(y, steps)
-    return engine.encode(y[:steps]).astype(np.int64), desc
+    return y[:steps], desc
 
 
 def _first_diff(name, a, b, phase, step):
@@ -124,11 +135,36 @@ def _step_both(engine, host, code, speaker, names):
     return eng, out
 
 
-def _localize(engine, host, codes, speaker, upto, phase, names):
-    """Replay ``codes[:upto+1]`` step by step from silence; the first (step, tensor) that differs,
-    tensors in graph-output order (the delay-line writes are the layer inputs, in layer order)."""
+def _restart(engine, host, feats):
+    """Both sides back to silence; a vocoder's features fed again to both."""
     engine.reset()
     host.reset()
+    if feats is not None:
+        engine.feed_frames(feats)
+        engine.end_frames()
+        host.set_features(feats)
+
+
+def cond_features(engine, steps: int, *, wav=None, seed: int = 0) -> tuple:
+    """A vocoder's ``(codes, features, description)`` for ``steps`` samples rounded up to whole
+    frames: the audio of :func:`teacher_codes` and its model-ready features."""
+    from converters.features import vocoder_inputs
+    cfg = engine.config
+    hop = cfg.hop
+    n = -(-max(int(steps), 1) // hop) * hop
+    # the STFT wants context: features of the whole clip (at least n samples), then cut
+    y, desc = _teacher_audio(engine, max(n, 4096), wav=wav, seed=seed)
+    y, feats = vocoder_inputs(y, sr=engine.sr, config=cfg)
+    codes = engine.encode(y[:n]).astype(np.int64)
+    if cfg.upsampler == "none":
+        return codes[:n], feats[:n], desc + ", conditioned on its features"
+    return codes[:n], feats[:n // hop + 2 * cfg.cin_pad], desc + ", conditioned on its features"
+
+
+def _localize(engine, host, codes, speaker, upto, phase, names, feats=None):
+    """Replay ``codes[:upto+1]`` step by step from silence; the first (step, tensor) that differs,
+    tensors in graph-output order (the delay-line writes are the layer inputs, in layer order)."""
+    _restart(engine, host, feats)
     for t in range(upto + 1):
         eng, out = _step_both(engine, host, codes[t], speaker, names)
         firsts = [f for f in (_first_diff(n, eng[n], out[n], phase, t) for n in names) if f]
@@ -186,13 +222,30 @@ def check_bitexact(model, *, steps: int = 1000, free_steps: int | None = None, w
                          seed=seed, compared=names, profile=profile, runtime=runtime)
 
     # -- teacher-forced: whole-sequence runs on both sides, compared row by row
-    codes, res.audio = teacher_codes(engine, steps, wav=wav, seed=seed) if steps else \
-        (np.zeros(0, np.int64), "none")
+    cond = engine.config.has_cond
+    feats = feats_free = None
+    if cond:
+        codes, feats, res.audio = cond_features(engine, max(steps, free_steps), wav=wav,
+                                                seed=seed)
+        hop, pad = engine.config.hop, engine.config.cin_pad
+        steps = -(-steps // hop) * hop
+        free_steps = -(-free_steps // hop) * hop
+        res.teacher_forced_steps, res.free_running_steps = steps, free_steps
+        span = (lambda n: n) if engine.config.upsampler == "none" else (lambda n: n // hop + 2 * pad)
+        feats_free = feats[:span(free_steps)]
+        feats = feats[:span(steps)]
+        codes = codes[:steps]
+    elif steps:
+        codes, res.audio = teacher_codes(engine, steps, wav=wav, seed=seed)
+    else:
+        codes, res.audio = np.zeros(0, np.int64), "none"
     if steps:
-        e_probs = engine.process(codes)
+        kw = {"cond": feats} if cond else {}
+        e_probs = engine.process(codes, **kw)
         engine.reset()
-        e_logits = engine.process(codes, logits=True)
-        ref = host.run(codes, speaker=speaker, outputs=("probs", "logits"), progress=progress)
+        e_logits = engine.process(codes, logits=True, **kw)
+        ref = host.run(codes, speaker=speaker, outputs=("probs", "logits"), progress=progress,
+                       **kw)
         same_p = np.all(e_probs == ref["probs"], axis=1)
         same_l = np.all(e_logits == ref["logits"], axis=1)
         same = same_p & same_l
@@ -203,7 +256,8 @@ def check_bitexact(model, *, steps: int = 1000, free_steps: int | None = None, w
         res.teacher_forced_identical = int(same.sum())
         if bad.size:
             t = int(bad[0])
-            res.mismatch = _localize(engine, host, codes, speaker, t, "teacher-forced", names) or \
+            res.mismatch = _localize(engine, host, codes, speaker, t, "teacher-forced", names,
+                                     feats) or \
                 _first_diff("probs", e_probs[t], ref["probs"][t], "teacher-forced", t)
             if raise_on_mismatch:
                 raise MismatchError(res.message(), path=name)
@@ -211,8 +265,7 @@ def check_bitexact(model, *, steps: int = 1000, free_steps: int | None = None, w
                 return res
 
     # -- free-running: the engine samples, both consume its codes, every step compared
-    engine.reset()
-    host.reset()
+    _restart(engine, host, feats_free)
     sampler = Sampler(seed, temperature=1.0, logits_scale=engine.program.logits_scale)
     code = engine.silence_code()
     fed = []

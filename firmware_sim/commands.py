@@ -126,7 +126,9 @@ def register_verify(subparsers) -> None:
     p.add_argument("--engine-profile", type=profile_arg(), default=None, metavar="PROFILE",
                    help="the engine's arithmetic profile against every runtime (default: each "
                         "runtime's own; another one shows what a mismatch looks like)")
-    p.add_argument("--wav", default=None, help="teacher-forcing audio (default: built-in held-out)")
+    p.add_argument("--wav", "--audio", dest="wav", default=None, metavar="AUDIO",
+                   help="teacher-forcing audio (default: built-in held-out); a vocoder is "
+                        "conditioned on its features (the model's mel recipe) in both phases")
     p.add_argument("--seed", type=int, default=0, help="sampling seed for free-running steps")
     p.add_argument("--speaker", type=_nonneg_int, default=None, help="speaker id (gc models)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
