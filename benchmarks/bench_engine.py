@@ -23,6 +23,10 @@ on every core of the machine (when the engine has ``threads``), and the portable
 (``NUMBA_CPU_NAME=generic``: no AVX-512, what an ARM phone's numba compiles to in spirit) in a
 child process, again as interleaved ratios against LiteRT default in that process.
 
+``--baseline DIR`` adds the engine of another checkout (``DIR/wavenet_edge``, e.g. main before a
+change), imported under another package name into this same process, as two more contenders
+(B=1 and B=16) of the same rounds: before/after ratios on one machine state.
+
 ``--breakdown`` times programs restricted to one operator kind (and the delay-line copies alone)
 on a B=1 engine: what a step spends per kind.  Not a test: targets are checked by reading the
 numbers.
@@ -226,6 +230,24 @@ def _load(args):
     return data, args.preset, canonicalize(FloatWaveNet.initialize(preset(args.preset), seed=0))
 
 
+def _baseline_engine(path):
+    """``Engine`` of the checkout at ``path``, imported as package ``wavenet_edge_baseline``
+    (a copy in a temporary directory: the runtime's imports are package-relative, so the copy
+    runs as it is, with its own numba cache)."""
+    import importlib
+    import shutil
+    import tempfile
+    src = os.path.join(os.path.abspath(path), "wavenet_edge")
+    if not os.path.isfile(os.path.join(src, "engine.py")):
+        raise SystemExit(f"--baseline {path}: no wavenet_edge/engine.py there")
+    root = os.path.join(tempfile.gettempdir(), f"wavenet_edge_baseline_{os.getuid()}")
+    dst = os.path.join(root, "wavenet_edge_baseline")
+    shutil.copytree(src, dst, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, root)
+    return importlib.import_module("wavenet_edge_baseline.engine").Engine
+
+
 def _print_rates(runners, sr, macs):
     print(f"{'runtime':<30}{'samples/s cpu':>14}{'(wall)':>10}{'x real time':>13}{'GMAC/s':>9}")
     for r in runners:
@@ -242,6 +264,13 @@ def main_table(args, data, label, float_model, codes):
     e1, eng = _engine_runner(Engine, data, label, args.profile, 1, codes)
     e16, _ = _engine_runner(Engine, data, label, args.profile, 16, codes)
     runners = [e1, e16]
+    base = []
+    if args.baseline:
+        BaseEngine = _baseline_engine(args.baseline)
+        for B in (1, 16):
+            r, _ = _engine_runner(BaseEngine, data, label, args.profile, B, codes)
+            r.name = "baseline " + r.name
+            base.append(r)
     names = [("litert-default", "LiteRT default (XNNPACK)"), ("litert", "LiteRT builtin"),
              ("tflm", "TFLM")]
     if args.quick:
@@ -259,6 +288,7 @@ def main_table(args, data, label, float_model, codes):
             for x in codes[:n]:
                 fs.step(x)
         runners.append(Runner("float32 numpy queue", run, n_max=codes.size))
+    runners += base
     interleave(runners, args.rounds, args.seconds,
                log=lambda s: print(s, file=sys.stderr, end="\r"))
     cfg, p = eng.config, eng.program
@@ -269,7 +299,11 @@ def main_table(args, data, label, float_model, codes):
           f"NUMBA_CPU_NAME={os.environ.get('NUMBA_CPU_NAME', 'host')}")
     _print_rates(runners, eng.sr, p.macs_per_sample)
     print("ratios (median over rounds of the same-round ratio; CPU time, then wall clock):")
-    for a, b in [(e1, o) for o in runners[2:]] + [(e16, e1)]:
+    others = [o for o in runners[2:] if o not in base]
+    pairs = [(e1, o) for o in others] + [(e16, e1)]
+    if base:
+        pairs += [(base[0], others[0]), (base[1], base[0]), (e1, base[0]), (e16, base[1])]
+    for a, b in pairs:
         print(f"  {a.name} / {b.name}: {_fmt_ratio(a, b)}; wall {ratio(a, b, True)[0]:.2f}x")
     return {r.name: r for r in runners}
 
@@ -374,6 +408,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=0.4,
                     help="target duration of one contender's run (default 0.4)")
     ap.add_argument("--profile", default="tflm", help="engine int8 profile (default tflm)")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="also time the engine of the checkout DIR in the same rounds")
     ap.add_argument("--core", type=int, default=1, help="core to pin to (default 1)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
     ap.add_argument("--quick", action="store_true",

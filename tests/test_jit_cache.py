@@ -36,12 +36,18 @@ print(json.dumps({"file": wavenet_edge.__file__,
                   "misses": sum(sum(d.stats.cache_misses.values()) for d in disps)}))
 """
 
-# appended to the copy's int8/requant.py: every FC output becomes its lower clamp
+# appended to the copy's int8/requant.py: every FC output becomes its lower clamp (the engine's
+# tflm/litert FCs use the one-shift form, the others requantize_int8)
 _EDIT = """
 
 @kernel
 def requantize_int8(acc, multiplier, shift, fmul, out_zp, act_min, act_max, profile):
     return np.int64(act_min)
+
+
+@kernel
+def requantize_single_shift(acc, multiplier, shift, ties_away):
+    return np.int64(-1000)
 """
 
 
@@ -85,6 +91,8 @@ def test_editing_an_inlined_callee_in_another_file_recompiles_the_engine(copy_an
     sig = inspect.signature(requant.requantize_int8.py_func)
     assert list(sig.parameters) == ["acc", "multiplier", "shift", "fmul", "out_zp", "act_min",
                                     "act_max", "profile"]
+    sig = inspect.signature(requant.requantize_single_shift.py_func)
+    assert list(sig.parameters) == ["acc", "multiplier", "shift", "ties_away"]
     with open(tmp / "pkg" / "wavenet_edge" / "int8" / "requant.py", "a") as f:
         f.write(_EDIT)
     third = _run(tmp, model)

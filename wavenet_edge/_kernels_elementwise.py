@@ -22,7 +22,8 @@ from ._kernel_util import inline_kernel
 from .int8.elementwise import add_int8, mul_int8
 from .lowered.kinds import OpKind
 
-__all__ = ["HAS_VBMI", "lut_rows", "lut_op", "pair_op", "gate_op"]
+__all__ = ["HAS_VBMI", "lut_rows", "lut_op", "pair_one", "pair_batch", "gate_one",
+           "gate_batch"]
 
 
 #: HAS_VBMI (numba's target, :mod:`._cpu`): 256-entry int8 tables (TANH/LOGISTIC) are looked up 32 inputs at a
@@ -137,12 +138,19 @@ def _pair_lookup(arena, ux, uy, uz, n, blocked, t_blk, t_tail, pair_tables):
 
 
 @inline_kernel
-def pair_op(arena, A, nb, r, iparams, fparams, pair_tables, profile):
-    """ADD or MUL row ``r`` for ``nb`` streams (see the module docstring for the two paths)."""
-    if nb == 1 and profile <= 1:
+def pair_one(arena, r, iparams, fparams, pair_tables, profile):
+    """ADD or MUL row ``r`` of one stream (see the module docstring for the two paths)."""
+    if profile <= 1:
         _pair_rows(arena, np.uint64(r.in0), np.uint64(r.in1), np.uint64(r.out), r.n,
                    r.blocked, iparams[r.p:], fparams[r.f:], profile, r.kind == OpKind.MUL)
         return
+    _pair_lookup(arena, np.uint64(r.in0), np.uint64(r.in1), np.uint64(r.out), r.n, r.blocked,
+                 r.t_blk, r.t_tail, pair_tables)
+
+
+@inline_kernel
+def pair_batch(arena, A, nb, r, pair_tables):
+    """ADD or MUL row ``r`` for ``nb`` streams through the pair tables."""
     n, blocked, t_blk, t_tail = r.n, r.blocked, r.t_blk, r.t_tail
     for b in range(nb):
         _pair_lookup(arena, np.uint64(b * A + r.in0), np.uint64(b * A + r.in1),
@@ -150,34 +158,46 @@ def pair_op(arena, A, nb, r, iparams, fparams, pair_tables, profile):
 
 
 @inline_kernel
-def gate_op(arena, A, nb, r, tables, iparams, fparams, pair_tables, profile):
-    """GATE row ``r``: ``ya = tables[lut_a, in0 + 128]``, ``yb = tables[lut_b, in1 + 128]``,
-    then their ADD/MUL (``pair``) into ``out``, each tensor written as the three rows would."""
-    flat = tables.reshape(-1)
-    n = r.n
-    is_mul = r.pair == OpKind.MUL
+def _gate_tables(arena, ua, ub, uya, uyb, uz, n, flat, r, pair_tables):
+    """One stream's gate through the LUTs and the pair table, one pass per element."""
     ta = np.int64(r.lut_a * 256 + 128)
     tb = np.int64(r.lut_b * 256 + 128)
     blocked = np.uint64(r.blocked)
     t_blk, t_tail = r.t_blk, r.t_tail
+    for i in range(np.uint64(n)):
+        va = flat[np.uint64(ta + np.int64(arena[ua + i]))]
+        vb = flat[np.uint64(tb + np.int64(arena[ub + i]))]
+        arena[uya + i] = va
+        arena[uyb + i] = vb
+        t = t_blk if i < blocked else t_tail
+        j = t + (np.int64(va) + 128) * 256 + np.int64(vb) + 128
+        arena[uz + i] = pair_tables[np.uint64(j)]
+
+
+@inline_kernel
+def gate_one(arena, r, tables, iparams, fparams, pair_tables, profile):
+    """GATE row ``r`` of one stream: ``ya = tables[lut_a, in0 + 128]``,
+    ``yb = tables[lut_b, in1 + 128]``, then their ADD/MUL (``pair``) into ``out``, each tensor
+    written as the three rows would."""
+    flat = tables.reshape(-1)
+    n = r.n
+    ua, ub = np.uint64(r.in0), np.uint64(r.in1)
+    uya, uyb, uz = np.uint64(r.ya), np.uint64(r.yb), np.uint64(r.out)
+    if profile <= 1:
+        lut_rows(arena, ua, uya, flat, r.lut_a * 256, n)
+        lut_rows(arena, ub, uyb, flat, r.lut_b * 256, n)
+        _pair_rows(arena, uya, uyb, uz, n, r.blocked, iparams[r.p:], fparams[r.f:], profile,
+                   r.pair == OpKind.MUL)
+        return
+    _gate_tables(arena, ua, ub, uya, uyb, uz, n, flat, r, pair_tables)
+
+
+@inline_kernel
+def gate_batch(arena, A, nb, r, tables, pair_tables):
+    """:func:`gate_one` for ``nb`` streams, through the pair tables (they stay in cache
+    across the streams)."""
+    flat = tables.reshape(-1)
     for b in range(nb):
-        ua = np.uint64(b * A + r.in0)
-        ub = np.uint64(b * A + r.in1)
-        uya = np.uint64(b * A + r.ya)
-        uyb = np.uint64(b * A + r.yb)
-        uz = np.uint64(b * A + r.out)
-        if nb == 1 and profile <= 1:
-            lut_rows(arena, ua, uya, flat, r.lut_a * 256, n)
-            lut_rows(arena, ub, uyb, flat, r.lut_b * 256, n)
-            _pair_rows(arena, uya, uyb, uz, n, r.blocked, iparams[r.p:], fparams[r.f:], profile,
-                       is_mul)
-            continue
-        # several streams (or the float profiles): the pair tables, one pass per element
-        for i in range(np.uint64(n)):
-            va = flat[np.uint64(ta + np.int64(arena[ua + i]))]
-            vb = flat[np.uint64(tb + np.int64(arena[ub + i]))]
-            arena[uya + i] = va
-            arena[uyb + i] = vb
-            t = t_blk if i < blocked else t_tail
-            j = t + (np.int64(va) + 128) * 256 + np.int64(vb) + 128
-            arena[uz + i] = pair_tables[np.uint64(j)]
+        o = np.uint64(b * A)
+        _gate_tables(arena, o + np.uint64(r.in0), o + np.uint64(r.in1), o + np.uint64(r.ya),
+                     o + np.uint64(r.yb), o + np.uint64(r.out), r.n, flat, r, pair_tables)

@@ -48,7 +48,8 @@ from .multiplier import activation_range, f32, quantize_multiplier
 
 __all__ = ["PROFILES", "PROFILE_NAMES", "TFLM", "LITERT", "LITERT_REF", "XNNPACK", "profile_id",
            "FCParams", "fc_params", "requantize", "requantize_int8", "round_half_away_f64",
-           "rint_f32_product", "fold_input_offset"]
+           "rint_f32_product", "fold_input_offset", "single_shift",
+           "requantize_single_shift"]
 
 PROFILES = {"tflm": 0, "litert": 1, "litert-ref": 2, "xnnpack": 3}
 PROFILE_NAMES = {v: k for k, v in PROFILES.items()}
@@ -201,3 +202,33 @@ def requantize_int8(acc, multiplier, shift, fmul, out_zp, act_min, act_max, prof
     if v > act_max:
         v = np.int64(act_max)
     return v
+
+
+
+@kernel
+def single_shift(x, multiplier, left, right, ties_away):
+    """``R(SRDHM(wrap32(x << left), M), right)`` (``R`` = :func:`~.fixedpoint.rdbpot`, ties away
+    from zero, when ``ties_away``; else :func:`~.fixedpoint.rshift_half_up`) in one rounding
+    shift, for every int32 ``x``; returns int64 (always in the int32 range).
+
+    Why it is exact: with ``P = wrap32(x << left)·M`` (|P| < 2⁶²; ``M`` in [0, 2³¹) so SRDHM
+    never saturates), ``SRDHM = ⌊(P + 2³⁰) / 2³¹⌋ = h``, and the rounding shift is
+    ``⌊(h + c) / 2^right⌋`` with ``c = 2^(right−1)`` (minus 1 when ``h < 0`` and ties go away
+    from zero; ``c = 0`` when ``right = 0``).  Nested floors of integer quotients compose,
+    ``⌊(⌊y/p⌋ + c)/q⌋ = ⌊(y + c·p)/(p·q)⌋``, and ``h < 0 ⇔ P + 2³⁰ < 0``: one multiply, one add
+    and one arithmetic shift by ``31 + right``, all in int64 without overflow and without
+    branches, so a loop of it vectorizes (8 int64 lanes).  ``left``, ``right`` in [0, 31]."""
+    p = np.int64(np.int32(np.int32(x) << np.int32(left))) * np.int64(multiplier)
+    r = np.int64(right)
+    s = np.int64(31) + r
+    k = (np.int64(1) << (s - np.int64(1))) + (np.int64(1073741824) if r > 0 else np.int64(0))
+    n = np.int64(-2147483648) if (r > 0 and ties_away) else np.int64(0)
+    return (p + k + ((p + np.int64(1073741824)) >> np.int64(63) & n)) >> s
+
+
+@kernel
+def requantize_single_shift(acc, multiplier, shift, ties_away):
+    """:func:`requantize` of profiles tflm (``ties_away``) and litert as :func:`single_shift`
+    (``left = max(shift, 0)``, ``right = max(−shift, 0)``)."""
+    sh = np.int64(shift)
+    return single_shift(acc, multiplier, max(sh, np.int64(0)), max(-sh, np.int64(0)), ties_away)
