@@ -183,8 +183,32 @@ def test_batch_with_cond_equals_single_streams():
     got = eng.process(codes, cond=cond)
     for b, (cd, cc) in enumerate(((codes[0], c1), (codes[1], c2))):
         np.testing.assert_array_equal(got[b], Engine(data).process(cd, cond=cc))
+    threaded = Engine(data, batch=2, threads=2)
+    np.testing.assert_array_equal(threaded.process(codes, cond=cond), got)
     gen = Engine(data, batch=2).generate(512, cond=cond, seed=5)
     assert gen.shape == (2, 512)
+    np.testing.assert_array_equal(Engine(data, batch=2, threads=2).generate(512, cond=cond,
+                                                                             seed=5), gen)
+
+
+def test_score_with_features_matches_the_interpreter():
+    data = vocoder_bytes()
+    eng = Engine(data)
+    y, cond = _inputs(eng.config, frames=4)
+    bits = eng.score(y, cond=cond)
+    codes = _codes(eng, y)
+    host = ContractHost(data, "tflm")
+    host.set_features(cond)
+    ref = host.run(codes[:-1], outputs=("logits",))
+    lg = ((ref["logits"].reshape(-1, 256).astype(np.float64) - eng.program.logits_zero_point)
+          * eng.program.logits_scale)
+    m = lg.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(lg - m).sum(axis=1))
+    assert bits == pytest.approx((lse - lg[np.arange(len(lg)), codes[1:]]).mean() / np.log(2),
+                                 rel=1e-12)
+    assert eng.score(y, cond=cond) == bits
+    with pytest.raises(ConfigError, match="locally conditioned"):
+        eng.score(y)
 
 
 def test_bad_features_one_line_errors():

@@ -629,13 +629,15 @@ class Engine:
         return encode_classes(y, mu=self.mu, convention=self.mulaw_convention)
 
     # -- scoring ------------------------------------------------------------------------------------
-    def score(self, y, *, speaker=None, reset: bool = True) -> float:
+    def score(self, y, *, speaker=None, cond=None, reset: bool = True) -> float:
         """Teacher-forced cross-entropy of audio ``y`` in bits/sample.
 
         ``y``: float32 (n,) in [-1, 1] at :attr:`sr`, mu-law encoded with the model's
         convention.  The int8 logits after codes[t] are dequantized (``scale·(q − zp)``) and
         scored against codes[t+1] with a float64 log-softmax; the mean over the n − 1
         predictions is returned in bits.  ``reset`` (default) scores from silence.  Batch 1 only.
+        A vocoder takes ``cond``: the padded features of the n samples (``n/hop + 2·cin_pad``
+        frames, as :meth:`process`; e.g. ``converters.vocoder_inputs``).
         """
         if self.batch != 1:
             raise ConfigError("score needs an engine with batch=1")
@@ -646,6 +648,26 @@ class Engine:
             self.speaker = speaker
         if reset:
             self.reset()
+        if self._cond is not None:
+            if cond is None:
+                raise ConfigError("this model is locally conditioned: score(y, cond=frames)")
+            # the frames cover all n samples; the n − 1 predictions take the first n − 1 rows
+            c = self._cond
+            if c.started and not (c.ended and c.available == 0):
+                raise ConfigError("score(cond=...) while a frame stream is in progress; "
+                                  "reset() first")
+            f = check_frames(cond, 1, self.config.cin_channels)
+            want = self.config.frames_for(codes.shape[0])
+            if f.shape[1] != want or (self.config.upsampler != "none"
+                                      and codes.shape[0] % self.config.hop):
+                raise ConfigError(f"cond has {f.shape[1]} frames but {codes.shape[0]} samples "
+                                  f"need {want} (and a whole number of hops)")
+            with self._exclusive():
+                c.reset()
+                c.feed(f)
+                c.end()
+        elif cond is not None:
+            raise ConfigError("this model has no local conditioning; cond must be None")
         q = self.process(codes[:-1], logits=True)
         lg = (q.astype(np.float64) - self.program.logits_zero_point) * self.program.logits_scale
         m = lg.max(axis=1, keepdims=True)
