@@ -68,8 +68,8 @@ def main(argv=None) -> int:
                                  sample_logits=r.sample_logits_instructions,
                                  generated=round(r.generated_sample_instructions, 1),
                                  bitexact=f"{r.bitexact_steps}/{r.steps}",
-                                 const_bytes=flash_bytes(prog, "dsp" if r.kernels == "dsp"
-                                                         else "auto"),
+                                 const_bytes=flash_bytes(prog, r.kernels if r.kernels in
+                                                         ("dsp", "mve") else "auto"),
                                  classes={k: v[0] for k, v in cc.get("by_class", {}).items()}))
     print(f"{'preset':6s} {'core':10s} {'kernels':6s} {'MACs':>6s} {'instr/sample':>12s} "
           f"{'instr/MAC':>9s} {'FC i/MAC':>8s} {'cyc EST CPI':>11s} {'cyc EST cls':>11s} "

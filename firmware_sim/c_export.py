@@ -36,6 +36,7 @@ from wavenet_edge.int8 import elementwise as ew
 from wavenet_edge.lowered import FC_MAX, FC_MIN, FC_ZP, OpKind
 
 from . import c_export_dsp as dsp
+from . import c_export_mve as mve
 
 __all__ = ["export_c", "ExportResult", "KERNELS", "register_export_c", "exported_program",
            "state_bytes", "flash_bytes", "model_macros"]
@@ -255,6 +256,9 @@ extern const int32_t wn_iparams[];
 extern const int8_t wn_luts[];
 extern const int32_t wn_softmax_exp[];
 extern const uint16_t wn_sample_table[256]; /* sampling weights table[qmax - logit] (Q15) */
+#if {mve.MVE_GUARD}
+extern const int32_t wn_rq[];   /* MVE: FC requantization per 4 rows (firmware_sim.c_export_mve) */
+#endif
 extern const int16_t wn_pcm16[256];   /* class index -> 16-bit PCM (the model's mu-law decode) */
 {_dsp_h(d)}
 #endif
@@ -324,6 +328,9 @@ def _model_c(d) -> str:
     parts.append(_c_array("int32_t", "wn_softmax_exp", d["softmax_exp"], 12))
     parts.append(_c_array("int16_t", "wn_pcm16", d["pcm16"], 16))
     parts.append(_c_array("uint16_t", "wn_sample_table", d["sample_table"], 16))
+    parts.append(f"#if {mve.MVE_GUARD}\n"
+                 + _c_array("int32_t", "wn_rq", mve.requant_groups(d["ops"], d["bias"], d["mult"],
+                                                                 d["shift"]), 12) + "#endif\n")
     parts.append(_dsp_c(d))
     return "\n".join(parts)
 
@@ -386,10 +393,13 @@ def flash_bytes(d, kernels: str = "auto") -> int:
     as declared; padding between them and the engine's code not included).  ``kernels="dsp"``:
     a DSP build (WN_KERNELS == 2, also "auto" on a DSP core without MVE), which replaces the
     int8 weight blob by the DSP arrays (:mod:`firmware_sim.c_export_dsp`: int16 FC weights,
-    requantization records, GATHER tables)."""
+    requantization records, GATHER tables); ``"mve"``: an MVE build, which adds ``wn_rq``
+    (:mod:`firmware_sim.c_export_mve`)."""
     if kernels == "dsp":
         return (_flash_bytes(d) - max(int(np.asarray(d["weights"]).size), 1)
                 + dsp.flash_bytes(d["dsp"]))
+    if kernels == "mve":      # + the interleaved FC requantization (firmware_sim.c_export_mve)
+        return _flash_bytes(d) + mve.flash_bytes(d)
     return _flash_bytes(d)
 
 

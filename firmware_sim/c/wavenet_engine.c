@@ -329,16 +329,30 @@ static inline wn_i4 wn_rq4_r(wn_i4 acc, const int32_t *bias, const int32_t *mult
     return wn_clamp4(vaddq_n_s32(wn_rdbpot4(h, vldrwq_s32(shift)), zp), lo, hi, full);
 }
 
+/* `full` bit 1: the whole int8 range; bit 2: the shift is < 0 (right only, known > 0) */
 static inline wn_i4 wn_mul4(wn_i4 a, wn_i4 b, const wn_mulp *q, int full)
 {
     const wn_i4 prod = vmulq_s32(vsubq_n_s32(a, q->z1), vsubq_n_s32(b, q->z2));
+    if (full & 4)
+        return wn_clamp4(vaddq_n_s32(wn_mbqm4_sp(prod, q->m, q->right), q->zo), q->lo, q->hi,
+                         full & 2);
     return wn_clamp4(vaddq_n_s32(wn_mbqm4_s(prod, q->m, q->left, q->right), q->zo), q->lo,
-                     q->hi, full);
+                     q->hi, full & 2);
 }
 
-/* `full` bit 1: the whole int8 range; bit 2: all three right shifts > 0 */
+/* `full` bit 1: the whole int8 range; bit 2: all three right shifts > 0; bit 3: the second
+ * input is the larger-scale one, whose rescaling is exact: multiplier 2**30 with shift 0, so
+ * SRDHM(d << left, 2**30) = d << (left - 1) (even product, no rounding; the plan checks
+ * 1 <= left <= 23, so 255 << left does not wrap) — one requantization instead of two, and the
+ * first input's and the output's right shifts are > 0 */
 static inline wn_i4 wn_add4(wn_i4 a, wn_i4 b, const wn_addp *q, int full)
 {
+    if (full & 8) {
+        const wn_i4 v1 = wn_mbqm4_sp(vshlq_r_s32(vsubq_n_s32(a, q->z1), q->left), q->m1, q->r1);
+        const wn_i4 v2 = vshlq_r_s32(vsubq_n_s32(b, q->z2), q->left - 1);
+        return wn_clamp4(vaddq_n_s32(wn_mbqm4_sp(vaddq_s32(v1, v2), q->mo, q->ro), q->zo),
+                         q->lo, q->hi, full & 2);
+    }
     if (full & 4) {
         const wn_i4 v1 = wn_mbqm4_sp(vshlq_r_s32(vsubq_n_s32(a, q->z1), q->left), q->m1, q->r1);
         const wn_i4 v2 = wn_mbqm4_sp(vshlq_r_s32(vsubq_n_s32(b, q->z2), q->left), q->m2, q->r2);
@@ -588,38 +602,44 @@ int wn_kernels(void) { return WN_KERNELS; }
 #if WN_KERNELS == 3
 static WN_INLINE void wn_fc_loop(const int8_t *x, int8_t *y, int32_t rows, int32_t cols,
                                  const int8_t *w, const int32_t *bias, const int32_t *mult,
-                                 const int32_t *shift, int32_t zp, int32_t lo, int32_t hi,
-                                 int right)
+                                 const int32_t *shift, int32_t ps, int32_t zp, int32_t lo,
+                                 int32_t hi, int right)
 {
     int32_t o;
     for (o = 0; o < rows; o += 4) {
         const wn_i4 acc = wn_dot4(x, w + (size_t)o * (size_t)cols, cols);
-        wn_st4(y + o, right ? wn_rq4_r(acc, bias + o, mult + o, shift + o, zp, lo, hi,
+        const int32_t g = ps * o;
+        wn_st4(y + o, right ? wn_rq4_r(acc, bias + g, mult + g, shift + g, zp, lo, hi,
                                        right & 2)
-                            : wn_rq4(acc, bias + o, mult + o, shift + o, zp, lo, hi));
+                            : wn_rq4(acc, bias + g, mult + g, shift + g, zp, lo, hi));
         WN_SEQUENCE();
     }
 }
 #endif
 
-/* `right`: every shift <= 0 (then the MVE requantization skips the left shift) */
+/* `right`: every shift <= 0 (then the MVE requantization skips the left shift); `rq` (MVE, may
+ * be 0): the FC's parameters in the interleaved wn_rq layout */
 static WN_NOINLINE void wn_fc_r(const int8_t *x, int8_t *y, int32_t rows, int32_t cols,
                                 const int8_t *w, const int32_t *bias, const int32_t *mult,
                                 const int32_t *shift, int32_t zp, int32_t lo, int32_t hi,
-                                int right)
+                                int right, const int32_t *rq)
 {
     int32_t o = 0;
 #if WN_KERNELS == 3
     const int32_t r4 = rows & ~3;
-    if (cols == 32 && right && lo == -128 && hi == 127)
-        wn_fc_loop(x, y, r4, 32, w, bias, mult, shift, zp, lo, hi, 3);
+    if (!rq)
+        wn_fc_loop(x, y, r4, cols, w, bias, mult, shift, 1, zp, lo, hi, right);
+    else if (cols == 32 && right && lo == -128 && hi == 127)
+        wn_fc_loop(x, y, r4, 32, w, rq, rq + 4, rq + 8, 3, zp, lo, hi, 3);
     else if (cols == 32 && right)
-        wn_fc_loop(x, y, r4, 32, w, bias, mult, shift, zp, lo, hi, 1);
+        wn_fc_loop(x, y, r4, 32, w, rq, rq + 4, rq + 8, 3, zp, lo, hi, 1);
     else if (cols == 16 && right)
-        wn_fc_loop(x, y, r4, 16, w, bias, mult, shift, zp, lo, hi, 1);
+        wn_fc_loop(x, y, r4, 16, w, rq, rq + 4, rq + 8, 3, zp, lo, hi, 1);
     else
-        wn_fc_loop(x, y, r4, cols, w, bias, mult, shift, zp, lo, hi, right);
+        wn_fc_loop(x, y, r4, cols, w, rq, rq + 4, rq + 8, 3, zp, lo, hi, right);
     o = r4;
+#else
+    (void)rq;
 #endif
     for (; o + 4 <= rows; o += 4) {
 #if WN_KERNELS != 3
@@ -638,7 +658,7 @@ void wn_fc(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int8_t 
            const int32_t *bias, const int32_t *mult, const int32_t *shift,
            int32_t zp, int32_t lo, int32_t hi)
 {
-    wn_fc_r(x, y, rows, cols, w, bias, mult, shift, zp, lo, hi, 0);
+    wn_fc_r(x, y, rows, cols, w, bias, mult, shift, zp, lo, hi, 0, 0);
 }
 
 /* ADD, p = [z1, z2, left, m1, s1, m2, s2, mo, so, zo, min, max] */
@@ -681,11 +701,23 @@ static void wn_lut(const int8_t *x, int8_t *y, int32_t n, const int8_t *tab)
         y[i] = tab[(int32_t)x[i] + 128];
 }
 
+/* loop variants of the fused kernels (wn_variant_gate / wn_variant_fc_add, below) */
+enum { WN_VAR_ANY = 0, WN_VAR_1 = 1, WN_VAR_2 = 2, WN_VAR_3 = 3 };
+
+/* wn_state.plan[k]: the kernel (bits 0-2) that runs at operator k, its loop variant (bits 3-5),
+ * flags RIGHT (the FC(s) have no left shift) and FFIRST (gated unit: op + 2 reads FC_f) */
+enum { WN_PLAN_OP = 0, WN_PLAN_GATE = 1, WN_PLAN_FC_ADD = 2, WN_PLAN_LAZY = 3,
+       WN_PLAN_GATE_SWAP = 4, WN_PLAN_FC_ADD_2ND = 5, WN_PLAN_KIND = 0x07,
+       WN_PLAN_VAR_SHIFT = 3, WN_PLAN_VAR = 0x38, WN_PLAN_RIGHT = 0x40, WN_PLAN_FFIRST = 0x80 };
+
 #if WN_KERNELS != 2   /* (the DSP build has its own, on int16 weights, below) */
 /* One FULLY_CONNECTED's data, 4 rows at a time */
 typedef struct {
     const int8_t *w;
     const int32_t *bias, *mult, *shift;
+#if WN_KERNELS == 3
+    const int32_t *rq;      /* wn_rq: [bias 4, mult 4, shift 4] per group of 4 rows */
+#endif
     int32_t zp, lo, hi;
 } wn_fcd;
 
@@ -695,6 +727,9 @@ static inline wn_fcd wn_fcd_load(const wn_op *op)
     const int32_t *p = wn_iparams + op->p;
     d.w = wn_weights + op->w;
     d.bias = wn_bias + op->q; d.mult = wn_mult + op->q; d.shift = wn_shift + op->q;
+#if WN_KERNELS == 3
+    d.rq = wn_rq + 3 * op->q;
+#endif
     d.zp = p[0]; d.lo = p[1]; d.hi = p[2];
     return d;
 }
@@ -722,10 +757,10 @@ static WN_INLINE wn_i4 wn_fc4(const int8_t *x, const wn_fcd *d, int32_t c, int32
                               int right)
 {
     const wn_i4 acc = wn_dot4(x, d->w + (size_t)c * (size_t)cols, cols);
+    const int32_t *p = d->rq + 3 * c;       /* one pointer: bias, mult, shift at +0, +4, +8 */
     if (right)
-        return wn_rq4_r(acc, d->bias + c, d->mult + c, d->shift + c, d->zp, d->lo, d->hi,
-                        right & 2);
-    return wn_rq4(acc, d->bias + c, d->mult + c, d->shift + c, d->zp, d->lo, d->hi);
+        return wn_rq4_r(acc, p, p + 4, p + 8, d->zp, d->lo, d->hi, right & 2);
+    return wn_rq4(acc, p, p + 4, p + 8, d->zp, d->lo, d->hi);
 }
 
 #endif
@@ -741,7 +776,7 @@ static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fc
         wn_i4 b;
         WN_SEQUENCE();
         b = wn_lut4(wn_fc4(x, g, c, cols, right), tg);
-        wn_st4(z + c, wn_mul4(a, b, q, right & 2));
+        wn_st4(z + c, wn_mul4(a, b, q, right & 6));
         WN_SEQUENCE();
     }
 }
@@ -768,30 +803,79 @@ static WN_INLINE void wn_gate_loop(const int8_t *x, const wn_fcd *f, const wn_fc
 }
 #endif
 
+/* Kernel variants, chosen once in the plan (wn_variant_*): the common widths get their own copy
+ * of each fused loop with constant offsets and the range checks resolved, so a call does only
+ * the set-up its variant needs.  `right` bit 0: every FC shift <= 0; bit 1: every clamp is the
+ * whole int8 range; bit 2 (FC+ADD): the ADD's three right shifts are > 0. */
+
 /* Gated unit of one layer: z = MUL(LUT_f(FC_f(x)), LUT_g(FC_g(x))), 4 channels at a time; the FC
- * outputs and the table outputs never leave registers.  `swap`: the MUL's first operand is the
- * gate's (its product is symmetric once the zero points follow their operands). */
-static WN_NOINLINE void wn_gate(const int8_t *x, const wn_op *of, const wn_op *og,
-                                const int8_t *tf, const int8_t *tg, int swap, const int32_t *pm,
-                                int8_t *z, int right)
+ * outputs and the table outputs never leave registers.  op .. op + 4: FC_f, FC_g, the two LUTs
+ * (FFIRST: op + 2 reads FC_f), MUL.  `swap`: the MUL's first operand is the gate's (its product
+ * is symmetric once the zero points follow their operands). */
+static WN_INLINE void wn_gate_run(int8_t *a, const wn_op *op, int flags, int32_t cols,
+                                  int right)
 {
-    const wn_fcd f = wn_fcd_load(of), g = wn_fcd_load(og);
-    wn_mulp q = wn_mulp_load(pm);
-    if (swap) {
+    const wn_op *m = op + 4;
+    const int ff = (flags & WN_PLAN_FFIRST) != 0;
+    const wn_fcd f = wn_fcd_load(op), g = wn_fcd_load(op + 1);
+    wn_mulp q = wn_mulp_load(wn_iparams + m->p);
+    if ((flags & WN_PLAN_KIND) == WN_PLAN_GATE_SWAP) {
         const int32_t t = q.z1;
         q.z1 = q.z2;
         q.z2 = t;
     }
-    /* the common widths get their own copy of the loop, with constant offsets */
-    if (of->cols == 32 && right && wn_full(f.lo, f.hi) && wn_full(g.lo, g.hi)
-            && wn_full(q.lo, q.hi))
-        wn_gate_loop(x, &f, &g, of->n, 32, tf, tg, &q, z, 3);
-    else if (of->cols == 32 && right)
-        wn_gate_loop(x, &f, &g, of->n, 32, tf, tg, &q, z, 1);
-    else if (of->cols == 16 && right)
-        wn_gate_loop(x, &f, &g, of->n, 16, tf, tg, &q, z, 1);
-    else
-        wn_gate_loop(x, &f, &g, of->n, of->cols, tf, tg, &q, z, right);
+    wn_gate_loop(a + op->in0, &f, &g, op->n, cols, wn_luts + 256 * (ff ? op + 2 : op + 3)->aux,
+                 wn_luts + 256 * (ff ? op + 3 : op + 2)->aux, &q, a + m->out, right);
+}
+
+/* MVE: one function per variant (each keeps its own registers); plain C: the variants inline
+ * into one dispatcher (fewer, larger functions suit its scalar loops) */
+#if WN_KERNELS == 3
+#define WN_VARIANT_FN WN_NOINLINE
+#define WN_DISPATCH_FN inline
+#else
+#define WN_VARIANT_FN WN_INLINE
+#define WN_DISPATCH_FN WN_NOINLINE
+#endif
+
+#define WN_GATE_VARIANT(name, C_, R_)                                                         \
+    static WN_VARIANT_FN void name(int8_t *a, const wn_op *op, int flags)                       \
+    {                                                                                         \
+        if (C_)                                                                               \
+            wn_gate_run(a, op, flags, C_, R_);                                                    \
+        else                                                                                  \
+            wn_gate_run(a, op, flags, op->cols, (flags & WN_PLAN_RIGHT) != 0);                   \
+    }
+WN_GATE_VARIANT(wn_gate_any, 0, 0)
+WN_GATE_VARIANT(wn_gate_32f, 32, 7)
+WN_GATE_VARIANT(wn_gate_32, 32, 1)
+WN_GATE_VARIANT(wn_gate_16, 16, 1)
+
+static WN_DISPATCH_FN void wn_gate(int8_t *a, const wn_op *op, int flags)
+{
+    switch ((flags & WN_PLAN_VAR) >> WN_PLAN_VAR_SHIFT) {
+    case WN_VAR_3: wn_gate_32f(a, op, flags); break;
+    case WN_VAR_2: wn_gate_32(a, op, flags); break;
+    case WN_VAR_1: wn_gate_16(a, op, flags); break;
+    default: wn_gate_any(a, op, flags); break;
+    }
+}
+
+/* which copy of the gated-unit loop fits (the conditions its constants assume) */
+static int wn_variant_gate(const wn_op *op, int right)
+{
+    const int32_t *pf = wn_iparams + op[0].p, *pg = wn_iparams + op[1].p;
+    const int32_t *pm = wn_iparams + op[4].p;
+    if (!right)
+        return WN_VAR_ANY;
+    if (op->cols == 32 && wn_full(pf[1], pf[2]) && wn_full(pg[1], pg[2]) && wn_full(pm[5], pm[6])
+            && pm[3] < 0)
+        return WN_VAR_3;
+    if (op->cols == 32)
+        return WN_VAR_2;
+    if (op->cols == 16)
+        return WN_VAR_1;
+    return WN_VAR_ANY;
 }
 
 #if WN_KERNELS == 3
@@ -800,7 +884,7 @@ static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n
 {
     int32_t c;
     for (c = 0; c < n; c += 4) {
-        wn_st4(y + c, wn_add4(wn_fc4(x, f, c, cols, right), wn_ld4(other + c), q, right & 6));
+        wn_st4(y + c, wn_add4(wn_fc4(x, f, c, cols, right), wn_ld4(other + c), q, right & 14));
         WN_SEQUENCE();
     }
 }
@@ -824,26 +908,72 @@ static WN_INLINE void wn_fc_add_loop(const int8_t *x, const wn_fcd *f, int32_t n
 #endif
 
 /* FULLY_CONNECTED followed by the ADD of its output and `other`: a layer's residual output,
- * 4 channels at a time.  `fc_first`: the FC output is the ADD's first operand (the sum is
- * symmetric once each operand keeps its own parameters). */
-static WN_NOINLINE void wn_fc_add(const int8_t *x, const wn_op *fc, const int8_t *other,
-                                  int fc_first, const int32_t *pa, int8_t *y, int right)
+ * 4 channels at a time.  op: the FC, op + 1: the ADD; `flags` FC_ADD (the FC output is the
+ * ADD's first operand) or FC_ADD_2ND (the sum is symmetric once each operand keeps its own
+ * parameters). */
+static WN_INLINE void wn_fc_add_run(int8_t *a, const wn_op *op, int flags, int32_t cols,
+                                    int right)
 {
-    const wn_fcd f = wn_fcd_load(fc);
-    wn_addp q = wn_addp_load(pa);
-    if (!fc_first)
+    const wn_op *ad = op + 1;
+    const int first = (flags & WN_PLAN_KIND) == WN_PLAN_FC_ADD;
+    const wn_fcd f = wn_fcd_load(op);
+    wn_addp q = wn_addp_load(wn_iparams + ad->p);
+    if (!first)
         wn_addp_swap(&q);
-    if (fc->cols == 16 && right && wn_full(f.lo, f.hi) && wn_full(q.lo, q.hi) && q.r1 > 0
-            && q.r2 > 0 && q.ro > 0)
-        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y, 7);
-    else if (fc->cols == 16 && right && wn_full(f.lo, f.hi) && wn_full(q.lo, q.hi))
-        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y, 3);
-    else if (fc->cols == 16 && right)
-        wn_fc_add_loop(x, &f, fc->n, 16, other, &q, y, 1);
-    else if (fc->cols == 32 && right)
-        wn_fc_add_loop(x, &f, fc->n, 32, other, &q, y, 1);
-    else
-        wn_fc_add_loop(x, &f, fc->n, fc->cols, other, &q, y, right);
+    wn_fc_add_loop(a + op->in0, &f, op->n, cols, a + (first ? ad->in1 : ad->in0), &q,
+                   a + ad->out, right);
+}
+
+#define WN_FC_ADD_VARIANT(name, C_, R_)                                                         \
+    static WN_VARIANT_FN void name(int8_t *a, const wn_op *op, int flags)                       \
+    {                                                                                         \
+        if (C_)                                                                               \
+            wn_fc_add_run(a, op, flags, C_, R_);                                                    \
+        else                                                                                  \
+            wn_fc_add_run(a, op, flags, op->cols, (flags & WN_PLAN_RIGHT) != 0);                   \
+    }
+WN_FC_ADD_VARIANT(wn_fc_add_any, 0, 0)
+WN_FC_ADD_VARIANT(wn_fc_add_16fx, 16, 11)
+WN_FC_ADD_VARIANT(wn_fc_add_16fp, 16, 7)
+WN_FC_ADD_VARIANT(wn_fc_add_16f, 16, 3)
+WN_FC_ADD_VARIANT(wn_fc_add_16, 16, 1)
+WN_FC_ADD_VARIANT(wn_fc_add_32, 32, 1)
+
+static WN_DISPATCH_FN void wn_fc_add(int8_t *a, const wn_op *op, int flags, int var)
+{
+    switch (var) {
+    case 5: wn_fc_add_16fx(a, op, flags); break;
+    case 4: wn_fc_add_16fp(a, op, flags); break;
+    case 3: wn_fc_add_16f(a, op, flags); break;
+    case 2: wn_fc_add_16(a, op, flags); break;
+    case 1: wn_fc_add_32(a, op, flags); break;
+    default: wn_fc_add_any(a, op, flags); break;
+    }
+}
+
+/* which copy of the FC+ADD loop fits: 0 any, 1 (32), 2 (16), 3 (16, full), 4 (16, full, ADD
+ * shifts > 0), 5 (16, full, the other addend's rescaling exact: see wn_add4) */
+static int wn_variant_fc_add(const wn_op *op, int right)
+{
+    const int32_t *pf = wn_iparams + op[0].p, *pa = wn_iparams + op[1].p;
+    const int full = wn_full(pf[1], pf[2]) && wn_full(pa[10], pa[11]);
+    const int fc_first = op[1].in0 == op->out;
+    const int32_t mo = fc_first ? pa[5] : pa[3], so = fc_first ? pa[6] : pa[4];
+    const int32_t sf = fc_first ? pa[4] : pa[6];
+    if (!right)
+        return 0;
+    if (op->cols == 16 && full && mo == (1 << 30) && so == 0 && sf < 0 && pa[8] < 0
+            && pa[2] >= 1 && pa[2] <= 23)
+        return 5;
+    if (op->cols == 16 && full && pa[4] < 0 && pa[6] < 0 && pa[8] < 0)
+        return 4;
+    if (op->cols == 16 && full)
+        return 3;
+    if (op->cols == 16)
+        return 2;
+    if (op->cols == 32)
+        return 1;
+    return 0;
 }
 
 #endif /* WN_KERNELS != 2 */
@@ -1342,9 +1472,6 @@ void wn_fc_dsp(const int8_t *x, int8_t *y, int32_t rows, int32_t cols, const int
  * overwritten (nor by a delay-line write, nor are they the probabilities/logits), and its
  * outputs do not overlap the inputs it still reads. */
 
-enum { WN_PLAN_OP = 0, WN_PLAN_GATE = 1, WN_PLAN_FC_ADD = 2, WN_PLAN_LAZY = 3,
-       WN_PLAN_GATE_SWAP = 4, WN_PLAN_FC_ADD_2ND = 5,
-       WN_PLAN_KIND = 0x3f, WN_PLAN_RIGHT = 0x40 /* flag: the FC(s) have no left shift */ };
 
 static int wn_overlap(int32_t a, int32_t an, int32_t b, int32_t bn)
 {
@@ -1472,12 +1599,22 @@ static void wn_build_plan(wn_state *s)
                 && !wn_overlap(wn_ops[k].out, 256, WN_LOGITS_OFFSET, 256))
             p = WN_PLAN_LAZY;
 #endif
-        if ((p == WN_PLAN_GATE || p == WN_PLAN_GATE_SWAP)
-                ? wn_fc_right_only(&wn_ops[k]) && wn_fc_right_only(&wn_ops[k + 1])
-                : wn_ops[k].kind == WN_OP_FC && wn_fc_right_only(&wn_ops[k]))
-            s->plan[k] = (uint8_t)(p | WN_PLAN_RIGHT);
-        else
-            s->plan[k] = (uint8_t)p;
+        {
+            const int gate = p == WN_PLAN_GATE || p == WN_PLAN_GATE_SWAP;
+            const int right = gate ? wn_fc_right_only(&wn_ops[k])
+                                         && wn_fc_right_only(&wn_ops[k + 1])
+                                   : wn_ops[k].kind == WN_OP_FC && wn_fc_right_only(&wn_ops[k]);
+            int var = 0;
+#if WN_KERNELS != 2   /* (the DSP kernels read their own records) */
+            if (gate)
+                var = wn_variant_gate(&wn_ops[k], right);
+            else if (p == WN_PLAN_FC_ADD || p == WN_PLAN_FC_ADD_2ND)
+                var = wn_variant_fc_add(&wn_ops[k], right);
+#endif
+            s->plan[k] = (uint8_t)(p | (right ? WN_PLAN_RIGHT : 0) | (var << WN_PLAN_VAR_SHIFT)
+                                   | (gate && wn_ops[k + 2].in0 == wn_ops[k].out
+                                      ? WN_PLAN_FFIRST : 0));
+        }
         if (p == WN_PLAN_GATE || p == WN_PLAN_GATE_SWAP) {
             s->plan[k + 1] = s->plan[k + 2] = s->plan[k + 3] = s->plan[k + 4] = WN_PLAN_OP;
             k += 4;
@@ -1557,17 +1694,14 @@ static void wn_run_ops(wn_state *s, int32_t code)
         switch (s->plan[k] & WN_PLAN_KIND) {
         case WN_PLAN_GATE:
         case WN_PLAN_GATE_SWAP: {
+#if WN_KERNELS == 2
             const wn_op *l0 = op + 2, *l1 = op + 3, *m = op + 4;
             const int f_first = l0->in0 == op->out;
-#if WN_KERNELS == 2
             wn_gate16(a + op->in0, k, wn_luts + 256 * (f_first ? l0 : l1)->aux,
                       wn_luts + 256 * (f_first ? l1 : l0)->aux,
                       (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_GATE_SWAP, a + m->out);
 #else
-            wn_gate(a + op->in0, op, op + 1, wn_luts + 256 * (f_first ? l0 : l1)->aux,
-                    wn_luts + 256 * (f_first ? l1 : l0)->aux,
-                    (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_GATE_SWAP, wn_iparams + m->p,
-                    a + m->out, right);
+            wn_gate(a, op, s->plan[k]);
 #endif
             WN_HOOK_SKIPPED(4);
             k += 4;
@@ -1575,13 +1709,12 @@ static void wn_run_ops(wn_state *s, int32_t code)
         }
         case WN_PLAN_FC_ADD:
         case WN_PLAN_FC_ADD_2ND: {
+#if WN_KERNELS == 2
             const wn_op *ad = op + 1;
             const int first = (s->plan[k] & WN_PLAN_KIND) == WN_PLAN_FC_ADD;
-#if WN_KERNELS == 2
             wn_fc_add16(a + op->in0, k, a + (first ? ad->in1 : ad->in0), first, a + ad->out);
 #else
-            wn_fc_add(a + op->in0, op, a + (first ? ad->in1 : ad->in0), first,
-                      wn_iparams + ad->p, a + ad->out, right);
+            wn_fc_add(a, op, s->plan[k], (s->plan[k] & WN_PLAN_VAR) >> WN_PLAN_VAR_SHIFT);
 #endif
             WN_HOOK_SKIPPED(1);
             k += 1;
@@ -1609,7 +1742,13 @@ static void wn_run_ops(wn_state *s, int32_t code)
 #else
             const int32_t *p = wn_iparams + op->p;
             wn_fc_r(a + op->in0, a + op->out, op->n, op->cols, wn_weights + op->w,
-                    wn_bias + op->q, wn_mult + op->q, wn_shift + op->q, p[0], p[1], p[2], right);
+                    wn_bias + op->q, wn_mult + op->q, wn_shift + op->q, p[0], p[1], p[2], right,
+#if WN_KERNELS == 3
+                    wn_rq + 3 * op->q
+#else
+                    0
+#endif
+                    );
 #endif
             break;
         }
