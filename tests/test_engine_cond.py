@@ -60,8 +60,12 @@ def _codes(eng, y):
     return eng.encode(np.clip(y, -1, 1))
 
 
+RUNTIME = {"tflm": "tflm", "litert": "litert", "litert-ref": "litert-ref",
+           "xnnpack": "litert-default"}
+
+
 def _compare(data, profile, codes, cond):
-    host = ContractHost(data, profile)
+    host = ContractHost(data, RUNTIME[profile])
     names = list(host.output_names)
     ref = host.run(codes, cond=cond, outputs=names)
     got = Engine(data, profile=profile).trace(codes, names, cond=cond)
@@ -74,7 +78,7 @@ def _compare(data, profile, codes, cond):
     return names
 
 
-@pytest.mark.parametrize("profile", ["tflm", "litert"])
+@pytest.mark.parametrize("profile", ["tflm", "litert", "litert-ref", "xnnpack"])
 def test_teacher_forced_every_output_matches_interpreter(profile):
     data = vocoder_bytes()
     eng = Engine(data)
