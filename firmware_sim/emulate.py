@@ -318,6 +318,14 @@ class EmulationReport:
                            "sources": {k: f"firmware_sim.emulate on {self.model}: QEMU-counted "
                                           f"instructions per operator x assumed CPI {r.cpi_assumed}"
                                        for k in r.measured_costs}}
+            fz = r.op_profile.get("fused")
+            if fz:   # the per-kernel model (firmware_sim.c_costs) of this one shape
+                cores[name]["fused"] = {
+                    "instructions": {**fz["instructions"],
+                                     "sample": float(r.sample_logits_instructions),
+                                     "softmax_call": float(r.softmax_instructions)},
+                    "cpi": r.cpi_assumed, "mac_granule": 1, "measured_on": [self.model],
+                    "source": "firmware_sim.emulate: fitted to this model's profile only"}
             if (r.core not in best
                     or r.instructions_per_sample < best[r.core].instructions_per_sample):
                 best[r.core] = r

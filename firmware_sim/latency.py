@@ -176,7 +176,10 @@ class CEngineEstimate:
 
 
 def c_engine_core(target, cores):
-    """The measured C-engine core (``CoreModel``) for ``target``'s core kind, or None."""
+    """The measured C-engine core (``CoreModel``) for ``target``'s core kind, or None (a target
+    whose own core is a measured C-engine core, e.g. from emulate's target file, is its own)."""
+    if "-wavenet-c-" in target.core.name:
+        return target.core
     name = C_EXPORT_CORES.get(target.core.name, target.core.name + "-wavenet-c")
     return cores.get(name)
 

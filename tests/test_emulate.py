@@ -144,6 +144,15 @@ def test_measured_target_file_prices_the_step(teacher_k2, tmp_path):
         est = estimate_latency(counts, t).cycles_per_sample
         with_probs = (run.instructions_per_sample + run.softmax_instructions) * run.cpi_assumed
         assert est == pytest.approx(with_probs, rel=0.12), t.name
+        # the per-kernel model in the same file prices what the C runs per sample (step + one
+        # draw on the logits) within 2 % (MVE 5 %, see test_instruction_counts)
+        from firmware_sim.c_costs import program_features
+        from firmware_sim.c_export import exported_program
+        from firmware_sim.latency import c_engine_cycles
+        p = exported_program(build_model("k2"))
+        _, cyc = c_engine_cycles(t.core, program_features(p["ops"], p["reads"], p["writes"]))
+        assert cyc == pytest.approx(run.generated_sample_instructions * run.cpi_assumed,
+                                    rel=0.05 if kernels == "mve" else 0.02), t.name
 
 
 def test_emulate_errors():
