@@ -482,6 +482,11 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
     if kernels not in KERNELS:
         raise ConfigError(f"unknown kernels {kernels!r}; known: {', '.join(KERNELS)}")
     d = exported_program(model)
+    if d["engine"].config.has_cond:
+        # the C engine has no frame graph (wn_frame) and never sets the step graph's cond
+        # input: it would run a vocoder on zero features, silently wrong
+        raise ConfigError(f"{d['engine'].path}: a locally conditioned model (vocoder) cannot be "
+                          f"exported to C yet (no frame graph / cond input in the C engine)")
     _set_sampling(d, temperature)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -103,3 +103,12 @@ def test_vocode_missing_audio_and_unconditioned_model(files, tmp_path):
     r = _run([tmp_path / "plain.tflite", files / "speech.wav", "--no-progress"], tmp_path)
     assert r.returncode == 2 and "not a vocoder" in r.stderr, r.stderr
     assert not list(tmp_path.glob("*.wav"))
+
+
+def test_c_export_refuses_a_vocoder(files, tmp_path):
+    """The C engine has no frame graph or cond input: exporting would run on zero features."""
+    r = subprocess.run([sys.executable, "-m", "wavenet_edge", "export-c", str(files / "voc.tflite"),
+                        "-o", str(tmp_path / "c")], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and "cannot be exported to C yet" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
