@@ -8,7 +8,13 @@ vocoder (free-running, sampled at temperature 1, conditioned on that sentence's 
 its loudness envelope with the original's (20 ms RMS in dB: correlation, and how many of the
 original's silent frames stay silent).
 
-    python benchmarks/vocoder_quality.py [--steps 1500] [--plot envelope.png]
+Then (``--analysis``) why the gap is what it is: the trained vocoder scored with wrong features
+(all-mean features, frames shuffled in time, shifted by ±1/±2 frames: how much it relies on them
+and that the alignment is centred), and the per-sample gain split by the original's loudness and
+by how fast the mel changes (where the features tell what the past samples cannot).
+``--eval-every N`` scores both models' checkpoints every N steps (the gap vs training).
+
+    python benchmarks/vocoder_quality.py [--steps 2000] [--analysis] [--plot envelope.png]
 """
 
 from __future__ import annotations
@@ -119,9 +125,77 @@ def envelope_report(name, y2, gen, seconds):
     return e_o, e_g
 
 
+def heldout_inputs(cfg, held):
+    """Per held-out clip ``(codes (n,) int64, cond)`` as training scores them."""
+    from converters import vocoder_inputs
+    from wavenet_edge import encode_classes
+    out = []
+    for y in held:
+        y2, cond = vocoder_inputs(y, sr=cfg.sample_rate, config=cfg)
+        out.append((encode_classes(y2, convention=cfg.mulaw).astype(np.int64), cond))
+    return out
+
+
+def sample_bits(model, codes, cond=None):
+    """Teacher-forced bits of each of ``codes[1:]`` (zero history, as held-out scoring)."""
+    lg = model.logits(codes, cond=cond)[:-1] if cond is not None else model.logits(codes[:-1])
+    mx = lg.max(axis=1, keepdims=True)
+    lse = mx[:, 0] + np.log(np.exp(lg - mx).sum(axis=1))
+    return (lse - lg[np.arange(lg.shape[0]), codes[1:]]) / np.log(2.0)
+
+
+def _mean_bits(model, inputs, edit=lambda c: c):
+    tot = [sample_bits(model, codes, edit(cond)) for codes, cond in inputs]
+    return float(np.concatenate(tot).mean())
+
+
+def analysis(voc, tiny, held):
+    """Why the gap is what it is (printed): feature ablations and where the gain lies."""
+    from wavenet_edge import decode_classes
+    inputs = heldout_inputs(voc.config, held)
+    rng = np.random.default_rng(0)
+
+    def shift(k):                 # k > 0: each sample sees the features of k frames earlier
+        return lambda c: (np.concatenate([np.repeat(c[:1], k, 0), c[:-k]]) if k > 0 else
+                          np.concatenate([c[-k:], np.repeat(c[-1:], -k, 0)]))
+    true = _mean_bits(voc, inputs)
+    print(f"ablation (the trained vocoder-tiny, held out): true features {true:.3f} bits/sample",
+          flush=True)
+    for name, edit in [("all-mean features (zeros)", np.zeros_like),
+                       ("frames shuffled in time", lambda c: c[rng.permutation(c.shape[0])]),
+                       ("features 1 frame late", shift(1)), ("features 1 frame early", shift(-1)),
+                       ("features 2 frames late", shift(2)), ("features 2 frames early", shift(-2))]:
+        b = _mean_bits(voc, inputs, edit)
+        print(f"  {name:>26}: {b:.3f} ({b - true:+.3f})", flush=True)
+    gain, loud, flux = [], [], []
+    hop = voc.config.hop
+    for codes, cond in inputs:
+        g = sample_bits(tiny, codes) - sample_bits(voc, codes, cond)
+        e = envelope_db(decode_classes(codes, convention=voc.config.mulaw))
+        e = np.repeat(e - e.max(), 320)
+        loud.append(np.pad(e, (0, max(0, g.size - e.size)), mode="edge")[:g.size])
+        S = cond[voc.config.cin_pad:cond.shape[0] - voc.config.cin_pad]
+        fl = np.r_[np.linalg.norm(np.diff(S, axis=0), axis=1), 0.0]   # frame f → f+1 change
+        flux.append(np.repeat(fl, hop)[:g.size])
+        gain.append(g)
+    gain, loud, flux = map(np.concatenate, (gain, loud, flux))
+    print(f"gain (tiny minus vocoder-tiny, bits/sample) {gain.mean():.3f}, split by the original's "
+          "20 ms loudness re its max:")
+    for lo, hi in [(-300, -40), (-40, -20), (-20, 1)]:
+        m = (loud >= lo) & (loud < hi)
+        print(f"  [{lo:4d}, {hi:3d}) dB: {m.mean():5.1%} of samples, gain {gain[m].mean():.3f}, "
+              f"share of the total {gain[m].sum() / gain.size:.3f}")
+    print("split by how much the mel changes to the next frame (quartiles; |ΔS| normalised units):")
+    qs = np.quantile(flux, [0, 0.25, 0.5, 0.75, 1.0])
+    for lo, hi in zip(qs[:-1], qs[1:]):
+        m = (flux >= lo) & (flux <= hi)
+        print(f"  |ΔS| [{lo:5.2f}, {hi:5.2f}]: gain {gain[m].mean():.3f}, share {gain[m].sum() / gain.size:.3f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, nargs="+", default=[2000],
+                    help="step budgets; several = one pair of runs per budget (the gap vs steps)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--heldout-clips", type=int, default=8,
@@ -130,6 +204,8 @@ def main(argv=None):
     ap.add_argument("--save-dir", default=None, help="also write the trained .npz and WAVs here")
     ap.add_argument("--models", nargs="+", default=["vocoder-tiny", "tiny"],
                     choices=["vocoder-tiny", "tiny"], help="which of the two to train")
+    ap.add_argument("--analysis", action="store_true",
+                    help="feature ablations and where the gain lies (last budget's models)")
     ap.add_argument("--no-resynthesis", action="store_true", help="skip the free-running part")
     ap.add_argument("--load-dir", default=None,
                     help="skip training: load vocoder-tiny.npz and tiny.npz written by --save-dir")
@@ -147,29 +223,38 @@ def main(argv=None):
     # two sentences × four voices, interleaved so every voice is scored
     held = held[:args.heldout_clips]
     results = {}
-    for name in args.models if args.load_dir is None else ():
-        t0 = time.perf_counter()
-        model, h = train(name, clips, steps=args.steps, batch_size=args.batch_size,
-                         seed=args.seed, heldout=held, progress=True,
-                         log_fn=lambda m: print(m, file=sys.stderr))
-        results[name] = (model, h)
-        print(f"{name:>13}: held-out {h['heldout_bits_before']:.3f} -> "
-              f"{h['heldout_bits_after']:.3f} bits/sample after {h['steps']} steps "
-              f"({h['seconds']:.0f} s, {h['positions']:,} scored samples); order-0 entropy "
-              f"{h['heldout_order0_bits']:.3f}", flush=True)
-        if args.save_dir:
-            os.makedirs(args.save_dir, exist_ok=True)
-            model.save(os.path.join(args.save_dir, f"{name}.npz"))
+    gaps = []
+    for steps in args.steps if args.load_dir is None else ():
+        results = {}
+        for name in args.models:
+            model, h = train(name, clips, steps=steps, batch_size=args.batch_size,
+                             seed=args.seed, heldout=held, progress=True,
+                             log_fn=lambda m: print(m, file=sys.stderr))
+            results[name] = (model, h)
+            print(f"{name:>13}: held-out {h['heldout_bits_before']:.3f} -> "
+                  f"{h['heldout_bits_after']:.3f} bits/sample after {h['steps']} steps "
+                  f"({h['seconds']:.0f} s, {h['positions']:,} scored samples); order-0 entropy "
+                  f"{h['heldout_order0_bits']:.3f}; training loss, last 10 %: "
+                  f"{np.mean(h['loss_bits'][-max(1, steps // 10):]):.3f}", flush=True)
+            if args.save_dir:
+                os.makedirs(args.save_dir, exist_ok=True)
+                model.save(os.path.join(args.save_dir, f"{name}.npz"))
+        if len(results) == 2:
+            gap = (results["tiny"][1]["heldout_bits_after"]
+                   - results["vocoder-tiny"][1]["heldout_bits_after"])
+            gaps.append((steps, gap))
+            print(f"conditioning gain after {steps} steps: {gap:.3f} bits/sample "
+                  "(tiny minus vocoder-tiny, held out)", flush=True)
+    if len(gaps) > 1:
+        print("gap vs steps: " + ", ".join(f"{s}: {g:.3f}" for s, g in gaps))
     if args.load_dir is None and len(results) < 2:
         return
-    if args.load_dir is None:
-        gap = (results["tiny"][1]["heldout_bits_after"]
-               - results["vocoder-tiny"][1]["heldout_bits_after"])
-        print(f"conditioning gain: {gap:.3f} bits/sample (tiny minus vocoder-tiny, held out)")
-    else:
+    if args.load_dir is not None:
         from wavenet_edge import FloatWaveNet
         results = {n: (FloatWaveNet.load(os.path.join(args.load_dir, f"{n}.npz")), None)
                    for n in ("vocoder-tiny", "tiny")}
+    if args.analysis:
+        analysis(results["vocoder-tiny"][0], results["tiny"][0], held)
 
     if args.no_resynthesis:
         return
