@@ -112,6 +112,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", default="tflm")
     ap.add_argument("--no-compile", action="store_true", help="skip the cold-compile children")
+    ap.add_argument("--no-speed", action="store_true", help="only the cold-compile children")
     args = ap.parse_args(argv)
     from wavenet_edge.engine import Engine
 
@@ -125,7 +126,10 @@ def main(argv=None):
             with open(path, "wb") as f:
                 f.write(random_vocoder(name))
             paths[name] = path
-    engines = {k: Engine(p, profile=args.profile) for k, p in paths.items()}
+    if args.no_speed:
+        engines = {}
+    else:
+        engines = {k: Engine(p, profile=args.profile) for k, p in paths.items()}
     work = {}
     for k, eng in engines.items():
         eng.warmup()
@@ -135,8 +139,9 @@ def main(argv=None):
         order = list(engines)[r % len(engines):] + list(engines)[:r % len(engines)]
         for k in order:
             res[k].append(one_round(engines[k], *work[k]))
-    print(f"vocode, profile {args.profile}, {args.seconds:g} s of speech features, "
-          f"{args.rounds} interleaved rounds (CPU time, medians; min-max in brackets)")
+    if engines:
+        print(f"vocode, profile {args.profile}, {args.seconds:g} s of speech features, "
+              f"{args.rounds} interleaved rounds (CPU time, medians; min-max in brackets)")
     for k, eng in engines.items():
         n = work[k][1]
         sps = np.array([n / g for g, _ in res[k]])
@@ -150,8 +155,9 @@ def main(argv=None):
     if not args.no_compile:
         for k, p in paths.items():
             (l0, w0), (l1, w1) = compile_times(p)
+            sys.stdout.flush()
             print(f"  {k:14s} cold numba cache: load {l0:.1f} s + warm-up (compile) {w0:.1f} s; "
-                  f"cached: load {l1:.1f} s + warm-up {w1:.2f} s")
+                  f"cached: load {l1:.1f} s + warm-up {w1:.2f} s", flush=True)
 
 
 if __name__ == "__main__":

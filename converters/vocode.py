@@ -65,7 +65,8 @@ def vocode(model, audio=None, *, mel=None, seed: int = 0, temperature: float = 1
     """Vocode the features of ``audio`` (path or float array at the model's rate) or ``mel``
     (path of a .npy or an array, (frames, n_mels) in the model's feature space) with the int8
     engine.  ``model``: a conditioned ``.tflite`` (path, bytes, parsed) or an Engine.
-    ``progress``: optional callable(k) after each chunk of k samples."""
+    ``progress``: optional callable(k) after each chunk of k samples, or a tqdm bar (its
+    ``total`` is set to the samples to generate, ``update(k)`` called)."""
     import numpy as np
 
     from wavenet_edge.audio import load_wav
@@ -96,6 +97,11 @@ def vocode(model, audio=None, *, mel=None, seed: int = 0, temperature: float = 1
         frames = pad_frames(m, cfg) if cfg.upsampler != "none" else m
     n = ((frames.shape[0] - 2 * cfg.cin_pad) * cfg.hop if cfg.upsampler != "none"
          else frames.shape[0])
+    if progress is not None and hasattr(progress, "update"):
+        bar = progress
+        bar.total = n
+        bar.refresh()
+        progress = bar.update
     compile_s = eng.warmup()
     eng.reset()
     t0 = time.perf_counter()
@@ -196,7 +202,7 @@ def _run_vocode(args) -> int:
     with tqdm(unit="sample", unit_scale=True, desc="vocoding", disable=args.no_progress,
               leave=False) as bar:
         res = vocode(eng, args.audio, mel=args.mel, seed=args.seed,
-                     temperature=args.temperature, progress=bar.update)
+                     temperature=args.temperature, progress=bar)
     write_wav(out, res.y, res.sr)
     if args.plot:
         plot_vocoded(res, eng.config, args.plot)
