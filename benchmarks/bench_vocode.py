@@ -135,7 +135,7 @@ def main(argv=None):
         eng.warmup()
         work[k] = frames_of(eng, args.seconds)
     res = {k: [] for k in engines}
-    for r in range(args.rounds):
+    for r in range(args.rounds if engines else 0):
         order = list(engines)[r % len(engines):] + list(engines)[:r % len(engines)]
         for k in order:
             res[k].append(one_round(engines[k], *work[k]))
