@@ -1085,7 +1085,7 @@ static inline int32_t wn_rnd(int32_t h, int32_t c, int32_t e1)
 static inline int32_t wn_shl(int32_t v, int32_t s) { return (int32_t)((uint32_t)v << s); }
 
 /* sign-extend cols int8 into int16 pairs (zero-padded to 4 columns) */
-static inline void wn_ext16(const int8_t *x, int32_t *xs, int32_t cols)
+static inline void wn_ext16_any(const int8_t *x, int32_t *xs, int32_t cols)
 {
     int32_t i;
     for (i = 0; i + 4 <= cols; i += 4) {
@@ -1100,6 +1100,26 @@ static inline void wn_ext16(const int8_t *x, int32_t *xs, int32_t cols)
             v |= (uint32_t)(uint8_t)x[i + k] << (8 * k);
         xs[i >> 1] = (int32_t)__sxtb16(v);
         xs[(i >> 1) + 1] = (int32_t)wn_sxtb16_ror8(v);
+    }
+}
+
+#define WN_EXT4(o)                                                                            \
+    do {                                                                                      \
+        const uint32_t v_ = wn_ld32(x + 4 * (o));                                             \
+        xs[2 * (o)] = (int32_t)__sxtb16(v_);                                                  \
+        xs[2 * (o) + 1] = (int32_t)wn_sxtb16_ror8(v_);                                        \
+    } while (0)
+
+/* ... straight-line for the common widths (a layer's 16 or 32 inputs) */
+static inline void wn_ext16(const int8_t *x, int32_t *xs, int32_t cols)
+{
+    if (cols == 32 || cols == 16) {
+        WN_EXT4(0); WN_EXT4(1); WN_EXT4(2); WN_EXT4(3);
+        if (cols == 32) {
+            WN_EXT4(4); WN_EXT4(5); WN_EXT4(6); WN_EXT4(7);
+        }
+    } else {
+        wn_ext16_any(x, xs, cols);
     }
 }
 
