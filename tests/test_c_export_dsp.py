@@ -159,3 +159,30 @@ def test_add_tables_give_add_int8_for_every_pair():
         assert np.array_equal(v, ref.astype(np.int64))
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.emulate
+@pytest.mark.skipif(toolchain_status() is not None, reason=str(toolchain_status()))
+def test_dsp_kernels_for_the_tiny_widths_bit_exact():
+    """The copies the fast kernels keep for 32- and 16-column inputs (the gate on 2 x 16
+    residual channels, the residual FC on 16; the k2/k3 test models have other widths), on M4
+    and M7, teacher-forced, every step bit-exact with the engine."""
+    from converters.convert import convert
+    from wavenet_edge.config import WaveNetConfig
+    from wavenet_edge.float_model import FloatWaveNet
+    cfg = WaveNetConfig(dilations=(1, 2, 4), residual_channels=16, dilation_channels=16,
+                        skip_channels=32, end_channels=32)
+    m = FloatWaveNet.initialize(cfg, seed=1)
+    rng = np.random.default_rng(5)
+    for k, a in m.weights.items():
+        if k.endswith("/b") or k == "initial/bias":
+            m.weights[k] = rng.normal(0.0, 0.1, a.shape)
+    data = convert(m, method="minmax", progress=False, evaluate_quality=False).tflite
+    p = lower(read_tflite(data), profile="tflm")
+    fc = p.ops[p.ops["kind"] == OpKind.FC]
+    assert {32, 16} <= set(int(c) for c in fc["cols"])
+    rep = emulate(data, cores=("cortex-m4", "cortex-m7"), kernels="dsp", steps=40,
+                  codes=_codes(40, 10), full_every=5, profile_ops=False, repeat_check=False,
+                  cycle_classes=False, bench=None)
+    for r in rep.runs:
+        assert r.bitexact_steps == r.steps == 40 and r.codes_match, r.core
