@@ -82,25 +82,26 @@ def one_round(eng, frames, n):
 
 _CHILD = r"""
 import sys, time
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 from wavenet_edge.engine import Engine
 eng = Engine(sys.argv[1])
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 eng.warmup()
-t2 = time.perf_counter()
-print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
+t2, c2 = time.perf_counter(), time.process_time()
+print(f"{t1 - t0:.3f} {t2 - t1:.3f} {c1 - c0:.3f} {c2 - c1:.3f}")
 """
 
 
 def compile_times(path):
-    """(load s, warm-up s) with a cold numba cache, then with that cache filled."""
+    """(load s, warm-up s, load CPU s, warm-up CPU s) with a cold numba cache, then with that
+    cache filled."""
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         out = []
         for _ in range(2):
             r = subprocess.run([sys.executable, "-c", _CHILD, path], env=env, cwd=tempfile.gettempdir(),
                                capture_output=True, text=True, check=True)
-            out.append(tuple(float(v) for v in r.stdout.split()[-2:]))
+            out.append(tuple(float(v) for v in r.stdout.split()[-4:]))
         return out
 
 
@@ -154,10 +155,10 @@ def main(argv=None):
               f"{eng.lookahead_frames} frames = {eng.lookahead_samples} samples")
     if not args.no_compile:
         for k, p in paths.items():
-            (l0, w0), (l1, w1) = compile_times(p)
-            sys.stdout.flush()
-            print(f"  {k:14s} cold numba cache: load {l0:.1f} s + warm-up (compile) {w0:.1f} s; "
-                  f"cached: load {l1:.1f} s + warm-up {w1:.2f} s", flush=True)
+            (l0, w0, cl0, cw0), (l1, w1, cl1, cw1) = compile_times(p)
+            print(f"  {k:14s} cold numba cache: load {l0:.1f} s + warm-up (compile) {w0:.1f} s "
+                  f"wall (CPU {cl0:.1f} + {cw0:.1f} s); cached: load {l1:.1f} s + warm-up "
+                  f"{w1:.2f} s wall (CPU {cl1:.1f} + {cw1:.2f} s)", flush=True)
 
 
 if __name__ == "__main__":
