@@ -582,7 +582,8 @@ class Engine:
         # feed all but the last prime code teacher-forced; the last one starts the generation
         if pc.shape[1] > 1:
             scratch = np.empty((self.batch, pc.shape[1] - 1, 256), np.int8)
-            self._run(np.ascontiguousarray(pc[:, :-1]), scratch, self.program.probs_off,
+            # the sampler reads only the logits: so may the prime (no SOFTMAX row)
+            self._run(np.ascontiguousarray(pc[:, :-1]), scratch, self.program.logits_off,
                       cond=None if rows is None else rows[:, :pc.shape[1] - 1])
             if rows is not None:
                 rows = np.ascontiguousarray(rows[:, pc.shape[1] - 1:])
@@ -595,7 +596,10 @@ class Engine:
             view = out[:, done:done + m]
             buf = np.empty((self.batch, m), np.int32)
             with self._exclusive():
-                t, c = np.int64(self.t), self._shared.consts
+                # the sampler reads only the logits: the schedule without the final SOFTMAX
+                # when there is one (its output recomputed on demand, _fresh_tail)
+                sh = self._shared
+                t, c = np.int64(self.t), (sh.consts if sh.head is None else sh.head)
                 po, lo = np.int64(self.program.probs_off), np.int64(self.program.logits_off)
                 if rows is None:
                     self._split(m, lambda s, b0, b1: _k.generate(
@@ -607,7 +611,7 @@ class Engine:
                     self._split(m, lambda s, b0, b1: _ck.generate_cond(
                         c, s, b1 - b0, t, cur[b0:b1], cr[b0:b1], co, buf[b0:b1], po, lo,
                         np.int64(mode), table, rng[b0:b1]))
-                self._tail_stale = False
+                self._tail_stale = sh.head is not None
                 self.t += m
             view[:] = buf
             cur = np.ascontiguousarray(buf[:, -1])
