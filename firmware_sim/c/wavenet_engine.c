@@ -702,7 +702,7 @@ static void wn_lut(const int8_t *x, int8_t *y, int32_t n, const int8_t *tab)
 }
 
 /* loop variants of the fused kernels (wn_variant_gate / wn_variant_fc_add, below) */
-enum { WN_VAR_ANY = 0, WN_VAR_1 = 1, WN_VAR_2 = 2, WN_VAR_3 = 3 };
+enum { WN_VAR_ANY = 0, WN_VAR_1 = 1, WN_VAR_2 = 2, WN_VAR_3 = 3, WN_VAR_4 = 4, WN_VAR_5 = 5 };
 
 /* wn_state.plan[k]: the kernel (bits 0-2) that runs at operator k, its loop variant (bits 3-5),
  * flags RIGHT (the FC(s) have no left shift) and FFIRST (gated unit: op + 2 reads FC_f) */
@@ -844,16 +844,20 @@ static WN_INLINE void wn_gate_run(int8_t *a, const wn_op *op, int flags, int32_t
         if (C_)                                                                               \
             wn_gate_run(a, op, flags, C_, R_);                                                    \
         else                                                                                  \
-            wn_gate_run(a, op, flags, op->cols, (flags & WN_PLAN_RIGHT) != 0);                   \
+            wn_gate_run(a, op, flags, op->cols, (R_) ? (R_) : (flags & WN_PLAN_RIGHT) != 0);     \
     }
 WN_GATE_VARIANT(wn_gate_any, 0, 0)
 WN_GATE_VARIANT(wn_gate_32f, 32, 7)
 WN_GATE_VARIANT(wn_gate_32, 32, 1)
 WN_GATE_VARIANT(wn_gate_16, 16, 1)
+WN_GATE_VARIANT(wn_gate_64f, 64, 7)
+WN_GATE_VARIANT(wn_gate_nf, 0, 7)
 
 static WN_DISPATCH_FN void wn_gate(int8_t *a, const wn_op *op, int flags)
 {
     switch ((flags & WN_PLAN_VAR) >> WN_PLAN_VAR_SHIFT) {
+    case WN_VAR_5: wn_gate_nf(a, op, flags); break;
+    case WN_VAR_4: wn_gate_64f(a, op, flags); break;
     case WN_VAR_3: wn_gate_32f(a, op, flags); break;
     case WN_VAR_2: wn_gate_32(a, op, flags); break;
     case WN_VAR_1: wn_gate_16(a, op, flags); break;
@@ -866,11 +870,12 @@ static int wn_variant_gate(const wn_op *op, int right)
 {
     const int32_t *pf = wn_iparams + op[0].p, *pg = wn_iparams + op[1].p;
     const int32_t *pm = wn_iparams + op[4].p;
+    const int full = wn_full(pf[1], pf[2]) && wn_full(pg[1], pg[2]) && wn_full(pm[5], pm[6])
+                     && pm[3] < 0;
     if (!right)
         return WN_VAR_ANY;
-    if (op->cols == 32 && wn_full(pf[1], pf[2]) && wn_full(pg[1], pg[2]) && wn_full(pm[5], pm[6])
-            && pm[3] < 0)
-        return WN_VAR_3;
+    if (full)                 /* 32 / 64 columns / any (the generic dot product) */
+        return op->cols == 32 ? WN_VAR_3 : op->cols == 64 ? WN_VAR_4 : WN_VAR_5;
     if (op->cols == 32)
         return WN_VAR_2;
     if (op->cols == 16)
@@ -930,7 +935,7 @@ static WN_INLINE void wn_fc_add_run(int8_t *a, const wn_op *op, int flags, int32
         if (C_)                                                                               \
             wn_fc_add_run(a, op, flags, C_, R_);                                                    \
         else                                                                                  \
-            wn_fc_add_run(a, op, flags, op->cols, (flags & WN_PLAN_RIGHT) != 0);                   \
+            wn_fc_add_run(a, op, flags, op->cols, (R_) ? (R_) : (flags & WN_PLAN_RIGHT) != 0);                   \
     }
 WN_FC_ADD_VARIANT(wn_fc_add_any, 0, 0)
 WN_FC_ADD_VARIANT(wn_fc_add_16fx, 16, 11)
@@ -938,10 +943,14 @@ WN_FC_ADD_VARIANT(wn_fc_add_16fp, 16, 7)
 WN_FC_ADD_VARIANT(wn_fc_add_16f, 16, 3)
 WN_FC_ADD_VARIANT(wn_fc_add_16, 16, 1)
 WN_FC_ADD_VARIANT(wn_fc_add_32, 32, 1)
+WN_FC_ADD_VARIANT(wn_fc_add_32fx, 32, 11)
+WN_FC_ADD_VARIANT(wn_fc_add_nfx, 0, 11)
 
 static WN_DISPATCH_FN void wn_fc_add(int8_t *a, const wn_op *op, int flags, int var)
 {
     switch (var) {
+    case 7: wn_fc_add_nfx(a, op, flags); break;
+    case 6: wn_fc_add_32fx(a, op, flags); break;
     case 5: wn_fc_add_16fx(a, op, flags); break;
     case 4: wn_fc_add_16fp(a, op, flags); break;
     case 3: wn_fc_add_16f(a, op, flags); break;
@@ -952,7 +961,8 @@ static WN_DISPATCH_FN void wn_fc_add(int8_t *a, const wn_op *op, int flags, int 
 }
 
 /* which copy of the FC+ADD loop fits: 0 any, 1 (32), 2 (16), 3 (16, full), 4 (16, full, ADD
- * shifts > 0), 5 (16, full, the other addend's rescaling exact: see wn_add4) */
+ * shifts > 0), 5 / 6 / 7 (16 / 32 / any columns, full, the other addend's rescaling exact:
+ * see wn_add4) */
 static int wn_variant_fc_add(const wn_op *op, int right)
 {
     const int32_t *pf = wn_iparams + op[0].p, *pa = wn_iparams + op[1].p;
@@ -962,9 +972,8 @@ static int wn_variant_fc_add(const wn_op *op, int right)
     const int32_t sf = fc_first ? pa[4] : pa[6];
     if (!right)
         return 0;
-    if (op->cols == 16 && full && mo == (1 << 30) && so == 0 && sf < 0 && pa[8] < 0
-            && pa[2] >= 1 && pa[2] <= 23)
-        return 5;
+    if (full && mo == (1 << 30) && so == 0 && sf < 0 && pa[8] < 0 && pa[2] >= 1 && pa[2] <= 23)
+        return op->cols == 16 ? 5 : op->cols == 32 ? 6 : 7;
     if (op->cols == 16 && full && pa[4] < 0 && pa[6] < 0 && pa[8] < 0)
         return 4;
     if (op->cols == 16 && full)
