@@ -1,11 +1,13 @@
-"""Jitted kernels of local conditioning (vocoders): the frame graph's calls, and the step
-graph's teacher-forced / free-running loops with a ``cond`` row set before every step.
+"""Jitted kernels of local conditioning (vocoders): the step graph's teacher-forced /
+free-running loops with a ``cond`` row set before every step.
 
-Both reuse the ring-buffer engine's one-step kernel (:func:`._engine_kernels.step`): a frame
-graph is a program like a step graph (its delay lines advance once per call), and the
-conditioned step graph differs only in one more graph input, ``cond`` (int8, ``C`` bytes at
-arena offset ``cond_off``), which the host fills before each step from the sample-rate rows
-the frame graph produced.
+Both reuse the ring-buffer engine's one-step kernel (:func:`._engine_kernels.step`); the
+conditioned step graph differs from a plain one only in one more graph input, ``cond`` (int8,
+``C`` bytes at arena offset ``cond_off``), which the host fills before each step from the
+sample-rate rows the frame graph produced.  The frame graph is a program like a step graph
+(its delay lines advance once per call) whose extra input is the frame window, so
+:func:`process_cond` runs its calls too (``cond_off`` = the frames input, the block copied out
+as the output): one compiled kernel serves both, which matters for a cold numba cache.
 """
 
 from __future__ import annotations
@@ -17,27 +19,7 @@ from ._jit import kernel
 from ._kernel_util import borrow_all, copy_bytes
 from .sampling import sample_one
 
-__all__ = ["frame_calls", "process_cond", "generate_cond"]
-
-
-@kernel
-def frame_calls(c, s, t0, windows, frames_off, block_off, out):
-    """Frame-graph calls ``t0 … t0+n−1`` for one stream: ``windows`` int8 (n, K·C) is each
-    call's ``frames`` input; ``out`` int8 (n, hop, C) receives each call's block, transposed
-    from the graph's channel-major [C, hop] to sample-major rows."""
-    c, s = borrow_all(c), borrow_all(s)
-    windows, out = borrow_all((windows, out))
-    n, hop, C = out.shape[0], out.shape[1], out.shape[2]
-    KC = windows.shape[1]
-    codes = np.zeros(1, np.int32)
-    arena = s.arena
-    for g in range(n):
-        copy_bytes(arena, frames_off, windows[g], 0, KC)
-        step(c, s, 1, t0 + g, codes)
-        for ch in range(C):
-            base = np.uint64(block_off + ch * hop)
-            for r in range(hop):
-                out[g, r, ch] = arena[base + np.uint64(r)]
+__all__ = ["process_cond", "generate_cond"]
 
 
 @kernel

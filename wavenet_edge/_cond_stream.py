@@ -138,10 +138,19 @@ class CondStream:
     def _calls(self, win):
         fp, consts = self.frames
         n = win.shape[1]
-        out = np.empty((self.batch, n, self.hop, self.C), np.int8)
-        for b in range(self.batch):
-            _ck.frame_calls(consts, self._states[b], np.int64(self.calls), win[b],
-                            np.int64(fp.frames_off), np.int64(fp.block_off), out[b])
+        B, C, hop = self.batch, self.C, self.hop
+        # a frame call is a step of the frame program whose extra input is the window: the
+        # conditioned step kernel runs it (one compiled kernel less for a cold numba cache)
+        blocks = np.empty((1, n, C * hop), np.int8)
+        out = np.empty((B, n, hop, C), np.int8)
+        codes = np.zeros((1, n), np.int32)
+        offs = np.array([fp.block_off], np.int64)
+        sizes = np.array([C * hop], np.int64)
+        for b in range(B):
+            _ck.process_cond(consts, self._states[b], 1, np.int64(self.calls), codes,
+                             np.ascontiguousarray(win[b][None]), np.int64(fp.frames_off),
+                             blocks, offs, sizes)
+            out[b] = blocks[0].reshape(n, C, hop).transpose(0, 2, 1)   # channel-major -> rows
         # calls before block_delay belong to frames before 0: they only fill the delay lines
         skip = max(0, fp.block_delay - self.calls)
         self.calls += n

@@ -263,12 +263,7 @@ class Engine:
                 _ck.generate_cond(sh.consts, self._state, self.batch, np.int64(self.t),
                                   c[:, 0].copy(), rows, np.int64(sh.cond_off),
                                   np.empty((self.batch, 1), np.int32), *args)
-                if sh.frames is not None:
-                    fp, fc = sh.frames
-                    _ck.frame_calls(fc, new_state(fc, 1), np.int64(0),
-                                    np.zeros((1, fp.frames_size), np.int8),
-                                    np.int64(fp.frames_off), np.int64(fp.block_off),
-                                    np.empty((1, fp.hop, fp.channels), np.int8))
+                # (the frame graph runs on process_cond too: nothing more to compile)
             self._arena[:], self._ring[:], self.t = saved
             self._fresh_tail()
         return time.perf_counter() - t0
