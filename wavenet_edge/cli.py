@@ -78,9 +78,13 @@ _ORDER = ["quickstart", "train", "convert", "info", "generate", "vocode", "score
 
 def _entry_points():
     from importlib.metadata import entry_points
-    eps = entry_points(group="wavenet_edge.commands")
+    # The same distribution can be visible twice (an editable install's metadata plus the
+    # project's own *.egg-info when the CLI runs from the checkout): one command per name.
+    eps = {}
+    for ep in entry_points(group="wavenet_edge.commands"):
+        eps.setdefault(ep.name, ep)
     order = {n: i for i, n in enumerate(_ORDER)}
-    return sorted(eps, key=lambda ep: (order.get(ep.name, len(order)), ep.name))
+    return sorted(eps.values(), key=lambda ep: (order.get(ep.name, len(order)), ep.name))
 
 
 def build_parser() -> argparse.ArgumentParser:
