@@ -17,7 +17,8 @@ from wavenet_edge.config import WaveNetConfig
 from wavenet_edge.errors import AudioError, ConfigError
 from wavenet_edge.mel_recipe import MelRecipe
 
-__all__ = ["mel_features", "mel_filterbank", "vocoder_inputs", "check_features", "pad_frames"]
+__all__ = ["mel_features", "mel_filterbank", "vocoder_inputs", "check_features", "check_feature_array",
+           "pad_frames"]
 
 
 def _hz_to_mel(f):
@@ -132,8 +133,14 @@ def _log_mel(y: np.ndarray, rec: MelRecipe, sr: int) -> np.ndarray:
 def check_features(mel, config, *, what: str = "features") -> np.ndarray:
     """A user's (frames, n_mels) feature array (e.g. from a TTS front end) checked against the
     model: 2-D, float, ``cin_channels`` bands, finite.  Returns float32."""
+    return check_feature_array(mel, config.cin_channels, what=what).astype(np.float32)
+
+
+def check_feature_array(mel, channels: int, *, what: str = "features") -> np.ndarray:
+    """The checks of :func:`check_features` against a band count; returns the array as given
+    (its dtype kept, so a caller that quantizes rounds from the caller's precision)."""
     m = np.asarray(mel)
-    C = config.cin_channels
+    C = int(channels)
     if m.dtype.kind not in "fiu":
         raise ConfigError(f"{what} must be a float array, got dtype {m.dtype}")
     if m.ndim != 2:
@@ -143,7 +150,7 @@ def check_features(mel, config, *, what: str = "features") -> np.ndarray:
         raise ConfigError(f"{what} have {m.shape[1]} bands but the model takes {C}{hint}")
     if not np.all(np.isfinite(m)):
         raise ConfigError(f"{what} contain NaN or Inf")
-    return m.astype(np.float32)
+    return m
 
 
 def pad_frames(mel: np.ndarray, config) -> np.ndarray:

@@ -23,6 +23,7 @@ from wavenet_edge.contract import DelayLine, read_contract
 from wavenet_edge.errors import ConfigError
 from wavenet_edge.tflite_file import load_model
 
+from .features import check_feature_array
 from .interpreters import make_runner
 
 __all__ = ["ContractHost"]
@@ -118,18 +119,8 @@ class ContractHost:
         quantization (round half to even, saturating); one-line errors for a wrong band count,
         NaN/Inf or a non-float array."""
         ci = self._need_cond()
-        m = np.asarray(frames)
-        C = ci.channels
-        if m.dtype.kind not in "fiu":
-            raise ConfigError(f"features must be a float array, got dtype {m.dtype}")
-        if m.ndim != 2:
-            raise ConfigError(f"features must be 2-D (frames, {C}), got shape {m.shape}")
-        if m.shape[1] != C:
-            hint = " (transposed? expected frames × bands)" if m.shape[0] == C else ""
-            raise ConfigError(f"features have {m.shape[1]} bands but the model takes {C}{hint}")
-        if not np.all(np.isfinite(m)):
-            raise ConfigError("features contain NaN or Inf")
-        q = np.round(m.astype(np.float64) / ci.feature_scale) + ci.feature_zero_point
+        m = check_feature_array(frames, ci.channels).astype(np.float64)
+        q = np.round(m / ci.feature_scale) + ci.feature_zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def samples_for(self, n_frames: int) -> int:
