@@ -19,20 +19,26 @@ import tempfile
 from pathlib import Path
 
 
-def _model(preset_name: str, out: Path) -> Path:
+def model_file(cfg, path: Path) -> Path:
+    """``cfg`` randomly initialized (seed 0, biases N(0, 0.1) so that no requantization is
+    degenerate), converted to int8 by min/max and written to ``path``: the instruction counts
+    depend on the shape, not on the weights."""
     import numpy as np
 
     from converters.convert import convert
-    from wavenet_edge.config import preset
     from wavenet_edge.float_model import FloatWaveNet
-    m = FloatWaveNet.initialize(preset(preset_name), seed=0)
+    m = FloatWaveNet.initialize(cfg, seed=0)
     rng = np.random.default_rng(11)
     for k, a in m.weights.items():
         if k.endswith("/b") or k == "initial/bias":
             m.weights[k] = rng.normal(0.0, 0.1, a.shape)
-    path = out / f"{preset_name}.tflite"
     path.write_bytes(convert(m, method="minmax", progress=False, evaluate_quality=False).tflite)
     return path
+
+
+def _model(preset_name: str, out: Path) -> Path:
+    from wavenet_edge.config import preset
+    return model_file(preset(preset_name), out / f"{preset_name}.tflite")
 
 
 def main(argv=None) -> int:

@@ -29,18 +29,10 @@ SHAPES = [(16, 32, 2, 128), (8, 16, 2, 32), (12, 24, 1, 64), (4, 8, 1, 16), (20,
 
 
 def _model(cfg, tmp: Path) -> Path:
-    import numpy as np
-
-    from converters.convert import convert
-    from wavenet_edge.float_model import FloatWaveNet
-    m = FloatWaveNet.initialize(cfg, seed=0)
-    rng = np.random.default_rng(11)
-    for k, a in m.weights.items():
-        if k.endswith("/b") or k == "initial/bias":
-            m.weights[k] = rng.normal(0.0, 0.1, a.shape)
-    path = tmp / f"m-{cfg.residual_channels}-{cfg.skip_channels}-{cfg.n_layers}.tflite"
-    path.write_bytes(convert(m, method="minmax", progress=False, evaluate_quality=False).tflite)
-    return path
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_mcu import model_file
+    return model_file(cfg, tmp / f"m-{cfg.residual_channels}-{cfg.skip_channels}-"
+                                 f"{cfg.n_layers}.tflite")
 
 
 def fit_core(core: str, kernels: str, tmp: Path, log=print) -> dict:
