@@ -12,7 +12,8 @@ Then (``--analysis``) why the gap is what it is: the trained vocoder scored with
 (all-mean features, frames shuffled in time, shifted by ±1/±2 frames: how much it relies on them
 and that the alignment is centred), and the per-sample gain split by the original's loudness and
 by how fast the mel changes (where the features tell what the past samples cannot).
-``--eval-every N`` scores both models' checkpoints every N steps (the gap vs training).
+With both models it also prints the paired per-clip gain on all 16 held-out clips (mean,
+standard error, how many clips the vocoder wins).
 
     python benchmarks/vocoder_quality.py [--steps 2000] [--analysis] [--plot envelope.png]
 """
@@ -149,6 +150,21 @@ def _mean_bits(model, inputs, edit=lambda c: c):
     return float(np.concatenate(tot).mean())
 
 
+def paired_report(voc, tiny, held):
+    """Per held-out clip, teacher-forced: tiny's minus vocoder-tiny's mean bits/sample (printed),
+    with the mean over clips, its standard error and how many clips the vocoder wins."""
+    inputs = heldout_inputs(voc.config, held)
+    gains = np.array([sample_bits(tiny, codes).mean() - sample_bits(voc, codes, cond).mean()
+                      for codes, cond in inputs])
+    se = gains.std(ddof=1) / np.sqrt(len(gains)) if len(gains) > 1 else float("nan")
+    print(f"paired per held-out clip ({len(gains)} clips, 4 voices): gain "
+          f"{gains.mean():.3f} ± {se:.3f} (s.e.) bits/sample, min {gains.min():.3f}, "
+          f"max {gains.max():.3f}; vocoder-tiny lower on {int((gains > 0).sum())} of "
+          f"{len(gains)}", flush=True)
+    print("  per clip: " + ", ".join(f"{g:.3f}" for g in gains), flush=True)
+    return gains
+
+
 def analysis(voc, tiny, held):
     """Why the gap is what it is (printed): feature ablations and where the gain lies."""
     from wavenet_edge import decode_classes
@@ -221,7 +237,7 @@ def main(argv=None):
               f"{len(held)} held-out clips ({sum(map(len, held)) / 16000:.1f} s) "
               f"made in {time.perf_counter() - t0:.1f} s", flush=True)
     # two sentences × four voices, interleaved so every voice is scored
-    held = held[:args.heldout_clips]
+    held_all, held = held, held[:args.heldout_clips]
     results = {}
     gaps = []
     for steps in args.steps if args.load_dir is None else ():
@@ -253,6 +269,7 @@ def main(argv=None):
         from wavenet_edge import FloatWaveNet
         results = {n: (FloatWaveNet.load(os.path.join(args.load_dir, f"{n}.npz")), None)
                    for n in ("vocoder-tiny", "tiny")}
+    paired_report(results["vocoder-tiny"][0], results["tiny"][0], held_all)
     if args.analysis:
         analysis(results["vocoder-tiny"][0], results["tiny"][0], held)
 
