@@ -14,12 +14,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine_kernels import step
+from ._engine_kernels import copy_outputs, gather_minor, scatter_minor, step
 from ._jit import kernel
-from ._kernel_util import borrow_all, copy_bytes
+from ._kernel_util import borrow_all, copy_bytes, inline_kernel
 from .sampling import sample_one
 
 __all__ = ["process_cond", "generate_cond"]
+
+
+@inline_kernel
+def _set_cond(arena, nb, cond, j, cond_off, C):
+    """Step ``j``'s ``cond`` row of every stream into the arena (stream-minor for nb ≥ 2)."""
+    for b in range(nb):
+        if nb == 1:
+            copy_bytes(arena, cond_off, cond[b, j], 0, C)
+        else:
+            scatter_minor(arena, cond_off * nb, nb, b, cond[b, j], 0, C)
 
 
 @kernel
@@ -28,21 +38,15 @@ def process_cond(c, s, nb, t0, codes, cond, cond_off, out, out_offs, out_sizes):
     (nb, n, C): row ``cond[b, j]`` is stream b's ``cond`` input at step ``t0 + j``."""
     c, s = borrow_all(c), borrow_all(s)
     codes, cond, out, out_offs, out_sizes = borrow_all((codes, cond, out, out_offs, out_sizes))
-    A = c.arena_size
     n = codes.shape[1]
     C = cond.shape[2]
     cur = np.empty(nb, np.int32)
     for j in range(n):
         for b in range(nb):
             cur[b] = codes[b, j]
-            copy_bytes(s.arena, b * A + cond_off, cond[b, j], 0, C)
+        _set_cond(s.arena, nb, cond, j, cond_off, C)
         step(c, s, nb, t0 + j, cur)
-        for b in range(nb):
-            col = 0
-            row = out[b, j]
-            for k in range(out_offs.shape[0]):
-                copy_bytes(row, col, s.arena, b * A + out_offs[k], out_sizes[k])
-                col += out_sizes[k]
+        copy_outputs(s.arena, nb, out, j, out_offs, out_sizes)
 
 
 @kernel
@@ -52,16 +56,19 @@ def generate_cond(c, s, nb, t0, first, cond, cond_off, out, probs_off, logits_of
     (nb, n, C) set before each step."""
     c, s = borrow_all(c), borrow_all(s)
     cond, out, table, rng = borrow_all((cond, out, table, rng))
-    A = c.arena_size
     n = out.shape[1]
     C = cond.shape[2]
     cur = first.copy()
     weights = np.empty(256, np.int64)
+    logits = np.empty(256, np.int8)
     for j in range(n):
-        for b in range(nb):
-            copy_bytes(s.arena, b * A + cond_off, cond[b, j], 0, C)
+        _set_cond(s.arena, nb, cond, j, cond_off, C)
         step(c, s, nb, t0 + j, cur)
         for b in range(nb):
-            code = sample_one(mode, s.arena, b * A + logits_off, table, rng, b, weights)
+            if nb == 1:
+                code = sample_one(mode, s.arena, logits_off, table, rng, b, weights)
+            else:
+                gather_minor(logits, 0, nb, b, s.arena, logits_off * nb, 256)
+                code = sample_one(mode, logits, 0, table, rng, b, weights)
             out[b, j] = code
             cur[b] = code

@@ -1,9 +1,11 @@
 """Jitted kernels of the ring-buffer engine: one step of the whole program for B streams.
 
 The kernels take two named tuples (:mod:`wavenet_edge.program`): ``c``, the schedule's
-immutable arrays (shared by every stream and thread), and ``s``, one set of streams' state:
-``s.arena`` int8 (B·A,) with stream ``b``'s activations at ``b·A + offset``, ``s.ring`` int8
-(B·RS,) with its delay-line history at ``b·RS + offset``, ``s.accs`` int32 scratch.  All
+immutable arrays (shared by every stream and thread), and ``s``, one set of ``nb`` streams'
+state: ``s.arena`` int8 (nb·A,) and ``s.ring`` int8 (nb·RS,) *stream-minor* — byte ``x`` of
+stream ``b`` at ``x·nb + b`` (for one stream the plain layout) — so that every element-wise
+op, delay-line copy and FC requantization of ``nb`` streams is one pass over ``n·nb``
+contiguous bytes; ``s.accs`` int32 scratch.  All
 streams of a state advance together, so one step counter ``t`` (samples since reset) serves
 them all.  Rows are ``EXEC_DTYPE`` records read by field name.
 
@@ -28,8 +30,8 @@ import numpy as np
 
 from ._jit import kernel
 from ._kernel_util import borrow_all, copy_bytes, copy_streams, inline_kernel, ring_slot
-from ._kernels_elementwise import (HAS_VBMI, gate_batch, gate_one, lut_op, lut_rows,
-                                   pair_batch, pair_one)
+from ._kernels_elementwise import (HAS_VBMI, gate_batch, gate_one, lut_batch, lut_op,
+                                   lut_rows, pair_batch, pair_one)
 from ._kernels_fc import (HAS_VNNI, VNNI_MIN_COLS, dot_rows, fc2_batch, fc2_one, fc_batch,
                           fc_one, interleave16, vnni_mode)
 from .int8.softmax import softmax_from_exps, softmax_int8
@@ -54,29 +56,30 @@ def softmax_fixed_lut(arena, xo, yo, n, exps):
 
 
 @inline_kernel
-def _delay_reads(arena, A, ring, RS, nb, t, reads, writes):
-    """Before step ``t``: copy each read's value (its write at ``t − delay``, or its zero point)."""
+def _delay_reads(arena, ring, nb, t, reads, writes):
+    """Before step ``t``: copy each read's value (its write at ``t − delay``, or its zero point).
+    Arena and ring are stream-minor (byte ``x`` of stream ``b`` at ``x·nb + b``; for one stream
+    the plain layout), so one copy moves every stream's value."""
     for k in range(reads.shape[0]):
         rd = reads[k]
         if t >= rd.delay:
             wr = writes[rd.write]
             src = wr.ring + ring_slot(t - rd.delay, wr.length) * rd.width
-            copy_streams(arena, rd.dst, A, ring, src, RS, nb, rd.width)
+            copy_bytes(arena, rd.dst * nb, ring, src * nb, rd.width * nb)
             continue
         z = np.int8(rd.zero_point)
-        for b in range(nb):
-            base = np.uint64(b * A + rd.dst)
-            for i in range(np.uint64(rd.width)):
-                arena[base + i] = z
+        base = np.uint64(rd.dst * nb)
+        for i in range(np.uint64(rd.width * nb)):
+            arena[base + i] = z
 
 
 @inline_kernel
-def _delay_writes(arena, A, ring, RS, nb, t, writes):
+def _delay_writes(arena, ring, nb, t, writes):
     """After step ``t``: store each distinct write into its ring slot ``t mod length``."""
     for k in range(writes.shape[0]):
         wr = writes[k]
         dst = wr.ring + ring_slot(t, wr.length) * wr.width
-        copy_streams(ring, dst, RS, arena, wr.src, A, nb, wr.width)
+        copy_bytes(ring, dst * nb, arena, wr.src * nb, wr.width * nb)
 
 
 @inline_kernel
@@ -117,6 +120,62 @@ def _other_op(arena, accs, speakers, A, nb, r, codes, wblob, tables, iparams, sm
 
 
 @inline_kernel
+def gather_minor(dst, d0, nb, b, src, s0, n):
+    """``dst[d0 + i] = src[s0 + i·nb + b]`` for i < n: stream ``b``'s ``n`` bytes at
+    ``s0`` out of a stream-minor array."""
+    ud, us, un, ub = np.uint64(d0), np.uint64(s0), np.uint64(nb), np.uint64(b)
+    for i in range(np.uint64(n)):
+        dst[ud + i] = src[us + i * un + ub]
+
+
+@inline_kernel
+def scatter_minor(dst, d0, nb, b, src, s0, n):
+    """``dst[d0 + i·nb + b] = src[s0 + i]`` for i < n (inverse of :func:`gather_minor`)."""
+    ud, us, un, ub = np.uint64(d0), np.uint64(s0), np.uint64(nb), np.uint64(b)
+    for i in range(np.uint64(n)):
+        dst[ud + i * un + ub] = src[us + i]
+
+
+@inline_kernel
+def _softmax_batch(arena, accs, nb, r, iparams, sm_exps, sm_tables, sm_scales, profile, u16):
+    """SOFTMAX of ``nb`` ≥ 2 stream-minor streams: each stream's logits gathered into
+    contiguous scratch bytes (the tail of ``accs``), the one-stream kernel, scattered back."""
+    n = r.n
+    sb = accs.view(np.int8)
+    xs = accs.shape[0] * 4 - 2 * n
+    ys = xs + n
+    for b in range(nb):
+        gather_minor(sb, xs, nb, b, arena, r.in0 * nb, n)
+        if u16 == 1:  # aarch64 LiteRT (litert-arm64, xnnpack-arm64)
+            softmax_uint16_lut(sb, xs, sb, ys, n, sm_exps[r.aux])
+        elif profile == 0 or profile == 2:
+            softmax_from_exps(sb, xs, sb, ys, n, sm_exps[r.aux], accs)
+        else:
+            p = r.p
+            softmax_int8(sb[xs:xs + n], iparams[p + SM_MULTIPLIER], iparams[p + SM_LEFT_SHIFT],
+                         iparams[p + SM_DIFF_MIN], sm_tables[r.aux], sm_scales[r.aux], profile,
+                         sb[ys:ys + n])
+        scatter_minor(arena, r.out * nb, nb, b, sb, ys, n)
+
+
+@inline_kernel
+def _other_batch(arena, accs, speakers, nb, r, codes, wblob, tables, iparams, sm_exps,
+                 sm_tables, sm_scales, profile, u16):
+    """:func:`_other_op` for ``nb`` ≥ 2 streams in the stream-minor arena."""
+    kind = r.kind
+    if kind == OpKind.GATHER:
+        for b in range(nb):
+            idx = codes[b] if r.aux == GATHER_CODE else speakers[b]
+            scatter_minor(arena, r.out * nb, nb, b, wblob, r.w + idx * r.n, r.n)
+    elif kind == OpKind.LUT:
+        lut_batch(arena, nb, r, tables)
+    elif kind == OpKind.SOFTMAX:
+        _softmax_batch(arena, accs, nb, r, iparams, sm_exps, sm_tables, sm_scales, profile, u16)
+    elif kind == OpKind.COPY:
+        copy_bytes(arena, r.out * nb, arena, r.in0 * nb, r.n * nb)
+
+
+@inline_kernel
 def run_ops(c, s, nb, codes):
     """Execute every row of the schedule once for ``nb`` streams.
 
@@ -151,25 +210,40 @@ def run_ops(c, s, nb, codes):
         r = ops[k]
         kind = r.kind
         if kind == OpKind.FC:
-            fc_batch(arena, accs, A, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile)
+            fc_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile)
         elif kind == OpKind.FC2:
-            fc2_batch(arena, accs, A, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile)
+            fc2_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile)
         elif kind == OpKind.GATE:
-            gate_batch(arena, A, nb, r, tables, pair_tables)
+            gate_batch(arena, nb, r, tables, pair_tables)
         elif kind == OpKind.ADD or kind == OpKind.MUL:
-            pair_batch(arena, A, nb, r, pair_tables)
+            pair_batch(arena, nb, r, pair_tables)
         else:
-            _other_op(arena, accs, speakers, A, nb, r, codes, wblob, tables, iparams, sm_exps,
-                      sm_tables, sm_scales, profile, u16)
+            _other_batch(arena, accs, speakers, nb, r, codes, wblob, tables, iparams, sm_exps,
+                         sm_tables, sm_scales, profile, u16)
 
 
 @kernel
 def step(c, s, nb, t, codes):
     """One full step (delay reads, every op, delay writes) for ``nb`` streams at time ``t``.
 """
-    _delay_reads(s.arena, c.arena_size, s.ring, c.ring_size, nb, t, c.reads, c.writes)
+    _delay_reads(s.arena, s.ring, nb, t, c.reads, c.writes)
     run_ops(c, s, nb, codes)
-    _delay_writes(s.arena, c.arena_size, s.ring, c.ring_size, nb, t, c.writes)
+    _delay_writes(s.arena, s.ring, nb, t, c.writes)
+
+
+@inline_kernel
+def copy_outputs(arena, nb, out, j, out_offs, out_sizes):
+    """After step ``j``: the arena ranges ``[out_offs[k], out_offs[k] + out_sizes[k])`` of each
+    stream, concatenated, into ``out[b, j, :]`` (stream-minor arena for ``nb`` ≥ 2)."""
+    for b in range(nb):
+        col = 0
+        row = out[b, j]
+        for k in range(out_offs.shape[0]):
+            if nb == 1:
+                copy_bytes(row, col, arena, out_offs[k], out_sizes[k])
+            else:
+                gather_minor(row, col, nb, b, arena, out_offs[k] * nb, out_sizes[k])
+            col += out_sizes[k]
 
 
 @kernel
@@ -180,19 +254,13 @@ def process(c, s, nb, t0, codes, out, out_offs, out_sizes):
     # borrowed views: no atomic reference counting inside the step (see borrow)
     c, s = borrow_all(c), borrow_all(s)
     codes, out, out_offs, out_sizes = borrow_all((codes, out, out_offs, out_sizes))
-    A = c.arena_size
     n = codes.shape[1]
     cur = np.empty(nb, np.int32)
     for j in range(n):
         for b in range(nb):
             cur[b] = codes[b, j]
         step(c, s, nb, t0 + j, cur)
-        for b in range(nb):
-            col = 0
-            row = out[b, j]
-            for k in range(out_offs.shape[0]):
-                copy_bytes(row, col, s.arena, b * A + out_offs[k], out_sizes[k])
-                col += out_sizes[k]
+        copy_outputs(s.arena, nb, out, j, out_offs, out_sizes)
 
 
 @kernel
@@ -202,13 +270,17 @@ def generate(c, s, nb, t0, first, out, probs_off, logits_off, mode, table, rng):
     (``probs_off`` is unused: the sampler reads only the logits)."""
     c, s = borrow_all(c), borrow_all(s)
     out, table, rng = borrow_all((out, table, rng))
-    A = c.arena_size
     n = out.shape[1]
     cur = first.copy()
     weights = np.empty(256, np.int64)
+    logits = np.empty(256, np.int8)
     for j in range(n):
         step(c, s, nb, t0 + j, cur)
         for b in range(nb):
-            code = sample_one(mode, s.arena, b * A + logits_off, table, rng, b, weights)
+            if nb == 1:
+                code = sample_one(mode, s.arena, logits_off, table, rng, b, weights)
+            else:
+                gather_minor(logits, 0, nb, b, s.arena, logits_off * nb, 256)
+                code = sample_one(mode, logits, 0, table, rng, b, weights)
             out[b, j] = code
             cur[b] = code

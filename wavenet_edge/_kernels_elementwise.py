@@ -22,7 +22,7 @@ from ._kernel_util import inline_kernel
 from .int8.elementwise import add_int8, mul_int8
 from .lowered.kinds import OpKind
 
-__all__ = ["HAS_VBMI", "lut_rows", "lut_op", "pair_one", "pair_batch", "gate_one",
+__all__ = ["HAS_VBMI", "lut_rows", "lut_op", "lut_batch", "pair_one", "pair_batch", "gate_one",
            "gate_batch"]
 
 
@@ -127,6 +127,14 @@ def lut_op(arena, A, nb, r, tables):
 
 
 @inline_kernel
+def lut_batch(arena, nb, r, tables):
+    """LUT row ``r``: ``out[i] = tables[aux, in0[i] + 128]`` for ``nb`` streams (stream-minor:
+    one pass over ``n·nb`` contiguous values)."""
+    lut_rows(arena, np.uint64(r.in0 * nb), np.uint64(r.out * nb), tables.reshape(-1),
+             r.aux * 256, r.n * nb)
+
+
+@inline_kernel
 def _pair_lookup(arena, ux, uy, uz, n, blocked, t_blk, t_tail, pair_tables):
     """One stream's ADD/MUL through the schedule's pair tables (``t_blk`` for the elements in
     full blocks of 16, ``t_tail`` for the rest)."""
@@ -149,12 +157,13 @@ def pair_one(arena, r, iparams, fparams, pair_tables, profile):
 
 
 @inline_kernel
-def pair_batch(arena, A, nb, r, pair_tables):
-    """ADD or MUL row ``r`` for ``nb`` streams through the pair tables."""
-    n, blocked, t_blk, t_tail = r.n, r.blocked, r.t_blk, r.t_tail
-    for b in range(nb):
-        _pair_lookup(arena, np.uint64(b * A + r.in0), np.uint64(b * A + r.in1),
-                     np.uint64(b * A + r.out), n, blocked, t_blk, t_tail, pair_tables)
+def pair_batch(arena, nb, r, pair_tables):
+    """ADD or MUL row ``r`` for ``nb`` streams in the stream-minor arena (byte ``x`` of stream
+    ``b`` at ``x·nb + b``): one pass over the ``n·nb`` contiguous pairs through the pair tables
+    (element ``j`` is channel ``j // nb``, so LiteRT's block/tail split falls at
+    ``blocked·nb``)."""
+    _pair_lookup(arena, np.uint64(r.in0 * nb), np.uint64(r.in1 * nb), np.uint64(r.out * nb),
+                 r.n * nb, r.blocked * nb, r.t_blk, r.t_tail, pair_tables)
 
 
 @inline_kernel
@@ -193,11 +202,13 @@ def gate_one(arena, r, tables, iparams, fparams, pair_tables, profile):
 
 
 @inline_kernel
-def gate_batch(arena, A, nb, r, tables, pair_tables):
-    """:func:`gate_one` for ``nb`` streams, through the pair tables (they stay in cache
-    across the streams)."""
+def gate_batch(arena, nb, r, tables, pair_tables):
+    """:func:`gate_one` for ``nb`` streams in the stream-minor arena: each table lookup and the
+    pair run once over the ``n·nb`` contiguous values (the LUTs 32 at a time with VBMI)."""
     flat = tables.reshape(-1)
-    for b in range(nb):
-        o = np.uint64(b * A)
-        _gate_tables(arena, o + np.uint64(r.in0), o + np.uint64(r.in1), o + np.uint64(r.ya),
-                     o + np.uint64(r.yb), o + np.uint64(r.out), r.n, flat, r, pair_tables)
+    m = r.n * nb
+    uya, uyb = np.uint64(r.ya * nb), np.uint64(r.yb * nb)
+    lut_rows(arena, np.uint64(r.in0 * nb), uya, flat, r.lut_a * 256, m)
+    lut_rows(arena, np.uint64(r.in1 * nb), uyb, flat, r.lut_b * 256, m)
+    _pair_lookup(arena, uya, uyb, np.uint64(r.out * nb), m, r.blocked * nb, r.t_blk, r.t_tail,
+                 pair_tables)

@@ -227,40 +227,66 @@ def _requant_rows(arena, uy, o0, o1, accs, q, p, bblob, mult, shift, fmul, ipara
 
 
 @inline_kernel
-def _fc_streams(arena, accs, A, nb, in0, out1, out2, rows1, rows, cols, wo, q, p1, p2, mode,
+def _requant_minor(arena, yo, o0, o1, nb, accs, astride, q, p, bblob, mult, shift, fmul,
+                   iparams, profile):
+    """:func:`_requant_rows` for ``nb`` streams in the stream-minor layout: output row ``o`` of
+    stream ``b`` to ``arena[yo + o·nb + b]`` from ``accs[o·astride + b]``; per row the channel
+    parameters are scalars and the stream loop vectorizes."""
+    uq = np.uint64(q)
+    zp = iparams[p + FC_ZP]
+    lo = iparams[p + FC_MIN]
+    hi = iparams[p + FC_MAX]
+    un = np.uint64(nb)
+    for o in range(np.uint64(o0), np.uint64(o1)):
+        c = uq + o
+        bias = bblob[c]
+        ya = np.uint64(yo) + o * un
+        ua = o * np.uint64(astride)
+        if profile <= 1:
+            m = mult[c]
+            sh = shift[c]
+            for b in range(un):
+                v = requantize_single_shift(np.int32(accs[ua + b] + bias), m, sh,
+                                            profile == 0) + zp
+                arena[ya + b] = np.int8(min(max(v, lo), hi))
+        else:
+            fm = fmul[c]
+            for b in range(un):
+                arena[ya + b] = np.int8(requantize_int8(np.int32(accs[ua + b] + bias), 0, 0, fm,
+                                                        zp, lo, hi, profile))
+
+
+@inline_kernel
+def _fc_streams(arena, accs, nb, in0, out1, out2, rows1, rows, cols, wo, q, p1, p2, mode,
                 wblob, bblob, mult, shift, fmul, iparams, profile):
     """``nb`` ≥ 2 streams of an FC (``rows1 == rows``) or of an FC pair (output rows
-    ``[rows1, rows)`` to ``out2 + o``, parameters at ``p2``): the batched accumulators of
-    :mod:`wavenet_edge._gemm_kernels` (each weight vector loaded once per tile of streams;
-    per stream exactly :func:`dot_rows`' int32 sums), stream ``b``'s at ``accs[b·rows:]``,
-    then each stream's requantization.  Matrices over 16 KB go in row blocks that stay in
-    L1 while every stream uses them.  ``accs`` holds ``nb·rows`` int32 and, at its tail, the
-    streams' inputs as unsigned bytes (VNNI; sized by :func:`wavenet_edge.program.new_state`)."""
-    rb = rows
-    if rows * cols > 16384:
-        rb = max(1, 16384 // cols)
+    ``[rows1, rows)`` to ``out2 + o``, parameters at ``p2``) in the stream-minor arena (byte
+    ``x`` of stream ``b`` at ``x·nb + b``): the int32 sums of every stream
+    (:mod:`wavenet_edge._gemm_kernels`: streams in vector lanes with VNNI, else one weight times
+    the ``nb`` contiguous inputs), per stream exactly :func:`dot_rows`' sums, at
+    ``accs[o·astride + b]``; then the requantization of each row for all streams.  The tail of
+    ``accs`` holds the transposed unsigned inputs (sized by
+    :func:`wavenet_edge.program.new_state`)."""
+    L = _gemm.lanes_of(nb)
+    astride = (nb + L - 1) // L * L
+    lanes = mode == 2 or (mode == 1 and cols % 4 == 0)
+    if lanes:
+        xt = accs.view(np.uint8)[accs.shape[0] * 4 - astride * cols:]
+        _gemm.transpose_lanes(arena, in0 * nb, nb, cols, xt)
         if mode == 2:
-            rb = max(16, rb // 16 * 16)   # interleaved weights come in blocks of 16 rows
-    xu = accs.view(np.uint8)[accs.shape[0] * 4 - nb * cols:]
-    if mode == 2:
-        _gemm.to_unsigned(xu, 0, cols, arena, in0, A, cols, nb)
-    for o0 in range(0, rows, rb):
-        o1 = min(rows, o0 + rb)
-        if mode == 2:
-            _gemm.gemm_vnni16(wblob, wo, xu, 0, cols, cols, o0, o1, nb, accs, 0, rows)
+            _gemm.gemm_lanes(wblob, wo, 16 * cols, 4, 64, 0, rows, nb, xt, cols, accs, astride)
         else:
-            _gemm.gemm_plain(wblob, wo, arena, in0, A, cols, o0, o1, nb,
-                             128 if mode == 1 else 0, accs, 0, rows)
-        e1 = min(o1, rows1)
-        s2 = max(o0, rows1)
-        for b in range(nb):
-            ab = accs[b * rows:]
-            if o0 < e1:
-                _requant_rows(arena, np.uint64(b * A + out1), o0, e1, ab, q, p1, bblob, mult,
-                              shift, fmul, iparams, profile)
-            if s2 < o1:
-                _requant_rows(arena, np.uint64(b * A + out2), s2, o1, ab, q, p2, bblob, mult,
-                              shift, fmul, iparams, profile)
+            _gemm.gemm_lanes(wblob, wo, 16 * cols, cols, 4, 0, rows, nb, xt, cols, accs,
+                             astride)
+    else:
+        _gemm.gemm_minor_plain(wblob, wo, arena, in0 * nb, nb, cols, 0, rows,
+                               128 if mode == 1 else 0, accs, astride)
+    _requant_minor(arena, out1 * nb, 0, rows1, nb, accs, astride, q, p1, bblob, mult, shift,
+                   fmul, iparams, profile)
+    if rows1 < rows:
+        # rows rows1 … rows-1 of the fused block are rows 0 … of the second output
+        _requant_minor(arena, (out2 - rows1) * nb, rows1, rows, nb, accs, astride, q, p2, bblob,
+                       mult, shift, fmul, iparams, profile)
 
 
 # The per-op helpers below take the arrays they use, not the schedule's named tuple: numba
@@ -279,11 +305,11 @@ def fc_one(arena, accs, r, wblob, bblob, mult, shift, fmul, iparams, profile):
 
 
 @inline_kernel
-def fc_batch(arena, accs, A, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile):
-    """:func:`fc_one` for ``nb`` ≥ 2 streams (stream ``b`` at ``arena[b·A:]``): several streams
-    share each weight load (:func:`_fc_streams`)."""
+def fc_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile):
+    """:func:`fc_one` for ``nb`` ≥ 2 streams in the stream-minor arena: every weight load
+    serves several streams (:func:`_fc_streams`)."""
     rows = r.n
-    _fc_streams(arena, accs, A, nb, r.in0, r.out, r.out, rows, rows, r.cols, r.w, r.q, r.p, r.p,
+    _fc_streams(arena, accs, nb, r.in0, r.out, r.out, rows, rows, r.cols, r.w, r.q, r.p, r.p,
                 vnni_mode(rows, r.cols), wblob, bblob, mult, shift, fmul, iparams, profile)
 
 
@@ -305,10 +331,10 @@ def fc2_one(arena, accs, r, wblob, bblob, mult, shift, fmul, iparams, profile):
 
 
 @inline_kernel
-def fc2_batch(arena, accs, A, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile):
+def fc2_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile):
     """:func:`fc2_one` for ``nb`` ≥ 2 streams (:func:`_fc_streams`)."""
     rows1 = r.n
     rows = r.n + r.n2
-    _fc_streams(arena, accs, A, nb, r.in0, r.out, r.out2 - rows1, rows1, rows, r.cols, r.w,
+    _fc_streams(arena, accs, nb, r.in0, r.out, r.out2, rows1, rows, r.cols, r.w,
                 r.q, r.p, r.p2, vnni_mode(rows, r.cols), wblob, bblob, mult, shift, fmul,
                 iparams, profile)

@@ -141,20 +141,15 @@ class Engine:
 
     def _new_state(self, batch, threads=1):
         self.batch = int(batch)
-        self._state = new_state(self._shared.consts, self.batch)
-        # threads > 1: contiguous stream ranges, each a view of the state (own accumulators)
+        # threads > 1: contiguous stream ranges, each its own state (a set of streams is laid
+        # out stream-minor, so a range is not a slice of a larger set's arena); the speakers
+        # are views of one array
         self._threads = StreamThreads(self.batch, threads)
         self.threads = len(self._threads.parts)
-        A, RS = int(self._shared.consts.arena_size), int(self._shared.consts.ring_size)
-        st = self._state
-        self._parts = [st] if self.threads == 1 else [
-            st._replace(arena=st.arena[b0 * A:b1 * A], ring=st.ring[b0 * RS:b1 * RS],
-                        accs=new_state(self._shared.consts, b1 - b0).accs,
-                        speakers=st.speakers[b0:b1])
-            for b0, b1 in self._threads.parts]
-        self._speakers = self._state.speakers
-        self._arena = self._state.arena
-        self._ring = self._state.ring
+        self._speakers = np.zeros(self.batch, np.int32)
+        self._parts = [new_state(self._shared.consts, b1 - b0)._replace(
+            speakers=self._speakers[b0:b1]) for b0, b1 in self._threads.parts]
+        self._state = self._parts[0] if self.threads == 1 else None
         self._A = int(self.program.arena_size)
         self._tail_stale = False
         self._guard = threading.RLock()
@@ -219,10 +214,11 @@ class Engine:
     def _split(self, steps, run):
         """``run(state, b0, b1)`` over the stream ranges, in parallel when ``threads > 1`` and
         the call is long enough; every stream computes the same either way."""
-        if self.threads == 1 or steps < self.THREAD_MIN_STEPS:
-            run(self._state, 0, self.batch)
-            return
         parts = self._parts
+        if self.threads == 1 or steps < self.THREAD_MIN_STEPS:
+            for st, (b0, b1) in zip(parts, self._threads.parts):
+                run(st, b0, b1)
+            return
         self._threads.run(lambda i, b0, b1: run(parts[i], b0, b1))
 
     # -- construction -------------------------------------------------------------------------
@@ -246,7 +242,7 @@ class Engine:
         t0 = time.perf_counter()
         with self._exclusive():
             self._fresh_tail()
-            saved = (self._arena.copy(), self._ring.copy(), self.t)
+            saved = ([(st.arena.copy(), st.ring.copy()) for st in self._parts], self.t)
             c = np.full((self.batch, 1), self.silence_code(), np.int32)
             mode, table = _s.sampling_mode(1.0, self.program.logits_scale)
             args = (np.int64(self.program.probs_off), np.int64(self.program.logits_off),
@@ -254,17 +250,21 @@ class Engine:
             sh = self._shared
             if self._cond is None:
                 self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off)
-                _k.generate(sh.consts, self._state, self.batch, np.int64(self.t),
-                            c[:, 0].copy(), np.empty((self.batch, 1), np.int32), *args)
+                self._split(1, lambda s, b0, b1: _k.generate(
+                    sh.consts, s, b1 - b0, np.int64(self.t), c[b0:b1, 0].copy(),
+                    np.empty((b1 - b0, 1), np.int32), *args[:4], args[4][b0:b1]))
             else:
                 rows = np.zeros((self.batch, 1, self.config.cin_channels), np.int8)
                 self._run(c, np.empty((self.batch, 1, 256), np.int8), self.program.probs_off,
                           cond=rows)
-                _ck.generate_cond(sh.consts, self._state, self.batch, np.int64(self.t),
-                                  c[:, 0].copy(), rows, np.int64(sh.cond_off),
-                                  np.empty((self.batch, 1), np.int32), *args)
+                self._split(1, lambda s, b0, b1: _ck.generate_cond(
+                    sh.consts, s, b1 - b0, np.int64(self.t), c[b0:b1, 0].copy(), rows[b0:b1],
+                    np.int64(sh.cond_off), np.empty((b1 - b0, 1), np.int32), *args[:4],
+                    args[4][b0:b1]))
                 # (the frame graph runs on process_cond too: nothing more to compile)
-            self._arena[:], self._ring[:], self.t = saved
+            for st, (a, r) in zip(self._parts, saved[0]):
+                st.arena[:], st.ring[:] = a, r
+            self.t = saved[1]
             self._fresh_tail()
         return time.perf_counter() - t0
 
@@ -272,8 +272,9 @@ class Engine:
     def reset(self) -> None:
         """Back to silence: step counter 0, every delay line empty (reads at their zero point)."""
         with self._exclusive():
-            self._arena[:] = 0
-            self._ring[:] = 0
+            for st in self._parts:
+                st.arena[:] = 0
+                st.ring[:] = 0
             self._tail_stale = False
             self.t = 0
             self._free = None
@@ -506,8 +507,8 @@ class Engine:
             raise ConfigError(f"no activation tensor named {name!r}") from None
         with self._exclusive():
             self._fresh_tail()
-            a = self._arena.reshape(self.batch, self._A)
-            return a[:, off:off + size].copy()
+            return np.concatenate([_stream_rows(st.arena, b1 - b0, self._A)[:, off:off + size]
+                                   for st, (b0, b1) in zip(self._parts, self._threads.parts)])
 
     def _fresh_tail(self) -> None:
         """Recompute the SOFTMAX a logits-only run skipped, from the logits in the arena: the
@@ -516,9 +517,10 @@ class Engine:
         if not self._tail_stale:
             return
         self._tail_stale = False
-        _k.process(self._shared.tail, self._state, self.batch, np.int64(self.t),
-                   np.zeros((self.batch, 1), np.int32), np.empty((self.batch, 1, 0), np.int8),
-                   np.zeros(0, np.int64), np.zeros(0, np.int64))
+        for st, (b0, b1) in zip(self._parts, self._threads.parts):
+            _k.process(self._shared.tail, st, b1 - b0, np.int64(self.t),
+                       np.zeros((b1 - b0, 1), np.int32), np.empty((b1 - b0, 1, 0), np.int8),
+                       np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     # -- generation -------------------------------------------------------------------------------
     def silence_code(self) -> int:
@@ -679,6 +681,13 @@ class Engine:
         return (f"Engine({self.path!r}, profile={self.profile!r}, batch={self.batch}, "
                 f"threads={self.threads}, "
                 f"layers={c.n_layers}, R={c.residual_channels}, sr={self.sr})")
+
+
+def _stream_rows(arena, nb, A):
+    """(nb, A) view of a state's arena: row b = stream b's bytes (stream-minor for nb ≥ 2)."""
+    if nb == 1:
+        return arena[:A].reshape(1, A)
+    return arena[:nb * A].reshape(A, nb).T
 
 
 def _check_batch(batch):

@@ -76,6 +76,7 @@ class Consts(NamedTuple):
 
 class State(NamedTuple):
     """One set of ``B`` streams: ``arena`` int8 (B·arena_size,), ``ring`` int8 (B·ring_size,),
+    both stream-minor when B ≥ 2 (byte ``x`` of stream ``b`` at ``x·B + b``; :func:`new_state`),
     ``accs`` int32 scratch (FC accumulators, the VNNI input copy, the SOFTMAX exponentials),
     ``speakers`` int32 (B,)."""
 
@@ -231,8 +232,18 @@ def new_state(c: Consts, batch: int) -> State:
     # the tail holds the streams' FC inputs as unsigned bytes (VNNI path)
     max_rows = int(max(rows[fcs | (ops["kind"] == OpKind.SOFTMAX)].max(initial=1), 1))
     max_cols = int(ops["cols"][fcs].max(initial=0))
-    return State(arena=aligned(np.zeros(batch * int(c.arena_size), np.int8)),
+    if batch == 1:
+        return State(arena=aligned(np.zeros(int(c.arena_size), np.int8)),
+                     ring=aligned(np.zeros(int(c.ring_size), np.int8)),
+                     accs=aligned(np.zeros(max_rows + (max_cols + 3) // 4 + 1, np.int32)),
+                     speakers=np.zeros(1, np.int32))
+    # batch >= 2: arena and ring stream-minor (byte x of stream b at x·batch + b); the FC
+    # accumulators [rows][streams rounded up to the GEMM's lanes], the transposed inputs and
+    # the SOFTMAX/sampler bytes in the tail; the arena's last 64 bytes let the input transpose
+    # read whole vectors past the last stream
+    lanes = batch + 16
+    return State(arena=aligned(np.zeros(batch * int(c.arena_size) + 64, np.int8)),
                  ring=aligned(np.zeros(batch * int(c.ring_size), np.int8)),
-                 accs=aligned(np.zeros(batch * max_rows + (batch * max_cols + 3) // 4 + 1,
-                                       np.int32)),
+                 accs=aligned(np.zeros(lanes * max_rows + (lanes * max_cols + 3) // 4
+                                       + max_rows + 16, np.int32)),
                  speakers=np.zeros(batch, np.int32))
