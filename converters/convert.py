@@ -218,7 +218,7 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
     A locally conditioned model (a vocoder) is calibrated on its calibration audio's features
     (``converters.vocoder_inputs``: mel by the config's recipe, whole frames, ``cin_pad`` edge
     frames), the built-in calibration set's when no audio is given, and the frame graph is built
-    with the step graph; F > 1 with an upsampler is refused (docs/step-graph.md).
+    with the step graph (F > 1: the band-window FIR of docs/step-graph.md, "The frame graph").
     """
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -229,11 +229,6 @@ def convert(model, *, calibration=None, out=None, method: str = "auto", report=N
                 raise ConversionError(f"{what} directory {d} does not exist", path=p)
     float_model = _load_model(model)
     cfg = float_model.config
-    if cfg.has_cond and cfg.upsampler != "none" and cfg.freq_axis_kernel_size != 1:
-        raise ConversionError(f"freq_axis_kernel_size {cfg.freq_axis_kernel_size}: the int8 "
-                              "frame graph exists for F = 1 only (F > 1 needs the stage-wise "
-                              "chain, see docs/step-graph.md)",
-                              path=model if isinstance(model, (str, os.PathLike)) else None)
     canon = canonicalize(float_model)
 
     # calibration audio → class indices in the model's own mu-law convention

@@ -15,8 +15,22 @@ an earlier frame (the FIR looks ``ahead`` stage frames into the future)::
                                     channel-major; column r = the sample-rate features of sample
                                     (g - ahead)·hop + r (g = the stage frame this call added)
 
-F = 1 only: the FIR is :func:`wavenet_edge.upsample.frame_fir` (the scales' stretch/conv chain
-multiplied out in float, quantized once per phase).  Beyond the ends the host feeds zero-point
+F = 1: the FIR is :func:`wavenet_edge.upsample.frame_fir` (the scales' stretch/conv chain
+multiplied out in float, quantized once per phase).  F > 1 (bands mixed, zero-padded at the band
+edges in every stage): :func:`wavenet_edge.upsample.band_fir`, the same composition per output
+band over its 2R + 1 neighbouring bands (R = Σ (F−1)/2 over the scales); ``cond_block_t`` is then
+CONCATENATION axis 0 of one FC per band group instead of the one FIR::
+
+    stage_window_flat [1, cin·width]        RESHAPE of stage_window (aliased)
+    band{c}/window    [1, (hi−lo)·width]    SLICE of it: bands lo … hi−1 (edge band c)
+    band{c}/block     [1, hop]              FULLY_CONNECTED(band{c}/window, its own taps)
+    interior/shift{k} [cin−2R, width]       SLICE of stage_window rows k … k+cin−2R−1, k ≤ 2R
+    interior/stack    [cin−2R, (2R+1)·width] CONCATENATION axis 1 of the shifts (a tree past 10)
+    interior/block    [cin−2R, hop]         FULLY_CONNECTED(interior/stack, the shared taps)
+    cond_block_t      [cin, hop]            CONCATENATION axis 0: band0 … band{R−1}, interior,
+                                            the last R bands (aliased: no copy)
+
+Beyond the ends the host feeds zero-point
 frames (real 0), so the result is the FIR with zero frames: r9y9's chain except on the first and
 last samples its inner stages pad (84 for [4, 4, 4, 4]; none after a plain cin_pad ≥ 1 trim).
 The frame graph's own contract (metadata ``wavenet_edge_frames``) names the tensors, the delay
@@ -32,14 +46,15 @@ import numpy as np
 
 from wavenet_edge.errors import ConversionError
 from wavenet_edge.float_model import FloatWaveNet
-from wavenet_edge.upsample import frame_fir, stage_input
+from wavenet_edge.graph_spec import concat_tree
+from wavenet_edge.upsample import band_fir, band_fir_blocks, frame_fir, stage_input
 
 from .quantize import QParams, activation_qparams, quantize_activation, quantize_bias, \
     quantize_weights
 from .tflite_writer import GraphBuilder
 
-__all__ = ["FramePlan", "frame_plan", "build_frame_graph", "fir_blocks", "run_frame_graph",
-           "METADATA_NAME"]
+__all__ = ["FramePlan", "frame_plan", "build_frame_graph", "fir_blocks", "float_blocks",
+           "run_frame_graph", "METADATA_NAME"]
 
 METADATA_NAME = "wavenet_edge_frames"
 
@@ -53,15 +68,38 @@ class FramePlan(NamedTuple):
     block: QParams
 
 
-def _fir(model: FloatWaveNet):
+def _check(model: FloatWaveNet):
     cfg = model.config
     if not cfg.has_cond or cfg.upsampler == "none":
         raise ConversionError("the frame graph needs a model with an upsampler")
+    return cfg
+
+
+def _fir(model: FloatWaveNet):
+    cfg = _check(model)
     if cfg.freq_axis_kernel_size != 1:
         raise ConversionError(f"freq_axis_kernel_size {cfg.freq_axis_kernel_size}: the frame "
-                              "graph is the F = 1 FIR form only (F > 1 mixes bands; see "
-                              "docs/step-graph.md)")
+                              "FIR form is F = 1 only (F > 1: band_fir)")
     return frame_fir(cfg, model.weights)
+
+
+def _geometry(model: FloatWaveNet):
+    """(hop, width, left) of the model's frame FIR, any F."""
+    cfg = _check(model)
+    if cfg.freq_axis_kernel_size == 1:
+        taps, left = frame_fir(cfg, model.weights)
+        return taps.shape[0], taps.shape[1], left
+    bf = band_fir(cfg, model.weights)
+    return bf.hop, bf.width, bf.left
+
+
+def float_blocks(model: FloatWaveNet, x) -> np.ndarray:
+    """The frame graph's float meaning on stage frames ``x`` (n, C), zero frames beyond the
+    ends: (n, hop, C) (F = 1: :func:`fir_blocks`; F > 1: :func:`band_fir_blocks`)."""
+    cfg = _check(model)
+    if cfg.freq_axis_kernel_size == 1:
+        return fir_blocks(*_fir(model), x)
+    return band_fir_blocks(band_fir(cfg, model.weights), np.asarray(x, np.float64))
 
 
 def fir_blocks(taps, left: int, x) -> np.ndarray:
@@ -75,12 +113,12 @@ def fir_blocks(taps, left: int, x) -> np.ndarray:
 
 def frame_plan(model: FloatWaveNet, feature_clips) -> FramePlan:
     """Min/max ranges over the model-ready features of calibration clips (each (frames, cin))."""
-    taps, left = _fir(model)
+    _check(model)
     lo = hi = slo = shi = blo = bhi = 0.0
     for c in feature_clips:
         c = np.asarray(c, dtype=np.float64)
         x = stage_input(model.config, model.weights, c)
-        blk = fir_blocks(taps, left, x)
+        blk = float_blocks(model, x)
         lo, hi = min(lo, c.min()), max(hi, c.max())
         slo, shi = min(slo, x.min()), max(shi, x.max())
         blo, bhi = min(blo, blk.min()), max(bhi, blk.max())
@@ -98,14 +136,81 @@ def _fc(b, prefix, w_out_in, in_qp: QParams, x, out):
     b.add_operator("FULLY_CONNECTED", [x, tw, tb], [out], fused_activation_function="NONE")
 
 
+def _slice(b, act, qp, src, begin, size, name):
+    bt = b.add_tensor(name + "/begin", [len(begin)], np.int32, data=np.array(begin, np.int32))
+    st = b.add_tensor(name + "/size", [len(size)], np.int32, data=np.array(size, np.int32))
+    out = act(name, list(size), qp)
+    b.add_operator("SLICE", [src, bt, st], [out])
+    return out
+
+
+def _band_firs(b, bf, beta, act, sqp: QParams, bqp: QParams, window, block):
+    """F > 1 (module docstring): the interior bands' one FC on their stacked band windows, an
+    FC per edge band on its own band window, joined along the band axis into ``block``."""
+    C, W, R, hop = len(bf.lo), bf.width, bf.reach, bf.hop
+    a, z = bf.interior
+    flat_shape = b.add_tensor("stage_window_flat/shape", [2], np.int32,
+                              data=np.array([1, C * W], np.int32))
+    flat = act("stage_window_flat", [1, C * W], sqp)
+    b.add_operator("RESHAPE", [window, flat_shape], [flat])
+    parts = {}
+    for c in bf.edge_bands:
+        lo, hi = int(bf.lo[c]), int(bf.hi[c])
+        win = _slice(b, act, sqp, flat, [0, lo * W], [1, (hi - lo) * W], f"band{c}/window")
+        out = act(f"band{c}/block", [1, hop], bqp)
+        _fc(b, f"band{c}/fir", bf.taps[c] / beta, sqp, win, out)
+        parts[c] = out
+    if z > a:
+        n = z - a
+        # interior band a + i reads window rows i … i + 2R: the 2R + 1 row-shifted windows
+        # side by side, row i = [window[i], window[i+1], …, window[i+2R]]
+        shifts = [_slice(b, act, sqp, window, [k, 0], [n, W], f"interior/shift{k}")
+                  for k in range(2 * R + 1)]
+        cols = {t: W for t in shifts}
+        count = [0]
+
+        def merge_cols(chunk, final):
+            count[0] += 1
+            w = sum(cols[t] for t in chunk)
+            t = act("interior/stack" if final else f"interior/stack{count[0]}", [n, w], sqp)
+            cols[t] = w
+            b.add_operator("CONCATENATION", list(chunk), [t], axis=1,
+                           fused_activation_function="NONE")
+            return t
+
+        stack = concat_tree(shifts, merge_cols)
+        out = act("interior/block", [n, hop], bqp)
+        _fc(b, "interior/fir", bf.taps[a] / beta, sqp, stack, out)
+        parts[a] = out
+    rows = {t: (1 if c in bf.edge_bands else z - a) for c, t in parts.items()}
+    order = [parts[c] for c in sorted(parts)]
+    count = [0]
+
+    def merge_rows(chunk, final):
+        count[0] += 1
+        nr = sum(rows[t] for t in chunk)
+        t = block if final else act(f"block_part{count[0]}", [nr, hop], bqp)
+        rows[t] = nr
+        b.add_operator("CONCATENATION", list(chunk), [t], axis=0,
+                       fused_activation_function="NONE")
+        return t
+
+    concat_tree(order, merge_rows)
+
+
 def build_frame_graph(model: FloatWaveNet, plan: FramePlan, *, beta: float = 1.0) -> bytes:
     """The frame graph's flatbuffer (see the module docstring).  ``beta``: the block holds
     ``c_up / beta`` (the step graph's ``cond``, :func:`converters.quantize.cond_beta`); the
     FIR taps are divided by it, so ``plan.block`` quantizes ``c_up / beta``."""
-    cfg = model.config
-    taps, left = _fir(model)
-    taps = taps / float(beta)
-    hop, width = taps.shape
+    cfg = _check(model)
+    F = cfg.freq_axis_kernel_size
+    bf = band_fir(cfg, model.weights) if F > 1 else None
+    if bf is None:
+        taps, left = _fir(model)
+        taps = taps / float(beta)
+        hop, width = taps.shape
+    else:
+        hop, width, left = bf.hop, bf.width, bf.left
     C, p = cfg.cin_channels, cfg.cin_pad
     K = 2 * p + 1 if cfg.upsampler == "conv-in" else 1
     b = GraphBuilder()
@@ -130,7 +235,11 @@ def build_frame_graph(model: FloatWaveNet, plan: FramePlan, *, beta: float = 1.0
         b.add_operator("CONCATENATION", reads + [col], [window], axis=1,
                        fused_activation_function="NONE")
     block = act("cond_block_t", [C, hop], plan.block)
-    _fc(b, "fir", taps, sqp, window if width > 1 else col, block)
+    if bf is None:
+        _fc(b, "fir", taps, sqp, window if width > 1 else col, block)
+    else:
+        _band_firs(b, bf, float(beta), act, sqp, plan.block, window if width > 1 else col,
+                   block)
     b.set_inputs([frames] + reads)
     b.set_outputs([block, col])
     contract = {
@@ -145,6 +254,8 @@ def build_frame_graph(model: FloatWaveNet, plan: FramePlan, *, beta: float = 1.0
         "delay_lines": [{"read": f"stage_col@{j}", "write": "stage_col", "delay": j}
                         for j in range(width - 1, 0, -1)],
     }
+    if bf is not None:
+        contract["band_reach"] = bf.reach      # informative: the F > 1 band-window FIR
     b.add_metadata(METADATA_NAME, json.dumps(contract).encode())
     return b.build("wavenet-edge int8 frame graph (vocoder conditioning)")
 
@@ -154,8 +265,7 @@ def run_frame_graph(runner, model: FloatWaveNet, plan: FramePlan, cond) -> np.nd
     features ``cond`` (N + 2·cin_pad, cin) float: returns int8 (N·hop, cin), the sample-rate
     features, by the contract's host semantics (zero-point frames beyond the ends)."""
     cfg = model.config
-    taps, left = _fir(model)
-    hop, width = taps.shape
+    hop, width, left = _geometry(model)
     ahead = width - 1 - left
     C, p = cfg.cin_channels, cfg.cin_pad
     K = 2 * p + 1 if cfg.upsampler == "conv-in" else 1

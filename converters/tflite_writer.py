@@ -56,6 +56,7 @@ OPERATOR_VERSIONS = {
     "RESHAPE": 1,
     "RELU": 2,
     "QUANTIZE": 1,
+    "SLICE": 2,
 }
 
 #: Inclusive (lowest, highest) version that both LiteRT 2.3 resolvers (builtin and reference) load
@@ -72,6 +73,7 @@ ACCEPTED_VERSIONS = {
     "RESHAPE": (1, 1),
     "RELU": (1, 3),
     "QUANTIZE": (1, 3),
+    "SLICE": (1, 8),  # frame graphs of F > 1; 1-8 load in all three (no upper bound probed)
 }
 
 #: tflite-micro's CONCATENATION kernel limit on inputs.

@@ -84,6 +84,10 @@ class GraphReference:
             return np.concatenate(x, axis=op.options.get("axis", 0))
         if k == "RESHAPE":
             return x[0].copy()
+        if k == "SLICE":
+            begin, size = (np.asarray(y).reshape(-1) for y in x[1:])
+            return x[0][tuple(slice(int(a), x[0].shape[d] if int(n) == -1 else int(a) + int(n))
+                              for d, (a, n) in enumerate(zip(begin, size)))].copy()
         if k == "FULLY_CONNECTED":
             a, w, b = x
             rows = a.reshape(-1, w.shape[1]).astype(np.int64) - prm.in_zp

@@ -16,9 +16,12 @@ layer already consumed the padding frames).  The map is linear in the features.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["upsample", "stretch_conv", "conv_in", "lookahead_samples"]
+__all__ = ["upsample", "stretch_conv", "conv_in", "lookahead_samples", "BandFIR", "band_fir",
+           "band_fir_blocks"]
 
 
 def conv_in(c: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -121,3 +124,94 @@ def frame_fir(cfg, weights: dict):
         j = (half - f) + left                     # index of input frame (f - left + j) = half
         taps[:, j] = resp[:, f]
     return taps, left
+
+
+class BandFIR(NamedTuple):
+    """The upsampling convs as one FIR from stage frames to samples, any F (:func:`band_fir`).
+
+    Away from the sequence's ends, for output band c::
+
+        y[f·hop + r, c] = Σ_{lo[c] ≤ b < hi[c], j < width} taps[c][r, (b − lo[c])·width + j]
+                                                           · x[f − left + j, b]
+
+    hop, width, left : as :func:`frame_fir` (``left`` frames of history, ``width − 1 − left``
+        of look-ahead)
+    reach : R, bands the chain reaches on each side (Σ over the scales of (F − 1)/2)
+    lo, hi : int64 (C,), the input bands of each output band: [max(0, c − R), min(C, c + R + 1))
+    taps : per output band, float64 (hop, (hi − lo)·width), band-major columns
+    interior : (first, stop), the bands ``R ≤ c < C − R`` that see no band edge in any stage:
+        their taps are one shared kernel (band-shift invariant); empty when C ≤ 2R
+    """
+
+    hop: int
+    width: int
+    left: int
+    reach: int
+    lo: np.ndarray
+    hi: np.ndarray
+    taps: tuple
+    interior: tuple
+
+    @property
+    def edge_bands(self) -> tuple:
+        """Bands with taps of their own (outside ``interior``), in band order."""
+        a, z = self.interior
+        return tuple(c for c in range(len(self.lo)) if not a <= c < z)
+
+
+def band_fir(cfg, weights: dict) -> BandFIR:
+    """The upsampling convs composed exactly into per-band FIR taps (any F; F = 1 gives
+    :func:`frame_fir`'s taps for every band).
+
+    Every stage zero-pads at the band edges, so the composed map is band-shift invariant only
+    for bands whose reach never crosses an edge; the first and last R bands get taps of their
+    own, computed by the same chain run on band impulses (the padding is part of it).  Time
+    geometry and time edges are :func:`frame_fir`'s (the band mixing does not change them)."""
+    if cfg.upsampler == "none":
+        raise ValueError("no upsampler")
+    hop, C = cfg.hop, cfg.cin_channels
+    R = (cfg.freq_axis_kernel_size - 1) // 2 * len(cfg.upsample_scales)
+    r = lookahead_samples(cfg) - cfg.cin_pad * hop
+    half = -(-r // hop) + 1
+    n = 2 * half + 1
+    interior = (R, C - R) if C > 2 * R else (0, 0)
+    # impulses on the bands the edge bands and one interior band (the first) read
+    need = sorted(set(range(min(C, 2 * R + 1))) | set(range(max(0, C - 2 * R), C)))
+    resp = {}
+    for b in need:
+        x = np.zeros((n, C))
+        x[half, b] = 1.0
+        for i, s in enumerate(cfg.upsample_scales):
+            x = stretch_conv(x, weights[f"upsample/{i}/w"], s)
+        resp[b] = x.reshape(n, hop, C)             # resp[b][f, r, c]: x[half, b] -> y[f·hop+r, c]
+    live = np.nonzero(np.any(np.stack([np.any(v != 0.0, axis=(1, 2)) for v in resp.values()]),
+                             axis=0))[0]
+    f_lo, f_hi = int(live.min()), int(live.max())
+    left, width = f_hi - half, f_hi - f_lo + 1
+    lo = np.array([max(0, c - R) for c in range(C)], np.int64)
+    hi = np.array([min(C, c + R + 1) for c in range(C)], np.int64)
+
+    def taps_of(c):
+        t = np.zeros((hop, (hi[c] - lo[c]) * width))
+        for b in range(lo[c], hi[c]):
+            for f in range(f_lo, f_hi + 1):
+                t[:, (b - lo[c]) * width + (half - f) + left] = resp[b][f, :, c]
+        return t
+
+    shared = taps_of(interior[0]) if interior[1] > interior[0] else None
+    taps = tuple(shared if interior[0] <= c < interior[1] else taps_of(c) for c in range(C))
+    return BandFIR(hop, width, left, R, lo, hi, taps, interior)
+
+
+def band_fir_blocks(fir: BandFIR, x: np.ndarray) -> np.ndarray:
+    """Float :class:`BandFIR` on stage frames ``x`` (n, C), zero frames beyond the ends:
+    (n, hop, len(fir.lo)), block f holding samples f·hop … f·hop + hop − 1."""
+    W, L = fir.width, fir.left
+    n, C = x.shape
+    xp = np.concatenate([np.zeros((W, C)), x, np.zeros((W, C))])
+    # win[f, b, j] = x[f - left + j, b]
+    win = np.stack([xp[f - L + W:f - L + 2 * W].T for f in range(n)])
+    out = np.empty((n, fir.hop, len(fir.lo)))
+    for c in range(len(fir.lo)):
+        out[:, :, c] = win[:, fir.lo[c]:fir.hi[c]].reshape(n, -1) @ fir.taps[c].T
+    return out

@@ -149,7 +149,7 @@ def lower_frames(frame_model, *, profile: str = "tflm", cin_pad: int, upsampler:
     if upsampler not in ("conv-in", "plain"):
         raise _bad(model.name, f"upsampler {upsampler!r}: expected conv-in or plain")
     K = c["frames_per_call"]
-    if (upsampler == "conv-in") != (K == 2 * cin_pad + 1) or (upsampler == "plain" and K != 1):
+    if K != (2 * cin_pad + 1 if upsampler == "conv-in" else 1):
         raise _bad(model.name, f"frames_per_call {K} does not fit a {upsampler} upsampler with "
                                f"cin_pad {cin_pad}")
     inputs = validate_frame_graph(model, c)

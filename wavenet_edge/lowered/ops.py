@@ -119,6 +119,42 @@ def lower_reshape(op, c: Context, b: Blobs):
     b.row(OpKind.COPY, in0=c.offsets[i], out=c.offsets[o], n=size(c.T[o]))
 
 
+def lower_slice(op, c: Context, b: Blobs):
+    """SLICE of an activation by constant begin/size (the frame graph's band windows, F > 1):
+    COPY rows, one per contiguous run of the slice."""
+    x, o = op.inputs[0], op.outputs[0]
+    what = f"SLICE {op.index}"
+    if x not in c.offsets or len(op.inputs) != 3:
+        raise c.bad(f"{what}: input must be an activation with constant begin and size")
+    cons = [c.T[i].data for i in op.inputs[1:]]
+    if any(d is None for d in cons):
+        raise c.bad(f"{what}: begin and size must be constant")
+    if c.q(x) != c.q(o):
+        raise c.bad(f"{what}: input and output quantization differ")
+    shape = [int(v) for v in c.T[x].shape]
+    begin = [int(v) for v in np.asarray(cons[0]).ravel()]
+    ext = [int(v) for v in np.asarray(cons[1]).ravel()]
+    if len(begin) != len(shape) or len(ext) != len(shape):
+        raise c.bad(f"{what}: begin/size rank differs from the input's {len(shape)}")
+    ext = [n - a if e == -1 else e for n, a, e in zip(shape, begin, ext)]
+    if (any(a < 0 or e < 0 or a + e > n for n, a, e in zip(shape, begin, ext))
+            or int(np.prod(ext)) != size(c.T[o])):
+        raise c.bad(f"{what}: begin {begin} size {ext} do not fit input {shape} -> "
+                    f"{list(c.T[o].shape)}")
+    # the innermost dims the slice takes whole form one run with the dim before them
+    d = len(shape) - 1
+    while d > 0 and begin[d] == 0 and ext[d] == shape[d]:
+        d -= 1
+    inner = int(np.prod(shape[d + 1:]))
+    run = ext[d] * inner if shape else 1
+    strides = [int(np.prod(shape[k + 1:])) for k in range(len(shape))]
+    out = c.offsets[o]
+    for idx in np.ndindex(*ext[:d]):
+        src = sum((a + i) * st for a, i, st in zip(begin, idx, strides)) + begin[d] * inner
+        b.row(OpKind.COPY, in0=c.offsets[x] + src, out=out, n=run)
+        out += run
+
+
 def lower_gather(op, c: Context, b: Blobs):
     tbl, idx, o = op.inputs[0], op.inputs[1], op.outputs[0]
     if c.T[tbl].data is None or c.T[tbl].dtype != np.int8:
@@ -255,6 +291,7 @@ def lower_quantize(op, c: Context, b: Blobs):
 #: graph opcode -> its lowering function
 LOWERINGS = {
     "CONCATENATION": lower_concatenation, "RESHAPE": lower_reshape, "GATHER": lower_gather,
+    "SLICE": lower_slice,
     "FULLY_CONNECTED": lower_fully_connected, "ADD": lower_elementwise, "MUL": lower_elementwise,
     "TANH": lower_activation, "LOGISTIC": lower_activation, "SOFTMAX": lower_softmax,
     "QUANTIZE": lower_quantize,

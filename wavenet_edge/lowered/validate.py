@@ -13,8 +13,9 @@ __all__ = ["SUPPORTED_OPS", "FRAME_OPS", "GraphInputs", "validate_graph", "valid
 
 SUPPORTED_OPS = ("FULLY_CONNECTED", "ADD", "MUL", "TANH", "LOGISTIC", "SOFTMAX", "CONCATENATION",
                  "GATHER", "RESHAPE", "QUANTIZE")
-#: what a vocoder's frame graph (conv-in + upsampler FIR) may contain
-FRAME_OPS = ("FULLY_CONNECTED", "CONCATENATION", "RESHAPE")
+#: what a vocoder's frame graph (conv-in + upsampler FIR) may contain (SLICE: the band windows
+#: of F > 1)
+FRAME_OPS = ("FULLY_CONNECTED", "CONCATENATION", "RESHAPE", "SLICE")
 _ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
