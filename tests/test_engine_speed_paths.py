@@ -139,3 +139,35 @@ def test_softmax_with_scratch_equals_int8_softmax(in_scale, seed):
         buf = rng.integers(-2**31, 2**31, 300).astype(np.int32)
         softmax_from_exps(arena, 0, arena, 256, 256, exps, buf)
         np.testing.assert_array_equal(arena[256:], ref)
+
+
+@pytest.mark.parametrize("is_mul", [False, True])
+@pytest.mark.parametrize("profile", ["tflm", "litert"])
+@pytest.mark.parametrize("seed", range(6))
+def test_one_shift_add_mul_equal_the_int8_kernels(seed, profile, is_mul):
+    """One stream's ADD/MUL rows (vectorized one-shift rescales, ``_pair_rows``) == the int8
+    module's ``add_int8_vec``/``mul_int8_vec`` on every int8 pair, in litert's blocks of 16 and
+    its tail, for scales from equal to 2¹⁶ apart, with and without RELU."""
+    from wavenet_edge._kernels_elementwise import _pair_rows
+    from wavenet_edge.int8.elementwise import (add_int8_vec, add_params, mul_int8_vec,
+                                               mul_params, shift_params_fit)
+    from wavenet_edge.int8.requant import PROFILES
+
+    rng = np.random.default_rng(100 * seed + 7 * is_mul + (profile == "litert"))
+    s1, s2, so = 2.0 ** rng.uniform(-12, 0, 3) * (1.0 if seed else 1.0 / 65536)
+    z1, z2, zo = rng.integers(-128, 128, 3)
+    fused = "RELU" if seed % 3 == 2 else "NONE"
+    make = mul_params if is_mul else add_params
+    pp = make(s1, int(z1), s2, int(z2), so, int(zo), fused=fused, profile=profile)
+    pid = PROFILES[profile]
+    assert shift_params_fit(pp.ip, is_mul, pid)
+    a, b = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij")
+    n = 65536 + 9                                  # a tail after the last full block of 16
+    x1 = np.concatenate([a.ravel(), a.ravel()[:9]]).astype(np.int8)
+    x2 = np.concatenate([b.ravel(), b.ravel()[::-1][:9]]).astype(np.int8)
+    want = np.empty(n, np.int8)
+    (mul_int8_vec if is_mul else add_int8_vec)(x1, x2, pp.ip, pp.fp, pid, want)
+    arena = np.concatenate([x1, x2, np.zeros(n, np.int8)])
+    _pair_rows(arena, np.uint64(0), np.uint64(n), np.uint64(2 * n), n, n // 16 * 16, pp.ip,
+               pp.fp, pid, is_mul)
+    assert np.array_equal(arena[2 * n:], want)

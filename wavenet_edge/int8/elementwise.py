@@ -47,10 +47,11 @@ from .._jit import kernel
 from ..errors import ConversionError
 from .fixedpoint import mbqm, rdbpot, srdhm, wrap32
 from .multiplier import activation_range, f32, quantize_multiplier
-from .requant import ARM64_PROFILES, TFLM, XNNPACK, profile_id
+from .requant import ARM64_PROFILES, TFLM, XNNPACK, profile_id, single_shift
 
 __all__ = ["ElementwiseParams", "add_params", "mul_params", "add_int8", "mul_int8",
-           "add_input_term", "add_int8_vec", "mul_int8_vec"]
+           "add_input_term", "add_int8_vec", "mul_int8_vec", "shift_params_fit",
+           "add_int8_shift", "add_int8_shift_blk", "mul_int8_shift"]
 
 # ip slots, ADD
 A_Z1, A_Z2, A_LEFT, A_M1, A_S1, A_M2, A_S2, A_MO, A_SO, A_ZO, A_MIN, A_MAX, A_XNN = range(13)
@@ -249,3 +250,61 @@ def mul_int8_vec(x1, x2, ip, fp, profile, out):
     blocked = (n // 16) * 16
     for i in range(n):
         out[i] = mul_int8(x1[i], x2[i], ip, fp, profile, i < blocked)
+
+
+# --------------------------------------------------------------------------------------------
+# ADD/MUL of profiles tflm and litert as one-shift rescales (vectorizable element loops)
+# --------------------------------------------------------------------------------------------
+@kernel
+def shift_params_fit(ip, is_mul, profile):
+    """True when the op's shifts fit :func:`~.requant.single_shift` (``left``/``right`` in
+    [0, 31]; litert's ADD blocks also need ``20 + shift_i`` ≥ 0); then
+    :func:`add_int8_shift` / :func:`mul_int8_shift` equal :func:`add_int8` / :func:`mul_int8`
+    for profiles tflm (0) and litert (1).  (Every multiplier below one has a shift ≤ 0; shifts
+    beyond these bounds come only from scales more than 2²⁰ apart.)"""
+    if is_mul:
+        return -31 <= ip[M_S] <= 31
+    ok = (ip[A_LEFT] == 20 and -31 <= ip[A_S1] <= 0 and -31 <= ip[A_S2] <= 0
+          and -31 <= ip[A_SO] <= 0)
+    if profile == 1:
+        ok = ok and ip[A_S1] >= -20 and ip[A_S2] >= -20
+    return ok
+
+
+@kernel
+def add_int8_shift(x1, x2, z1, z2, m1, r1, m2, r2, mo, ro, zo, lo, hi):
+    """:func:`add_int8` of ``tflm``/``litert-ref`` and the ``litert`` tail, branch-free:
+    ``v_i = single_shift(x_i − z_i, m_i, 20, r_i)`` (the ``<< 20`` never wraps: |x − z| ≤ 255),
+    ``out = single_shift(wrap32(v_1 + v_2), mo, 0, ro) + zo``, clamped (every shift ties away
+    from zero; ``r = −shift``, see :func:`shift_params_fit`)."""
+    v1 = single_shift(np.int64(x1) - z1, m1, 20, r1, True)
+    v2 = single_shift(np.int64(x2) - z2, m2, 20, r2, True)
+    v = single_shift(v1 + v2, mo, 0, ro, True) + zo
+    return min(max(v, lo), hi)
+
+
+@kernel
+def add_int8_shift_blk(x1, x2, z1, z2, m1, t1, m2, t2, mo, ro, zo, lo, hi):
+    """:func:`add_int8` of ``litert`` in a full block of 16 (the NEON path), branch-free:
+    ``v_i = SRDHM((x_i − z_i) << t_i, m_i)`` with ``t_i = 20 + shift_i`` ≥ 0 (no wrap), the
+    output rescale as the tail, narrowed to int16, ``+ zo`` in wrapping int16, saturated to
+    int8, clamped."""
+    v1 = single_shift((np.int64(x1) - z1) << t1, m1, 0, 0, True)
+    v2 = single_shift((np.int64(x2) - z2) << t2, m2, 0, 0, True)
+    r = single_shift(v1 + v2, mo, 0, ro, True)
+    s = _wrap16(_wrap16(r) + zo)
+    return min(max(min(max(s, -128), 127), lo), hi)
+
+
+@kernel
+def mul_int8_shift(x1, x2, z1, z2, m, left, right, zo, lo, hi, blk):
+    """:func:`mul_int8` of ``tflm``/``litert-ref``/``litert``, branch-free: the product of the
+    offset inputs (int32: |Π| ≤ 255²) rescaled with :func:`~.requant.single_shift` (ties away,
+    ``left = max(shift, 0)``, ``right = max(−shift, 0)``), ``+ zo``, clamped; ``blk`` (litert's
+    blocks of 16): first saturated to int16, ``+ zo`` in wrapping int16, saturated to int8."""
+    r = single_shift((np.int64(x1) - z1) * (np.int64(x2) - z2), m, left, right, True)
+    if blk:
+        r = min(max(_wrap16(min(max(r, -32768), 32767) + zo), -128), 127)
+    else:
+        r = r + zo
+    return min(max(r, lo), hi)
