@@ -27,6 +27,9 @@ VARIANTS = {
     "conv-in": {},
     "plain": dict(upsampler="plain", upsample_scales=[4, 4, 8], cin_pad=1),
     "none": dict(upsampler="none", upsample_scales=[], cin_pad=0),
+    # r9y9's band-mixing UpsampleNetwork kernels (F = 3, reach 3 bands): the band-window
+    # frame graph on vocoder-tiny's 20 bands
+    "conv-in-F3": dict(freq_axis_kernel_size=3),
 }
 
 
@@ -87,7 +90,7 @@ def test_teacher_forced_every_output_matches_interpreter(profile):
     assert "probs" in names and len(names) > 2
 
 
-@pytest.mark.parametrize("variant", ["plain", "none"])
+@pytest.mark.parametrize("variant", ["plain", "none", "conv-in-F3"])
 def test_other_upsamplers_match_interpreter(variant):
     data = vocoder_bytes(variant)
     eng = Engine(data)
@@ -95,11 +98,12 @@ def test_other_upsamplers_match_interpreter(variant):
     _compare(data, "tflm", _codes(eng, y), cond)
 
 
-@pytest.mark.parametrize("profile", ["tflm", "litert"])
-def test_free_running_matches_interpreter(profile):
+@pytest.mark.parametrize("profile, variant", [("tflm", "conv-in"), ("litert", "conv-in"),
+                                              ("litert", "conv-in-F3")])
+def test_free_running_matches_interpreter(profile, variant):
     """The engine's codes generated with cond, fed to the interpreter with the same features:
     identical probabilities at every step, and re-sampled with the same seed, the same codes."""
-    data = vocoder_bytes()
+    data = vocoder_bytes(variant)
     eng = Engine(data, profile=profile)
     _, cond = _inputs(eng.config, frames=5)
     n = (cond.shape[0] - 2 * eng.config.cin_pad) * eng.hop
