@@ -39,9 +39,12 @@ from . import c_export_dsp as dsp
 from . import c_export_mve as mve
 
 __all__ = ["export_c", "ExportResult", "KERNELS", "register_export_c", "exported_program",
-           "state_bytes", "flash_bytes", "model_macros"]
+           "state_bytes", "frame_state_bytes", "flash_bytes", "model_macros",
+           "quantize_features", "COND_FILES"]
 
 _C_DIR = Path(__file__).parent / "c"
+#: the conditioning sources a vocoder's export adds (frame interpreter, cond row)
+COND_FILES = ("wavenet_cond.h", "wavenet_cond.c")
 KERNELS = {"auto": 0, "plain": 1, "dsp": 2, "mve": 3}
 
 #: the ``wn_op`` fields of wavenet_model.h, in struct order (names of the program's records)
@@ -87,6 +90,11 @@ class ExportResult:
     flash_bytes_dsp: int = 0
     #: the exported program (:func:`exported_program`), for callers that profile it
     program: dict = field(default_factory=dict, repr=False)
+    #: vocoders: RAM of one ``wn_frame_state`` (frame arena + frame delay lines), bytes, and
+    #: the frame program's MACs per call (one call per ``hop`` samples); 0 otherwise
+    frame_state_bytes: int = 0
+    frame_macs: int = 0
+    hop: int = 0
 
 
 def _load_engine(model):
@@ -159,9 +167,62 @@ def exported_program(model) -> dict:
         pcm16=np.clip(np.round(eng.decode(np.arange(256)).astype(np.float64) * 32767.0),
                       -32768, 32767).astype(np.int16),
         receptive_field=int(cfg.receptive_field), macs=int(p.macs_per_sample),
-        write_names=list(p.write_names), dsp=dsp.dsp_layout(p))
+        write_names=list(p.write_names), dsp=dsp.dsp_layout(p), cond=None)
+    if cfg.has_cond:
+        d["cond"] = _cond_part(eng)
     _set_sampling(d, 1.0)
     return d
+
+
+#: kinds the frame program's interpreter (c/wavenet_cond.c) executes
+FRAME_KINDS = (OpKind.FC, OpKind.COPY)
+
+
+def _cond_part(eng) -> dict:
+    """The conditioning of a vocoder as the C export writes it: the step's cond input (arena
+    offset, channels), the hop, the host's feature quantization and, with an upsampler, the
+    lowered frame program (``"frames"``: its records and parameter arrays, as for the step)."""
+    sh, cfg = eng._shared, eng.config
+    feats = sh.cond_meta.get("features") or {}
+    c = dict(offset=int(sh.cond_off), channels=int(cfg.cin_channels),
+             hop=int(cfg.hop) if sh.frames is not None else 1, cin_pad=int(cfg.cin_pad),
+             upsampler=str(cfg.upsampler), feature_scale=float(feats.get("scale", 1.0)),
+             feature_zero_point=int(feats.get("zero_point", 0)), frames=None, frame_macs=0)
+    if sh.frames is None:
+        return c
+    fp = sh.frames[0]
+    p = fp.program
+    for r in p.ops:
+        if int(r["kind"]) not in FRAME_KINDS:
+            raise ModelFileError(f"frame graph row kind {OpKind(int(r['kind'])).name} is not "
+                                 f"known to the C export's frame interpreter (FC, COPY only)",
+                                 path=eng.path)
+    _check_ranges(p, eng.path)
+    if (fp.feature_scale, fp.feature_zero_point) != (c["feature_scale"],
+                                                     c["feature_zero_point"]):
+        raise ModelFileError("the frame graph's feature quantization differs from the cond "
+                             "input's", path=eng.path)
+    c.update(frame_macs=int(p.macs_per_sample), frames=dict(
+        program=p, ops=p.ops, reads=p.reads, writes=p.writes, weights=p.wblob, bias=p.bblob,
+        mult=p.mult, shift=p.shift, iparams=p.iparams, arena_size=int(p.arena_size),
+        ring_size=int(p.ring_size), input_offset=int(fp.frames_off),
+        input_size=int(fp.frames_size), block_offset=int(fp.block_off),
+        frames_per_call=int(fp.frames_per_call), block_delay=int(fp.block_delay),
+        ahead=int(fp.ahead), lookahead_frames=int(fp.lookahead_frames),
+        max_delay=int(max(p.reads["delay"], default=1))))
+    return c
+
+
+def quantize_features(d, features) -> np.ndarray:
+    """float features (frames, cin) -> the int8 frames the device takes (the host's side of the
+    C export: ``round(x / scale) + zero_point``, ties to even, saturated; the engine's and
+    every contract host's formula).  ``d``: :func:`exported_program` of a vocoder."""
+    c = d["cond"]
+    if c is None:
+        raise ConfigError("the model has no local conditioning")
+    q = (np.round(np.asarray(features, np.float64) / c["feature_scale"])
+         + c["feature_zero_point"])
+    return np.clip(q, -128, 127).astype(np.int8)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -260,9 +321,88 @@ extern const uint16_t wn_sample_table[256]; /* sampling weights table[qmax - log
 extern const int32_t wn_rq[];   /* MVE: FC requantization per 4 rows (firmware_sim.c_export_mve) */
 #endif
 extern const int16_t wn_pcm16[256];   /* class index -> 16-bit PCM (the model's mu-law decode) */
-{_dsp_h(d)}
+{_dsp_h(d)}{_cond_h(d)}
 #endif
 """
+
+
+def _cond_h(d) -> str:
+    c = d["cond"]
+    if c is None:
+        return "\n#define WN_HAS_COND 0\n#define WN_HAS_FRAMES 0\n"
+    f = c["frames"]
+    txt = f"""
+/* local conditioning (a vocoder; firmware_sim/c/wavenet_cond.h says who does what) */
+#define WN_HAS_COND 1
+#define WN_COND_OFFSET {c['offset']}        /* arena offset of the step's int8 cond row */
+#define WN_COND_CHANNELS {c['channels']}
+#define WN_HOP {c['hop']}                 /* samples per feature frame (1: features at sample rate) */
+#define WN_CIN_PAD {c['cin_pad']}             /* padding frames at each end of the features */
+#define WN_FEATURE_SCALE {c['feature_scale']!r}  /* host: q = round(x / scale) + zero point */
+#define WN_FEATURE_ZERO_POINT {c['feature_zero_point']}
+#define WN_HAS_FRAMES {0 if f is None else 1}
+"""
+    if f is None:
+        return txt
+    nw = len(f["writes"])
+    return txt + f"""#define WN_FRAME_K {f['frames_per_call']}              /* padded frames per wn_frame call */
+#define WN_FRAME_INPUT_OFFSET {f['input_offset']}
+#define WN_FRAME_INPUT_SIZE {f['input_size']}   /* WN_FRAME_K x WN_COND_CHANNELS bytes */
+#define WN_FRAME_BLOCK_OFFSET {f['block_offset']}  /* [WN_COND_CHANNELS][WN_HOP] channel-major */
+#define WN_FRAME_BLOCK_DELAY {f['block_delay']}    /* calls before frame 0's block */
+#define WN_FRAME_LOOKAHEAD {f['lookahead_frames']}      /* frames past frame f needed for its samples */
+#define WN_FRAME_ARENA_SIZE {f['arena_size']}
+#define WN_FRAME_RING_SIZE {f['ring_size']}
+#define WN_FRAME_RING_ALLOC {max(f['ring_size'], 1)}
+#define WN_FRAME_N_OPS {len(f['ops'])}
+#define WN_FRAME_N_READS {len(f['reads'])}
+#define WN_FRAME_N_WRITES {nw}
+#define WN_FRAME_N_WRITES_ALLOC {max(nw, 1)}
+#define WN_FRAME_MAX_DELAY {f['max_delay']}u
+#define WN_FRAME_MACS {c['frame_macs']}         /* int8 MACs per frame call */
+extern const wn_op wn_frame_ops[];
+extern const wn_dl_read wn_frame_reads[];
+extern const wn_dl_write wn_frame_writes[];
+extern const int8_t wn_frame_weights[];
+extern const int32_t wn_frame_bias[];
+extern const int32_t wn_frame_mult[];
+extern const int32_t wn_frame_shift[];
+extern const int32_t wn_frame_iparams[];
+"""
+
+
+def _frame_c(d) -> str:
+    """The frame program's arrays (int8 weights in every kernel variant: wn_fc reads them)."""
+    c = d["cond"]
+    if c is None or c["frames"] is None:
+        return ""
+    f = c["frames"]
+    return ("/* the frame program (wavenet_edge.lowered.lower_frames) */\n"
+            + _c_records("wn_op", "wn_frame_ops", f["ops"], OP_FIELDS, None)
+            + _c_records("wn_dl_read", "wn_frame_reads", f["reads"], READ_FIELDS,
+                         dict(dst=0, delay=1, zero_point=0, write=0))
+            + _c_records("wn_dl_write", "wn_frame_writes", f["writes"], WRITE_FIELDS,
+                         dict(src=0, ring=0, length=1, width=0))
+            + _c_array("int8_t", "wn_frame_weights", f["weights"])
+            + _c_array("int32_t", "wn_frame_bias", f["bias"], 12)
+            + _c_array("int32_t", "wn_frame_mult", f["mult"], 12)
+            + _c_array("int32_t", "wn_frame_shift", f["shift"])
+            + _c_array("int32_t", "wn_frame_iparams", f["iparams"], 12))
+
+
+def _frame_flash_bytes(d) -> int:
+    c = d["cond"]
+    if c is None or c["frames"] is None:
+        return 0
+    f = c["frames"]
+
+    def arr(a, itemsize):
+        return max(int(np.asarray(a).size), 1) * itemsize
+    return int(max(len(f["ops"]), 1) * 4 * len(OP_FIELDS)
+               + max(len(f["reads"]), 1) * 4 * len(READ_FIELDS)
+               + max(len(f["writes"]), 1) * 4 * len(WRITE_FIELDS)
+               + arr(f["weights"], 1) + arr(f["bias"], 4) + arr(f["mult"], 4)
+               + arr(f["shift"], 4) + arr(f["iparams"], 4))
 
 
 def _c_records(ctype, name, records, fields, empty) -> str:
@@ -332,6 +472,7 @@ def _model_c(d) -> str:
                  + _c_array("int32_t", "wn_rq", mve.requant_groups(d["ops"], d["bias"], d["mult"],
                                                                  d["shift"]), 12) + "#endif\n")
     parts.append(_dsp_c(d))
+    parts.append(_frame_c(d))
     return "\n".join(parts)
 
 
@@ -349,12 +490,12 @@ def model_macros(d) -> dict:
             "WN_N_WRITES_ALLOC": max(nw, 1)}
 
 
-def _state_fields(header: str) -> list:
-    """``[(ctype, count expression or None)]`` of the ``wn_state`` struct in ``header``."""
+def _state_fields(header: str, struct: str = "wn_state") -> list:
+    """``[(ctype, count expression or None)]`` of the ``struct`` typedef in ``header``."""
     import re
-    m = re.search(r"typedef\s+struct\s*\{([^{}]*)\}\s*wn_state\s*;", header)
+    m = re.search(r"typedef\s+struct\s*\{([^{}]*)\}\s*" + struct + r"\s*;", header)
     if m is None:
-        raise ConfigError("wavenet_engine.h has no 'typedef struct {...} wn_state;'")
+        raise ConfigError(f"the engine header has no 'typedef struct {{...}} {struct};'")
     body = re.sub(r"/\*.*?\*/", "", m.group(1), flags=re.S)
     out = []
     for decl in body.split(";"):
@@ -363,7 +504,7 @@ def _state_fields(header: str) -> list:
             continue
         f = re.fullmatch(r"(\w+)\s+(\w+)\s*(?:\[\s*([^\]]+)\s*\])?", decl)
         if f is None or f.group(1) not in _C_TYPES:
-            raise ConfigError(f"wn_state field {decl!r}: state_bytes knows only fixed-width "
+            raise ConfigError(f"{struct} field {decl!r}: state_bytes knows only fixed-width "
                               "integer and float fields (update firmware_sim.c_export)")
         out.append((f.group(1), f.group(3)))
     return out
@@ -376,9 +517,28 @@ def state_bytes(d, header: str | None = None) -> int:
     ``header``: the header text (default: the one the export ships)."""
     if header is None:
         header = (_C_DIR / "wavenet_engine.h").read_text()
-    macros = model_macros(d)
+    return _struct_bytes(_state_fields(header), model_macros(d))
+
+
+def frame_state_bytes(d, header: str | None = None) -> int:
+    """``sizeof(wn_frame_state)`` (c/wavenet_cond.h) of a vocoder with an upsampler, bytes (0
+    without a frame program): the frame arena, its delay-line rings and positions."""
+    c = d.get("cond")
+    if c is None or c["frames"] is None:
+        return 0
+    f = c["frames"]
+    if header is None:
+        header = (_C_DIR / "wavenet_cond.h").read_text()
+    nw = len(f["writes"])
+    macros = {"WN_FRAME_ARENA_SIZE": int(f["arena_size"]),
+              "WN_FRAME_RING_ALLOC": max(int(f["ring_size"]), 1),
+              "WN_FRAME_N_WRITES_ALLOC": max(nw, 1)}
+    return _struct_bytes(_state_fields(header, "wn_frame_state"), macros)
+
+
+def _struct_bytes(fields, macros) -> int:
     off, align = 0, 1
-    for ctype, count in _state_fields(header):
+    for ctype, count in fields:
         size, a = _C_TYPES[ctype]
         n = 1
         if count is not None:
@@ -407,7 +567,7 @@ def _flash_bytes(d) -> int:
     # each array as _model_c declares it (an empty one gets one placeholder element)
     def arr(a, itemsize):
         return max(int(np.asarray(a).size), 1) * itemsize
-    return int(max(len(d["ops"]), 1) * 4 * len(OP_FIELDS)
+    return _frame_flash_bytes(d) + int(max(len(d["ops"]), 1) * 4 * len(OP_FIELDS)
                + max(len(d["reads"]), 1) * 4 * len(READ_FIELDS)
                + max(len(d["writes"]), 1) * 4 * len(WRITE_FIELDS)
                + arr(d["weights"], 1) + arr(d["bias"], 4) + arr(d["mult"], 4)
@@ -466,6 +626,61 @@ with `-DWN_KERNELS=n`): 0 auto (MVE if `__ARM_FEATURE_MVE`, else DSP if `__ARM_F
 else plain),
 1 plain C, 2 Arm DSP extension (SXTB16/SMLAD; Cortex-M4/M7/M33/M55), 3 MVE/Helium (Cortex-M55/M85,
 `-mcpu=cortex-m55`). All variants compute identical outputs.
+{_readme_cond(d)}"""
+
+
+def _readme_cond(d) -> str:
+    c = d["cond"]
+    if c is None:
+        return ""
+    head = f"""
+## Vocoder: local conditioning (`wavenet_cond.h`, `wavenet_cond.c`)
+
+This model takes {c['channels']} channels of features. Add `wavenet_cond.c` to the build.
+Who does what:
+
+- **host** (float): the model-ready features, frames x {c['channels']} (with {c['cin_pad']}
+  padding frames at each end, as `Engine.process(codes, cond=...)` takes them), quantized to int8:
+  `q = clamp(round_half_even(x / {c['feature_scale']!r}) + {c['feature_zero_point']}, -128, 127)`
+  (`WN_FEATURE_SCALE`, `WN_FEATURE_ZERO_POINT`; `firmware_sim.c_export.quantize_features`).
+  That is the only float step.
+- **device** (int8 only):"""
+    f = c["frames"]
+    if f is None:
+        return head + f"""
+  the features are at sample rate: before each `wn_step`, `wn_set_cond(&s, row)` with that
+  sample's {c['channels']} int8 values.
+"""
+    return head + f"""
+  the frame program ({c['upsampler']} upsampler; {c['frame_macs']} MACs per call, one call per
+  {c['hop']} samples = {c['frame_macs'] / c['hop']:.1f} MACs/sample; `wn_frame_state`
+  {frame_state_bytes(d)} bytes of RAM) turns frames into the step's cond rows:
+
+```c
+static wn_state s;
+static wn_frame_state fs;
+const int8_t *block = 0;
+uint32_t g = 0;                          /* frame calls so far */
+wn_reset(&s);
+wn_frame_reset(&fs);
+for (t = 0; t < n_samples; t++) {{
+    if (t % WN_HOP == 0)                 /* a new frame: the calls it needs */
+        do {{
+            /* padded frames g .. g+WN_FRAME_K-1 (frame-major int8), or WN_FRAME_K frames of
+             * WN_FEATURE_ZERO_POINT once they run past the last frame */
+            block = wn_frame(&fs, window(g++));
+        }} while (!block);               /* the first WN_FRAME_BLOCK_DELAY = {f['block_delay']} calls only fill
+                                            delay lines */
+    wn_step_cond(&s, block, code, 0, 0); /* cond row = column t mod WN_HOP of the block */
+    code = wn_sample(&r, wn_logits(&s));
+}}
+```
+
+Samples of frame f need the padded frames up to f + {c['cin_pad']} + {f['lookahead_frames']}
+(`WN_FRAME_LOOKAHEAD`): a streaming device can start a frame's samples
+{f['lookahead_frames']} frames after it arrives. Bit-exact with `Engine.process(codes,
+cond=features)` and `Engine.generate(n, cond=features, seed=...)` (every step's probabilities,
+logits and delay-line writes; the same codes).
 """
 
 
@@ -482,11 +697,6 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
     if kernels not in KERNELS:
         raise ConfigError(f"unknown kernels {kernels!r}; known: {', '.join(KERNELS)}")
     d = exported_program(model)
-    if d["engine"].config.has_cond:
-        # the C engine has no frame graph (wn_frame) and never sets the step graph's cond
-        # input: it would run a vocoder on zero features, silently wrong
-        raise ConfigError(f"{d['engine'].path}: a locally conditioned model (vocoder) cannot be "
-                          f"exported to C yet (no frame graph / cond input in the C engine)")
     _set_sampling(d, temperature)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -501,6 +711,9 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
         "wavenet_engine.c": (_C_DIR / "wavenet_engine.c").read_text(),
         "README.md": _readme(d, kernels, flash, state, flash_bytes(d, "dsp")),
     }
+    if d["cond"] is not None:
+        for name in COND_FILES:
+            texts[name] = (_C_DIR / name).read_text()
     files = {}
     for name, txt in texts.items():
         with atomic_write(out / name, "w") as f:
@@ -511,7 +724,10 @@ def export_c(model, out_dir, *, kernels: str = "auto", temperature: float = 1.0)
                         state_bytes=state, macs_per_sample=d["macs"], n_ops=len(d["ops"]),
                         write_widths=[int(w["width"]) for w in d["writes"]],
                         silence_code=d["silence_code"], n_speakers=d["n_speakers"],
-                        flash_bytes_dsp=flash_bytes(d, "dsp"), program=d)
+                        flash_bytes_dsp=flash_bytes(d, "dsp"), program=d,
+                        frame_state_bytes=frame_state_bytes(d),
+                        frame_macs=int(d["cond"]["frame_macs"]) if d["cond"] else 0,
+                        hop=int(d["cond"]["hop"]) if d["cond"] else 0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -551,4 +767,13 @@ def _run_export(args) -> int:
     r = export_c(args.model, out, kernels=args.kernels, temperature=args.temperature)
     print(f"wrote {len(r.files)} files to {r.out_dir}: {r.macs_per_sample} MACs/sample, "
           f"{r.n_ops} ops, const data {r.flash_bytes} B, wn_state {r.state_bytes} B")
+    if r.program.get("cond") is not None:
+        c = r.program["cond"]
+        what = (f"frame program {r.frame_macs} MACs per call, one call per {r.hop} samples "
+                f"(+{r.frame_macs / r.hop:.1f} MACs/sample), wn_frame_state "
+                f"{r.frame_state_bytes} B" if r.frame_macs else
+                "features at sample rate (no frame program)")
+        print(f"vocoder: {c['channels']} cond channels, {what}; the host quantizes the features "
+              f"(scale {c['feature_scale']:.6g}, zero point {c['feature_zero_point']}), the "
+              f"device runs wavenet_cond.c (README.md)")
     return 0

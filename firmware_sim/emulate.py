@@ -63,13 +63,22 @@ _ARM_WARN = ["-Wall", "-Wextra", "-Werror"]
 # the driver scenario and its output
 # ------------------------------------------------------------------------------------------------
 def driver_header(codes, *, generate: bool, seed: int = 0, sampling_mode: int = 1, speaker: int = 0,
-                  full_every: int = 1, bench=None, write_bytes: int = 0) -> str:
+                  full_every: int = 1, bench=None, write_bytes: int = 0, frames=None) -> str:
     """Text of ``wn_driver_data.h``: teacher-forced ``codes`` (generate=False) or free-running
-    generation of ``len(codes)`` steps from ``codes[0]`` (generate=True)."""
+    generation of ``len(codes)`` steps from ``codes[0]`` (generate=True).  ``frames``: a
+    vocoder's int8 features as the device takes them (:func:`firmware_sim.c_export.
+    quantize_features`: padded frames (n_frames, cin) with an upsampler, one row per step
+    without)."""
     codes = [int(c) for c in np.asarray(codes).ravel()]
     rows, cols = bench if bench else (1, 1)
     body = ", ".join(str(c) for c in codes)
-    return (f"#define WN_DRV_STEPS {len(codes)}u\n#define WN_DRV_GENERATE {int(bool(generate))}\n"
+    fr = ""
+    if frames is not None:
+        q = np.asarray(frames, np.int8)
+        vals = ", ".join(str(int(v)) for v in q.ravel()) or "0"
+        fr = (f"#define WN_DRV_N_FRAMES {q.shape[0]}u\n"
+              f"static const int8_t wn_drv_frames[{max(q.size, 1)}] = {{{vals}}};\n")
+    return fr + (f"#define WN_DRV_STEPS {len(codes)}u\n#define WN_DRV_GENERATE {int(bool(generate))}\n"
             f"#define WN_DRV_SEED {int(seed) % 2**64}ull\n"
             f"#define WN_DRV_SMODE {int(sampling_mode)}\n"
             f"#define WN_DRV_SPEAKER {int(speaker)}\n#define WN_DRV_FULL_EVERY {int(full_every)}u\n"
@@ -118,9 +127,10 @@ def _fnv(h, b: bytes) -> int:
     return h
 
 
-def engine_reference(engine, inputs, *, speaker=None):
+def engine_reference(engine, inputs, *, speaker=None, cond=None):
     """Step the Numba engine (from reset) over ``inputs``; returns (probs (n,256), logits (n,256),
-    writes (n, W) int8, hashes (n,)) in the driver's hash convention."""
+    writes (n, W) int8, hashes (n,)) in the driver's hash convention.  ``cond``: a vocoder's
+    float features for the ``len(inputs)`` steps (``Engine.process``'s ``cond``)."""
     engine.reset()
     if speaker is not None:
         engine.speaker = speaker
@@ -129,16 +139,48 @@ def engine_reference(engine, inputs, *, speaker=None):
     probs = np.empty((n, 256), np.int8)
     logits = np.empty((n, 256), np.int8)
     ws = []
-    for j, c in enumerate(inputs):
+    if cond is not None:
+        outs = engine.metadata["outputs"]
+        pn, ln = outs["probabilities"], outs["logits"]
+        tr = engine.trace(np.asarray(inputs, np.int64), [pn, ln, *names], cond=cond)
+        probs[:], logits[:] = tr[pn], tr[ln]
+        writes = (np.concatenate([tr[nm] for nm in names], axis=1) if names
+                  else np.zeros((n, 0), np.int8))
+        ws = list(writes)
+    for j, c in enumerate(inputs if cond is None else ()):
         probs[j] = engine.step(int(c))
         logits[j] = engine.tensor("logits" if "logits" not in engine.metadata["outputs"]
                                   else engine.metadata["outputs"]["logits"])[0]
         ws.append(np.concatenate([engine.tensor(nm)[0] for nm in names]) if names
                   else np.zeros(0, np.int8))
-    writes = np.stack(ws) if ws else np.zeros((0, 0), np.int8)
+    writes = np.stack(ws) if ws else np.zeros((n, 0), np.int8)
     hashes = np.array([_fnv(_fnv(_fnv(2166136261, probs[j].tobytes()), logits[j].tobytes()),
                             writes[j].tobytes()) for j in range(n)], np.int64)
     return probs, logits, writes, hashes
+
+
+def export_sources(export_dir) -> list:
+    """The C files of an export (the conditioning file only in a vocoder's)."""
+    ed = Path(export_dir)
+    return [ed / n for n in ("wavenet_model.c", "wavenet_engine.c", "wavenet_cond.c")
+            if (ed / n).exists()]
+
+
+def default_features(engine, steps: int) -> np.ndarray:
+    """Deterministic float features for ``steps`` samples of a vocoder (padded frames with an
+    upsampler, one row per sample without): smooth random walks per band across the middle of
+    the features' int8 range, with a held stretch, so that frames differ from each other and
+    the conditioning changes the outputs."""
+    cfg = engine.config
+    ci = engine.metadata["cond_input"]["features"]
+    scale, zp = float(ci["scale"]), int(ci["zero_point"])
+    n = cfg.frames_for(steps) if cfg.upsampler != "none" else steps
+    rng = np.random.default_rng(1234)
+    walk = np.cumsum(rng.normal(0.0, 0.35, (n, cfg.cin_channels)), axis=0)
+    walk = np.tanh(walk / 3.0)
+    walk[n // 3:n // 3 + max(1, n // 10)] = walk[n // 3]
+    lo, hi = (-128 - zp) * scale, (127 - zp) * scale
+    return (lo + hi) / 2 + walk * (hi - lo) * 0.4
 
 
 def build_host_driver(export_dir, header_text: str, out_dir, *, kernels: str = "plain",
@@ -149,7 +191,7 @@ def build_host_driver(export_dir, header_text: str, out_dir, *, kernels: str = "
     exe = out_dir / "wn_driver_host"
     ed = Path(export_dir)
     cmd = ["gcc", *_HOST_FLAGS, f"-DWN_KERNELS={_KCODE[kernels]}", "-DWN_HOST", *extra_flags,
-           f"-I{ed}", f"-I{out_dir}", str(ed / "wavenet_model.c"), str(ed / "wavenet_engine.c"),
+           f"-I{ed}", f"-I{out_dir}", *map(str, export_sources(ed)),
            str(_C_DIR / "wn_driver.c"), "-o", str(exe)]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
@@ -197,6 +239,24 @@ class CoreRun:
     sample_greedy_instructions: int = 0
     #: per-class cycle ESTIMATE of one steady step (firmware_sim.cycles.CycleEstimate.to_dict)
     cycle_classes: dict = field(default_factory=dict)
+    #: a vocoder with an upsampler: samples per frame call, the frame program's MACs per call,
+    #: the calls run, their instructions (mean per call; one steady call); 0 otherwise.  The
+    #: step's own cond work (the cond row and its per-layer QUANTIZE) is in the step's count
+    hop: int = 0
+    frame_macs: int = 0
+    frame_calls: int = 0
+    frame_instructions_per_call: float = 0.0
+    frame_instructions_steady: int = 0
+
+    @property
+    def frame_instructions_per_sample(self) -> float:
+        """The frame program's instructions per generated sample (one call per hop)."""
+        return self.frame_instructions_per_call / self.hop if self.hop else 0.0
+
+    @property
+    def total_instructions_per_sample(self) -> float:
+        """The step plus the frame work per sample (= the step without a frame program)."""
+        return self.instructions_per_sample + self.frame_instructions_per_sample
 
     @property
     def cycles_per_sample_classes_estimate(self) -> float:
@@ -239,6 +299,8 @@ class CoreRun:
         d["instructions_per_mac_whole_step"] = round(self.instructions_per_mac_whole_step, 3)
         d["bitexact"] = self.bitexact
         d["generated_sample_instructions"] = round(self.generated_sample_instructions, 1)
+        d["frame_instructions_per_sample"] = round(self.frame_instructions_per_sample, 1)
+        d["total_instructions_per_sample"] = round(self.total_instructions_per_sample, 1)
         for k, v in d.items():   # no benchmark / no profile: null, not NaN, in JSON
             if isinstance(v, float) and v != v:
                 d[k] = None
@@ -273,7 +335,7 @@ class EmulationReport:
             if c not in best:
                 continue
             r = best[c]
-            extra = r.sample_logits_instructions
+            extra = r.sample_logits_instructions + r.frame_instructions_per_sample
             flat = (r.instructions_per_sample + extra) * r.cpi_assumed
             cls = r.cycles_per_sample_classes_estimate
             cls = cls + extra * (cls / r.instructions_per_sample) if cls == cls else cls
@@ -400,6 +462,14 @@ class EmulationReport:
                              f"{r.sample_logits_instructions:.0f} (free-running step + sample "
                              f"{r.generated_sample_instructions:.0f}), greedy "
                              f"{r.sample_greedy_instructions}")
+        for r in self.runs:
+            if r.hop:
+                lines.append(f"{r.core} {r.kernels}: frame program (wn_frame, one call per hop "
+                             f"{r.hop}) {r.frame_macs} MACs/call = {r.frame_macs / r.hop:.1f} "
+                             f"MACs/sample, {r.frame_instructions_per_call:.0f} instr/call "
+                             f"({r.frame_calls} calls) = {r.frame_instructions_per_sample:.1f} "
+                             f"instr/sample; step (with its cond row) + frames "
+                             f"{r.total_instructions_per_sample:.1f} instr/sample")
         lines.append("reference FC instr/MAC: plain C ~5 (M4/M7), ~4 (M55); DSP intrinsics ~3; "
                      "optimized library ~1.9 (M4/M7), ~0.5 (M55)")
         rates = self.target_rates()
@@ -453,7 +523,8 @@ def _text_size(elf) -> int:
 def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int = 200,
             kernels="all", codes=None, seed: int = 0, speaker=None, full_every: int = 25,
             bench=(64, 256), repeat_check: bool = True, profile_ops: bool = True, work_dir=None,
-            progress: bool = False, cycle_classes: bool = True) -> EmulationReport:
+            progress: bool = False, cycle_classes: bool = True,
+            features=None) -> EmulationReport:
     """Export ``model``, run it as firmware on each core in QEMU, compare with the engine.
 
     model : ``.tflite`` path, bytes or :class:`Engine`
@@ -468,8 +539,14 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
         operator kind (``CoreRun.measured_costs``) and evaluate the analytic latency model with them
     cycle_classes : also count one steady step per instruction address, classify and price the
         instructions per class (:mod:`firmware_sim.cycles`, ``CoreRun.cycle_classes``)
+    features : a vocoder's float features for the run (``Engine.process``'s ``cond``: padded
+        frames with an upsampler), default :func:`default_features`; the host quantizes them
+        (:func:`firmware_sim.c_export.quantize_features`) and the firmware runs the frame
+        program (``wn_frame``) and the step with its cond rows; ``steps`` is rounded to whole
+        hops (up when generating, down when teacher-forced).  ``CoreRun.frame_*`` count the
+        frame calls' instructions
     """
-    from firmware_sim.c_export import export_c
+    from firmware_sim.c_export import export_c, quantize_features
     from firmware_sim.qemu import CORES, compile_firmware, run_firmware, toolchain_status
 
     missing = toolchain_status()
@@ -488,21 +565,35 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
     if cfg.has_gc and not (0 <= spk < cfg.gc_cardinality):
         raise ConfigError(f"speaker must lie in [0, {cfg.gc_cardinality - 1}]")
     generate = codes is None
+    hop = (cfg.hop if cfg.upsampler != "none" else 1) if cfg.has_cond else 1
+    if not cfg.has_cond and features is not None:
+        raise ConfigError(f"{label}: features given but the model has no local conditioning")
+    if generate:
+        steps = -(-int(steps) // hop) * hop
+    else:
+        inputs = np.asarray(codes, np.int64).ravel()[:steps]
+        inputs = inputs[:inputs.size // hop * hop]
+        if inputs.size == 0 or inputs.min() < 0 or inputs.max() > 255:
+            raise ConfigError("codes must be class indices in [0, 255]"
+                              + (f", at least one hop ({hop})" if hop > 1 else ""))
+        steps = int(inputs.size)
+    cond = None
+    if cfg.has_cond:
+        cond = default_features(eng, steps) if features is None else features
     if generate:
         gen = eng.generate(int(steps), seed=seed, temperature=1.0,
-                           speaker=spk if cfg.has_gc else None)
+                           speaker=spk if cfg.has_gc else None, cond=cond)
         first = eng.silence_code()
         inputs = np.concatenate([[first], gen[:-1]]).astype(np.int64)
         drv_codes = [first]
     else:
-        inputs = np.asarray(codes, np.int64).ravel()[:steps]
-        if inputs.size == 0 or inputs.min() < 0 or inputs.max() > 255:
-            raise ConfigError("codes must be class indices in [0, 255]")
         gen = None
         drv_codes = inputs
     probs, logits, writes, hashes = engine_reference(eng, inputs,
-                                                     speaker=spk if cfg.has_gc else None)
+                                                     speaker=spk if cfg.has_gc else None,
+                                                     cond=cond)
     n = len(inputs)
+    per = 3 if cond is not None else 2   # driver intervals per step (gap, [frames,] step)
 
     tmp = tempfile.TemporaryDirectory(prefix="wn-emulate-") if work_dir is None else None
     wd = Path(tmp.name if tmp else work_dir)
@@ -511,9 +602,10 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
         exp = export_c(eng, wd / "export")
         wb = int(sum(exp.write_widths))
         drv = [drv_codes[0]] * n if generate else inputs
+        frames_q = None if cond is None else quantize_features(exp.program, cond)
         (wd / "wn_driver_data.h").write_text(driver_header(
             drv, generate=generate, seed=seed, speaker=spk, full_every=full_every, bench=bench,
-            write_bytes=wb))
+            write_bytes=wb, frames=frames_q))
         report = EmulationReport(model=label, mode="free-running generation (T=1, seed "
                                  f"{seed})" if generate else "teacher-forced", steps=n,
                                  macs_per_sample=exp.macs_per_sample,
@@ -536,8 +628,7 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
         for core, k in tqdm(jobs, desc="emulating", unit="run", disable=not progress, leave=False):
             bdir = wd / f"{core}-{k}"
             bdir.mkdir(exist_ok=True)
-            src = [wd / "export" / "wavenet_model.c", wd / "export" / "wavenet_engine.c",
-                   _C_DIR / "wn_driver.c"]
+            src = [*export_sources(wd / "export"), _C_DIR / "wn_driver.c"]
             elf = compile_firmware(src, core, bdir, defines=[f"WN_KERNELS={_KCODE[k]}"],
                                    include_dirs=[wd / "export", wd])
             res = run_firmware(elf, core)
@@ -550,8 +641,16 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 rep_ok = run_firmware(elf, core).marks == res.marks
             marks = res.marks
             over = marks[1]
-            step_counts = np.array([marks[3 + 2 * j] - over for j in range(n)], np.int64)
-            nb = 2 + 2 * n
+            step_counts = np.array([marks[1 + per + per * j] - over for j in range(n)],
+                                   np.int64)
+            frame_info = {}
+            if exp.frame_macs:     # the frame calls before each step (interval 3 + 3j)
+                fc = np.array([marks[3 + per * j] - over for j in range(n)], np.int64)
+                calls = (n // hop) + (exp.program["cond"]["frames"]["block_delay"])
+                frame_info = dict(frame_calls=int(calls),
+                                  frame_instructions_per_call=round(float(fc.sum()) / calls, 1),
+                                  frame_instructions_steady=int(fc[hop]) if n > hop else 0)
+            nb = 2 + per * n
             extra = [0, 0.0, 0]
             if bench:
                 fc_full = marks[nb + 1] - over
@@ -565,7 +664,7 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
             if cycle_classes:
                 from firmware_sim.cycles import estimate_cycles
                 j = min(n - 1, 2)
-                h = run_firmware(elf, core, hist=(3 + 2 * j, 4 + 2 * j)).hist
+                h = run_firmware(elf, core, hist=(per + 1 + per * j, per + 2 + per * j)).hist
                 classes = estimate_cycles(h, elf, core).to_dict()
             eq = out.hashes == hashes
             nfull = 0
@@ -576,7 +675,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 nfull += 1
             prof, costs, analytic = {}, {}, 0.0
             if profile_ops:
-                prof, costs, analytic = _profile(eng, exp, wd, bdir, core, k, inputs, spk)
+                prof, costs, analytic = _profile(eng, exp, wd, bdir, core, k, inputs, spk,
+                                                 frames_q)
             codes_match = bool(np.array_equal(out.inputs, inputs))
             if generate:
                 codes_match &= bool(np.array_equal(out.sampled, gen))
@@ -592,7 +692,8 @@ def emulate(model, *, cores=("cortex-m4", "cortex-m7", "cortex-m55"), steps: int
                 measured_costs=costs, analytic_cycles_per_sample=analytic,
                 softmax_instructions=int(extra[0]),
                 sample_logits_instructions=round(float(extra[1]), 1),
-                sample_greedy_instructions=int(extra[2]), cycle_classes=classes))
+                sample_greedy_instructions=int(extra[2]), cycle_classes=classes,
+                hop=hop if exp.frame_macs else 0, frame_macs=exp.frame_macs, **frame_info))
         return report
     finally:
         if tmp is not None:
@@ -639,19 +740,27 @@ def check_undefined_behaviour(model, *, cores=("cortex-m4", "cortex-m7", "cortex
     spk = 0
     if eng.config.has_gc:
         eng.speaker = spk
-    gen = eng.generate(int(steps), seed=seed, temperature=1.0)
+    cfg = eng.config
+    cond = None
+    if cfg.has_cond:     # a vocoder: whole hops of the default features
+        hop = cfg.hop if cfg.upsampler != "none" else 1
+        steps = -(-int(steps) // hop) * hop
+        cond = default_features(eng, steps)
+    gen = eng.generate(int(steps), seed=seed, temperature=1.0, cond=cond)
     first = eng.silence_code()
     inputs = np.concatenate([[first], gen[:-1]]).astype(np.int64)
-    _, _, _, hashes = engine_reference(eng, inputs, speaker=spk if eng.config.has_gc else None)
+    _, _, _, hashes = engine_reference(eng, inputs, speaker=spk if eng.config.has_gc else None,
+                                       cond=cond)
     tmp = tempfile.TemporaryDirectory(prefix="wn-ubsan-") if work_dir is None else None
     wd = Path(tmp.name if tmp else work_dir)
     try:
         exp = export_c(eng, wd / "export")
+        from firmware_sim.c_export import quantize_features
         (wd / "wn_driver_data.h").write_text(driver_header(
             [first] * len(inputs), generate=True, seed=seed, speaker=spk, full_every=0,
-            bench=(8, 40), write_bytes=int(sum(exp.write_widths))))
-        src = [wd / "export" / "wavenet_model.c", wd / "export" / "wavenet_engine.c",
-               _C_DIR / "wn_driver.c"]
+            bench=(8, 40), write_bytes=int(sum(exp.write_widths)),
+            frames=None if cond is None else quantize_features(exp.program, cond)))
+        src = [*export_sources(wd / "export"), _C_DIR / "wn_driver.c"]
         runs = []
         for core in cores:
             if core not in CORES:
@@ -683,9 +792,10 @@ _KIND_NAMES = {OpKind.GATHER: "gather", OpKind.FC: "fully_connected", OpKind.ADD
                OpKind.COPY: "copy"}
 
 
-def _profile(eng, exp, wd, bdir, core, kernels, inputs, spk):
+def _profile(eng, exp, wd, bdir, core, kernels, inputs, spk, frames=None):
     """Build with ``-DWN_OP_HOOK=marker``, run 3 teacher-forced steps, return
-    (per-kind instruction totals, cost coefficients, analytic cycles per sample)."""
+    (per-kind instruction totals, cost coefficients, analytic cycles per sample).  ``frames``:
+    a vocoder's int8 features (the driver's frame interval before each step is skipped)."""
     from firmware_sim.qemu import compile_firmware, run_firmware
     prog = exp.program
     n_ops = len(prog["ops"])
@@ -694,17 +804,18 @@ def _profile(eng, exp, wd, bdir, core, kernels, inputs, spk):
     steps = 3
     (pdir / "wn_driver_data.h").write_text(driver_header(
         list(inputs[:steps]) + [inputs[0]] * max(0, steps - len(inputs)), generate=False,
-        speaker=spk, full_every=0, bench=None, write_bytes=int(sum(exp.write_widths))))
-    src = [wd / "export" / "wavenet_model.c", wd / "export" / "wavenet_engine.c",
-           _C_DIR / "wn_driver.c"]
+        speaker=spk, full_every=0, bench=None, write_bytes=int(sum(exp.write_widths)),
+        frames=frames))
+    src = [*export_sources(wd / "export"), _C_DIR / "wn_driver.c"]
     elf = compile_firmware(src, core, pdir, defines=[f"WN_KERNELS={_KCODE[kernels]}",
                                                      "WN_OP_HOOK=marker"],
                            include_dirs=[wd / "export", pdir])
     marks = run_firmware(elf, core).marks
     over = marks[1]
-    per = n_ops + 3                      # gap, delay reads, every op, delay writes
+    fr = 0 if frames is None else 1      # a vocoder's frame interval before the step
+    per = n_ops + 3 + fr                 # gap, [frames,] delay reads, every op, delay writes
     last = 2 + (steps - 1) * per
-    seg = [m - over for m in marks[last:last + per]]
+    seg = [m - over for m in marks[last + fr:last + per]]
     reads_i, ops_i, writes_i = seg[1], seg[2:2 + n_ops], seg[2 + n_ops]
     return _fit_costs(prog, ops_i, reads_i, writes_i, CPI_ASSUMED[core], eng)
 

@@ -2,11 +2,17 @@
  * Reads its scenario from wn_driver_data.h; prints one line per step:
  *   S <step> <input code> <sampled code or -1> <fnv1a32 of probs|logits|writes>
  * and every WN_DRV_FULL_EVERY steps the full vectors (P probs, L logits, W writes, hex bytes).
- * marker() calls delimit each wn_step (and the FC benchmark) for the instruction counter. */
+ * marker() calls delimit each wn_step (and the FC benchmark) for the instruction counter.
+ * A vocoder (WN_HAS_COND) takes its host-quantized int8 features from wn_drv_frames (padded
+ * frames with an upsampler, one row per step without) and has three intervals per step: the
+ * gap, the frame calls due before the step (none on most steps), the step with its cond row. */
 #include <stdint.h>
 #include <string.h>
 #include "wavenet_engine.h"
 #include "wn_driver_data.h"
+#if WN_HAS_COND
+#include "wavenet_cond.h"
+#endif
 
 #ifdef WN_HOST
 #include <stdio.h>
@@ -19,6 +25,27 @@ static void wn_drv_puts(const char *s) { sh_puts(s); }
 __attribute__((noinline)) void marker(void) { __asm__ volatile("" ::: "memory"); }
 
 static wn_state st;
+#if WN_HAS_FRAMES
+static wn_frame_state fst;
+static int8_t zero_window[WN_FRAME_INPUT_SIZE];
+static uint32_t frame_calls;
+
+/* The frame calls due before step j (one per hop; frame 0 first needs WN_FRAME_BLOCK_DELAY
+ * calls that only fill the delay lines): the window of call g is padded frames g .. g+K-1, past
+ * the last frame the feature zero point (the engine's end of stream). */
+static const int8_t *frames_for_step(uint32_t j, const int8_t *block)
+{
+    if (j % (uint32_t)WN_HOP)
+        return block;
+    do {
+        const int8_t *win = frame_calls + WN_FRAME_K <= WN_DRV_N_FRAMES
+            ? wn_drv_frames + (size_t)frame_calls * WN_COND_CHANNELS : zero_window;
+        frame_calls++;
+        block = wn_frame(&fst, win);
+    } while (!block);
+    return block;
+}
+#endif
 static char line[2 * (256 + WN_DRV_WRITE_BYTES) + 64];
 
 static uint32_t fnv(uint32_t h, const int8_t *p, int32_t n)
@@ -116,6 +143,11 @@ int main(void)
     uint32_t j;
     int32_t cur = wn_drv_codes[0];
     wn_sampler r;
+#if WN_HAS_FRAMES
+    const int8_t *block = 0;
+    memset(zero_window, WN_FEATURE_ZERO_POINT, sizeof zero_window);
+    wn_frame_reset(&fst);
+#endif
     wn_reset(&st);
     (void)wn_set_speaker(&st, WN_DRV_SPEAKER);
     wn_sampler_init(&r, WN_DRV_SEED, 0, WN_DRV_SMODE, wn_sample_table);
@@ -128,7 +160,17 @@ int main(void)
         if (!WN_DRV_GENERATE)
             cur = wn_drv_codes[j];
         marker();
+#if WN_HAS_FRAMES
+        block = frames_for_step(j, block);
+        marker();
+        (void)wn_step_cond(&st, block, cur, 0, 0);
+#elif WN_HAS_COND
+        marker();
+        wn_set_cond(&st, wn_drv_frames + (size_t)j * WN_COND_CHANNELS);
         (void)wn_step(&st, cur, 0, 0);
+#else
+        (void)wn_step(&st, cur, 0, 0);
+#endif
         marker();
         if (WN_DRV_GENERATE)
             out = wn_sample(&r, wn_logits(&st));
