@@ -1,7 +1,12 @@
 """Instructions per sample of the exported C engine on Cortex-M4, M7 and M55 (QEMU), per kernel
-variant, with the per-class cycle ESTIMATE, for the ``tiny`` and ``small`` presets.
+variant, with the per-class cycle ESTIMATE, for the ``tiny``, ``small`` and ``vocoder-tiny``
+presets.
 
-    python benchmarks/bench_mcu.py [--presets tiny small] [--steps 12] [--json out.json]
+    python benchmarks/bench_mcu.py [--presets tiny small vocoder-tiny] [--steps 12] [--json out.json]
+
+A vocoder runs whole hops (at least two, so that one steady frame call is counted) on
+deterministic features (firmware_sim.emulate.default_features); its rows add the frame program
+(wn_frame, once per hop): instructions per call, per sample (/ hop) and step + frames.
 
 Each model is a randomly initialized preset converted to int8 (the instruction counts depend on
 the shape, not on the weights).  Every run is checked bit-exact against the Numba engine at every
@@ -41,12 +46,17 @@ def _model(preset_name: str, out: Path) -> Path:
     return model_file(preset(preset_name), out / f"{preset_name}.tflite")
 
 
+def _frame_state(prog) -> int:
+    from firmware_sim.c_export import frame_state_bytes
+    return frame_state_bytes(prog)
+
+
 def main(argv=None) -> int:
     from firmware_sim.c_export import exported_program, flash_bytes
     from firmware_sim.emulate import emulate
     from firmware_sim.qemu import toolchain_status
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--presets", nargs="+", default=["tiny", "small", "vocoder-tiny"])
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
     args = ap.parse_args(argv)
@@ -59,7 +69,10 @@ def main(argv=None) -> int:
         for name in args.presets:
             path = _model(name, Path(tmp))
             prog = exported_program(path)
-            rep = emulate(path, steps=args.steps, kernels="all",
+            steps = args.steps
+            if prog["cond"] is not None and prog["cond"]["frames"] is not None:
+                steps = max(steps, 2 * prog["cond"]["hop"] + 1)
+            rep = emulate(path, steps=steps, kernels="all",
                           profile_ops=False, repeat_check=False, progress=True)
             for r in rep.runs:
                 cc = r.cycle_classes
@@ -76,7 +89,14 @@ def main(argv=None) -> int:
                                  bitexact=f"{r.bitexact_steps}/{r.steps}",
                                  const_bytes=flash_bytes(prog, r.kernels if r.kernels in
                                                          ("dsp", "mve") else "auto"),
-                                 classes={k: v[0] for k, v in cc.get("by_class", {}).items()}))
+                                 classes={k: v[0] for k, v in cc.get("by_class", {}).items()},
+                                 frame_macs=r.frame_macs, hop=r.hop,
+                                 frame_instr_per_call=r.frame_instructions_per_call,
+                                 frame_instr_steady_call=r.frame_instructions_steady,
+                                 frame_instr_per_sample=round(r.frame_instructions_per_sample, 1),
+                                 step_plus_frames=round(r.total_instructions_per_sample, 1),
+                                 frame_state_bytes=(0 if prog["cond"] is None else
+                                                    _frame_state(prog))))
     print(f"{'preset':6s} {'core':10s} {'kernels':6s} {'MACs':>6s} {'instr/sample':>12s} "
           f"{'instr/MAC':>9s} {'FC i/MAC':>8s} {'cyc EST CPI':>11s} {'cyc EST cls':>11s} "
           f"{'softmax':>7s} {'sample':>7s} {'step+smp':>9s} {'const kB':>8s} bit-exact")
@@ -91,6 +111,21 @@ def main(argv=None) -> int:
           "table, mean of 8 draws); step+smp: a free-running generated sample; const kB: the "
           "model's const data in that build (the DSP kernels keep FC weights as int16 pairs: "
           "c_export.flash_bytes(..., 'dsp')).  Cycles are ESTIMATES.")
+    voc = [r for r in rows if r["hop"]]
+    if voc:
+        print(f"\n{'preset':12s} {'core':10s} {'kernels':6s} {'step':>8s} {'frame/call':>10s} "
+              f"{'steady':>7s} {'hop':>4s} {'frame/smp':>9s} {'step+frames':>11s} "
+              f"{'frame MACs':>10s} {'frame RAM':>9s}")
+        for r in voc:
+            print(f"{r['preset']:12s} {r['core']:10s} {r['kernels']:6s} {r['instructions']:8.0f} "
+                  f"{r['frame_instr_per_call']:10.0f} {r['frame_instr_steady_call']:7d} "
+                  f"{r['hop']:4d} {r['frame_instr_per_sample']:9.1f} "
+                  f"{r['step_plus_frames']:11.1f} {r['frame_macs']:10d} "
+                  f"{r['frame_state_bytes']:9d}")
+        print("vocoders: step = wn_step_cond (the cond row gathered from the block, its per-layer "
+              "QUANTIZE as table rows); frame/call = one wn_frame call (mean over the run; "
+              "steady = one call after the start); frame/smp = frame/call / hop; frame RAM = "
+              "sizeof(wn_frame_state); const kB includes the frame program's arrays.")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

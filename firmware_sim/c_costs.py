@@ -288,6 +288,10 @@ def program_of_config(cfg):
     from wavenet_edge.float_model import FloatWaveNet
     from wavenet_edge.lowered import lower
     from wavenet_edge.tflite_file import load_model
+    if cfg.has_cond and cfg.upsampler != "none":
+        # a vocoder's step graph does not depend on its upsampler (the frame graph, which runs
+        # once per hop, is priced apart): build it with features at sample rate
+        cfg = cfg.replace(upsampler="none", upsample_scales=(), cin_pad=0, mel=None)
     model = canonicalize(FloatWaveNet.initialize(cfg.replace(residual_scale=1.0, skip_scale=1.0),
                                                  seed=0))
     plan = activation_plan(model.config,

@@ -373,7 +373,7 @@ extern const int32_t wn_frame_iparams[];
 
 def _frame_c(d) -> str:
     """The frame program's arrays (int8 weights in every kernel variant: wn_fc reads them)."""
-    c = d["cond"]
+    c = d.get("cond")
     if c is None or c["frames"] is None:
         return ""
     f = c["frames"]
@@ -391,7 +391,7 @@ def _frame_c(d) -> str:
 
 
 def _frame_flash_bytes(d) -> int:
-    c = d["cond"]
+    c = d.get("cond")
     if c is None or c["frames"] is None:
         return 0
     f = c["frames"]

@@ -25,7 +25,8 @@ from wavenet_edge.contract import read_contract
 from wavenet_edge.errors import ModelFileError
 from wavenet_edge.graph_spec import concat_tree
 
-__all__ = ["OpCount", "StepCounts", "count_ops", "contract_metadata", "CATEGORIES"]
+__all__ = ["OpCount", "StepCounts", "count_ops", "count_frame_ops", "contract_metadata",
+           "CATEGORIES"]
 
 #: cost category of each operator
 CATEGORIES = {
@@ -34,6 +35,9 @@ CATEGORIES = {
     "TANH": "transcendental", "LOGISTIC": "transcendental",
     "SOFTMAX": "softmax",
     "CONCATENATION": "copy", "GATHER": "copy", "RESHAPE": "copy",
+    # a vocoder's per-layer QUANTIZE of the cond row: one requantization per element (TFLM
+    # Requantize), priced like a MUL element (the C engine runs it as a table lookup)
+    "QUANTIZE": "mul",
 }
 
 
@@ -112,6 +116,39 @@ def _nelem(shape) -> int:
 def count_ops(model) -> StepCounts:
     """Counts of one step of ``model`` (a :class:`wavenet_edge.tflite_file.TFLiteModel`)."""
     T = model.tensors
+    ops = _op_counts(model)
+    contract = read_contract(model)
+    reads = sum(_nelem(model.tensor(dl.read).shape) * model.tensor(dl.read).dtype.itemsize
+                for dl in contract.delay_lines)
+    writes = sum(_nelem(model.tensor(w).shape) * model.tensor(w).dtype.itemsize
+                 for w in contract.writes)
+    n_reads = len(contract.delay_lines)
+    const = sum(t.data.nbytes for t in T if t.data is not None)
+    return StepCounts(ops=ops, delay_read_bytes=reads, delay_write_bytes=writes,
+                      delay_reads=n_reads, delay_writes=len(contract.writes), constant_bytes=int(const))
+
+
+def count_frame_ops(frame_model) -> StepCounts:
+    """Counts of ONE call of a vocoder's frame graph (the flatbuffer in the step graph's
+    ``wavenet_edge_frames`` metadata, :mod:`wavenet_edge.lowered.frames`; one call per ``hop``
+    samples), its frame delay lines included."""
+    from wavenet_edge.lowered.frames import read_frame_contract
+    c = read_frame_contract(frame_model)
+
+    def nbytes(name):
+        t = frame_model.tensor(name)
+        return _nelem(t.shape) * t.dtype.itemsize
+    dls = c["delay_lines"]
+    writes = list(dict.fromkeys(dl["write"] for dl in dls))
+    const = sum(t.data.nbytes for t in frame_model.tensors if t.data is not None)
+    return StepCounts(ops=_op_counts(frame_model),
+                      delay_read_bytes=sum(nbytes(dl["read"]) for dl in dls),
+                      delay_write_bytes=sum(nbytes(w) for w in writes), delay_reads=len(dls),
+                      delay_writes=len(writes), constant_bytes=int(const))
+
+
+def _op_counts(model) -> list:
+    T = model.tensors
     ops = []
     for op in model.operators:
         outs = [T[i] for i in op.outputs if i >= 0]
@@ -142,15 +179,7 @@ def count_ops(model) -> StepCounts:
                 kw["weight_bytes"] = n_out * itemsize
         ops.append(OpCount(index=op.index, opcode=op.opcode, output=out.name if out else "",
                            category=cat, **kw))
-    contract = read_contract(model)
-    reads = sum(_nelem(model.tensor(dl.read).shape) * model.tensor(dl.read).dtype.itemsize
-                for dl in contract.delay_lines)
-    writes = sum(_nelem(model.tensor(w).shape) * model.tensor(w).dtype.itemsize
-                 for w in contract.writes)
-    n_reads = len(contract.delay_lines)
-    const = sum(t.data.nbytes for t in T if t.data is not None)
-    return StepCounts(ops=ops, delay_read_bytes=reads, delay_write_bytes=writes,
-                      delay_reads=n_reads, delay_writes=len(contract.writes), constant_bytes=int(const))
+    return ops
 
 
 # -- the same counts from a config alone (the graph is determined by it, docs/step-graph.md) -------

@@ -139,6 +139,8 @@ class Report:
     bitexact: object | None
     assumptions: dict
     config_macs_per_sample: int | None = None
+    #: a vocoder's conditioning work (firmware_sim.simulate._frame_work), else None
+    conditioning: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -152,6 +154,7 @@ class Report:
             "config": self.config,
             "ops": self.counts.to_dict(),
             "config_macs_per_sample": self.config_macs_per_sample,
+            "conditioning": self.conditioning,
             "delay_lines": {"ring_bytes": self.delay_lines.ring_bytes,
                             "per_read_bytes": self.delay_lines.per_read_bytes,
                             "reads": self.delay_lines.n_reads, "writes": self.delay_lines.n_writes},
@@ -233,6 +236,23 @@ class Report:
                            "(benchmarks/shrink_quality.py measures a grid around the tiny preset)")
         return out
 
+    def _cond_lines(self) -> list:
+        k = self.conditioning
+        if not k:
+            return []
+        out = [f"vocoder ({k['cin_channels']} cond channels, {k['upsampler']} upsampler): step "
+               f"{k['step_macs_per_sample']:,} MACs/sample (cond columns "
+               f"{k['cond_macs_per_sample']:,}) + per-sample cond QUANTIZE "
+               f"{k['cond_quantize_ops']} ops, {k['cond_quantize_elements_per_sample']} "
+               f"elements"]
+        if k["frame_macs_per_call"]:
+            out.append(f"  frame graph once per {k['hop']} samples: {k['frame_macs_per_call']:,} "
+                       f"MACs, {k['frame_ops_per_call']} ops per frame = "
+                       f"{k['frame_macs_per_sample']:,.1f} MACs/sample; step + frames "
+                       f"{k['total_macs_per_sample']:,.1f} MACs/sample (in the latency "
+                       f"figures below)")
+        return out
+
     def table(self) -> str:
         c = self.counts
         lines = [f"{self.model}: {format_bytes(self.model_bytes)} .tflite, {c.n_ops} ops, "
@@ -242,7 +262,7 @@ class Report:
                  + f", delay lines {format_bytes(self.delay_lines.ring_bytes)}, "
                  f"TFLM arena {format_bytes(self.arena['arena_bytes'])} (measured)",
                  f"sample rate {self.sample_rate} Hz; latency figures are ESTIMATES "
-                 f"(cost model in firmware_sim/targets.json)", ""]
+                 f"(cost model in firmware_sim/targets.json)", *self._cond_lines(), ""]
         hdr = ["target", "core", "MHz", "fits", "flash used/total", "SRAM used/total",
                "SRAM headroom", "cyc/sample", "max Hz", "RTF", f"underruns@{self.fifo_depth}",
                "min FIFO"]

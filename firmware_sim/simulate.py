@@ -5,6 +5,8 @@ latency (estimate) with a FIFO deadline simulation, and bit-exactness against th
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from wavenet_edge._deprecation import sr_keyword
@@ -159,6 +161,88 @@ def _suggestions(cfg, counts, lat, mb, target, scaling, fifo, sr, need_rt) -> li
     return out
 
 
+def _frame_work(tfl, cfg, program, counts) -> dict | None:
+    """A vocoder's conditioning work: the frame graph (lowered, its op counts per call, one
+    call per hop samples) and the step's own cond work (the cond columns of the filter/gate
+    FCs, the per-layer QUANTIZE of the cond row); None without local conditioning."""
+    if cfg is None or not cfg.has_cond:
+        return None
+    q = [o for o in counts.ops if o.opcode == "QUANTIZE"]
+    bd = cfg.macs_breakdown()
+    out = dict(cin_channels=int(cfg.cin_channels), upsampler=cfg.upsampler,
+               hop=int(cfg.hop) if cfg.upsampler != "none" else 1,
+               step_macs_per_sample=int(program.macs_per_sample),
+               cond_macs_per_sample=int(bd.get("cond_per_sample", 0)),
+               cond_quantize_ops=len(q),
+               cond_quantize_elements_per_sample=int(sum(o.elements for o in q)),
+               frame_macs_per_call=0, frame_ops_per_call=0, frame_macs_per_sample=0.0,
+               config_macs_breakdown=bd, _frame=None)
+    if cfg.upsampler != "none":
+        from wavenet_edge.lowered.frames import FRAMES_METADATA, lower_frames
+        from .opcount import count_frame_ops
+        ci = (tfl.metadata.get("wavenet_edge") and contract_metadata(tfl).get("cond_input")) or {}
+        raw = tfl.metadata.get(ci.get("frame_graph") or FRAMES_METADATA)
+        if raw is None:
+            raise ConfigError(f"{tfl.name}: a {cfg.upsampler} vocoder without its frame graph")
+        fp = lower_frames(bytes(raw), profile="tflm", cin_pad=cfg.cin_pad,
+                          upsampler=cfg.upsampler, name=f"{tfl.name}:frames")
+        fm = load_model(bytes(raw), name=f"{tfl.name}:frames")
+        fc = count_frame_ops(fm)
+        out.update(frame_macs_per_call=int(fp.program.macs_per_sample),
+                   frame_ops_per_call=int(fc.n_ops), frame_graph_bytes=len(bytes(raw)),
+                   frame_macs_per_sample=round(fp.program.macs_per_sample / out["hop"], 2),
+                   lookahead_frames=int(fp.lookahead_frames), _frame=(fp, fc))
+    out["total_macs_per_sample"] = round(out["step_macs_per_sample"]
+                                         + out["frame_macs_per_sample"], 2)
+    return out
+
+
+def _frame_c(frame, target, core, emulation, est):
+    """Our C engine's frame work per sample on ``target``: (cycles, instructions, how)."""
+    from dataclasses import replace as _replace
+    fp, fc = frame["_frame"]
+    hop = frame["hop"]
+    m = measured_c_engine(emulation, target)
+    if m is not None and m[0].frame_calls:
+        r, cpi = m
+        ins = r.frame_instructions_per_sample
+        return _replace(est, cycles_per_sample=est.cycles_per_sample + ins * cpi,
+                        instructions_per_sample=est.instructions_per_sample + ins,
+                        detail=est.detail + f"; + the frame program measured in QEMU: "
+                               f"{r.frame_instructions_per_call:.0f} instr per call / hop {hop}"), ins
+    if core is not None and core.fused is not None and est.source == "stored":
+        from . import c_costs
+        p = fp.program
+        f = c_costs.program_features(p.ops, p.reads, p.writes,
+                                     granule=int(core.fused.get("mac_granule", 1)))
+        f["sample"] = 0
+        ins, cyc = c_engine_cycles(core, f)
+        return _replace(est, cycles_per_sample=est.cycles_per_sample + cyc / hop,
+                        instructions_per_sample=est.instructions_per_sample + ins / hop,
+                        detail=est.detail + f"; + the frame program priced with the same "
+                               f"per-kernel model (its FCs run the generic wn_fc: rougher), "
+                               f"{ins:.0f} instr per call / hop {hop}"), ins / hop
+    lat = estimate_latency(fc, target)
+    return _replace(est, cycles_per_sample=est.cycles_per_sample + lat.cycles_per_sample / hop,
+                    detail=est.detail + f"; + the frame graph per operator / hop {hop}"), None
+
+
+def _frame_memory(mb, fp):
+    """``mb`` (our C export's memory) plus the frame program: its const arrays (flash) and one
+    ``wn_frame_state`` (SRAM), as :mod:`firmware_sim.c_export` lays them out."""
+    from dataclasses import replace as _replace
+    from .c_export import _frame_flash_bytes, frame_state_bytes
+    p = fp.program
+    d = {"cond": {"frames": dict(ops=p.ops, reads=p.reads, writes=p.writes, weights=p.wblob,
+                                 bias=p.bblob, mult=p.mult, shift=p.shift, iparams=p.iparams,
+                                 arena_size=int(p.arena_size), ring_size=int(p.ring_size))}}
+    fl, st = _frame_flash_bytes(d), frame_state_bytes(d)
+    return _replace(mb, model_bytes=mb.model_bytes + fl, flash_bytes=mb.flash_bytes + fl,
+                    arena_bytes=mb.arena_bytes + st, sram_bytes=mb.sram_bytes + st,
+                    notes=list(mb.notes) + [f"vocoder: + frame program {fl} B flash, "
+                                            f"wn_frame_state {st} B SRAM"])
+
+
 def _c_engine(program, counts, target, cores, emulation, sr):
     """Our C engine on ``target``: ``(core name, CEngineEstimate, scale)``, or None when no core of
     the target's kind was measured.  ``scale`` = measured / per-kernel-model cycles of this model
@@ -275,11 +359,18 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
     from wavenet_edge.lowered import lower
     program = lower(tfl, profile="tflm")
     from .memory import c_engine_memory
+    frame = _frame_work(tfl, cfg, program, counts)
     results = []
     for t in chosen:
         mb = _mem.memory_budget(t, model_bytes=len(data), delay_line_bytes=dl.ring_bytes,
                                 arena_bytes=arena["arena_bytes_aligned"], fifo_samples=fifo)
         lat = estimate_latency(counts, t)
+        if frame is not None and frame["_frame"] is not None:
+            # the frame graph runs once per hop samples: its cycles per sample join the step's
+            fl = estimate_latency(frame["_frame"][1], t)
+            per = fl.cycles_per_sample / frame["hop"]
+            lat = dataclasses.replace(lat, cycles_per_sample=lat.cycles_per_sample + per,
+                                      breakdown={**lat.breakdown, "frame_graph": per})
         fr = simulate_fifo(lat.cycles_per_sample, t.clock_hz, sr, depth=fifo, seconds=seconds,
                            jitter=jm)
         mf = smallest_fifo(lat.cycles_per_sample, t.clock_hz, sr, seconds=seconds, jitter=jm)
@@ -296,6 +387,10 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
             cmem = c_engine_memory(program, t, fifo_samples=fifo,
                                    kernels=ce[0].rsplit("-", 1)[-1])
             core = c_engine_core(t, all_cores)
+            if frame is not None and frame["_frame"] is not None:
+                est, _ = _frame_c(frame, t, core, emulation, ce[1])
+                ce = (ce[0], est, ce[2])
+                cmem = _frame_memory(cmem, frame["_frame"][0])
             if plan and cfg is not None and core is not None and core.fused is not None:
                 from .planner import plan_target
                 cplan = plan_target(cfg, t, core, sr=sr, fifo=fifo, scale=ce[2],
@@ -320,4 +415,6 @@ def simulate(model, *, targets=None, sr=None, steps: int = DEFAULT_STEPS,
                   config=None if cfg is None else cfg.to_dict(), counts=counts, delay_lines=dl,
                   arena=arena, fifo_depth=fifo, seconds=float(seconds), jitter=jm,
                   results=results, bitexact=be, assumptions=assumptions,
-                  config_macs_per_sample=None if cfg is None else cfg.macs_per_sample())
+                  config_macs_per_sample=None if cfg is None else cfg.macs_per_sample(),
+                  conditioning=None if frame is None else
+                  {k: v for k, v in frame.items() if not k.startswith("_")})

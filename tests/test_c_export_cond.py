@@ -181,15 +181,22 @@ def test_cli_exports_a_vocoder(tmp_path):
 needs_qemu = pytest.mark.skipif(toolchain_status() is not None, reason=str(toolchain_status()))
 
 
-@pytest.mark.emulate
-@needs_qemu
-def test_qemu_teacher_forced_every_core_and_variant():
-    """Real firmware, every core x kernel variant: every step's hash, full vectors every 4th
-    step; the frame calls are counted apart from the step."""
+@pytest.fixture(scope="module")
+def teacher():
+    """Real firmware, every core x kernel variant, teacher-forced over 3 hops + the look-ahead."""
     eng = Engine(vocoder("conv-in"), profile="tflm")
     n = _steps(eng)
-    rep = emulate(vocoder("conv-in"), steps=n, codes=_codes(n, 9), full_every=4, bench=None,
-                  profile_ops=False, cycle_classes=False, repeat_check=False)
+    return eng, n, emulate(vocoder("conv-in"), steps=n, codes=_codes(n, 9), full_every=4,
+                           bench=None, profile_ops=False, cycle_classes=False,
+                           repeat_check=False)
+
+
+@pytest.mark.emulate
+@needs_qemu
+def test_qemu_teacher_forced_every_core_and_variant(teacher):
+    """Every step's hash, full vectors every 4th step; the frame calls are counted apart from
+    the step."""
+    eng, n, rep = teacher
     want = [(c, k) for c, ks in KERNELS_FOR_CORE.items() for k in ks]
     assert [(r.core, r.kernels) for r in rep.runs] == want
     fp = eng._shared.frames[0]
@@ -224,3 +231,52 @@ def test_qemu_undefined_behaviour_vocoder():
                                      steps=40)
     assert len(runs) == 3
     assert all(r.ok for r in runs), [(r.core, r.kernels, r.bitexact_steps) for r in runs]
+
+
+def _simulate(**kw):
+    from firmware_sim.simulate import simulate
+    return simulate(vocoder("conv-in"), targets=["stm32h743", "alif-e3-hp"], check_bitexact=False,
+                    plan=False, **kw)
+
+
+def test_simulate_counts_the_frame_work_per_sample():
+    """simulate's text and JSON report the frame graph's MACs per frame / hop and the step's
+    cond QUANTIZE; the TFLM latency and our C engine's estimate include the frame work, the C
+    memory the frame program's arrays and state."""
+    import json
+    eng = Engine(vocoder("conv-in"), profile="tflm")
+    fp = eng._shared.frames[0]
+    rep = _simulate()
+    k = json.loads(rep.to_json())["conditioning"]
+    assert k["hop"] == 16 and k["frame_macs_per_call"] == fp.program.macs_per_sample
+    assert k["frame_macs_per_sample"] == pytest.approx(fp.program.macs_per_sample / 16, abs=0.01)
+    assert k["step_macs_per_sample"] == eng.program.macs_per_sample
+    assert k["cond_quantize_ops"] == len(eng.config.dilations)
+    assert k["cond_quantize_elements_per_sample"] == 5 * len(eng.config.dilations)
+    assert k["cond_macs_per_sample"] == eng.config.macs_breakdown()["cond_per_sample"] > 0
+    assert k["total_macs_per_sample"] == pytest.approx(
+        eng.program.macs_per_sample + fp.program.macs_per_sample / 16, abs=0.01)
+    txt = rep.table()
+    assert "frame graph once per 16 samples" in txt and "cond QUANTIZE" in txt
+    for r in rep.results:
+        assert r.latency.breakdown["frame_graph"] > 0
+        assert "frame program" in r.c_export[1].detail
+        assert any("frame program" in n for n in r.c_memory.notes)
+
+
+@pytest.mark.emulate
+@needs_qemu
+def test_simulate_with_emulation_adds_the_measured_frame_work(teacher):
+    _, _, emu = teacher
+    rep = _simulate(emulation=emu)
+    base = _simulate()
+    for r, b in zip(rep.results, base.results):
+        est = r.c_export[1]
+        assert est.source == "measured" and "frame program measured in QEMU" in est.detail
+        run = min((x for x in emu.runs if x.core == {"stm32h743": "cortex-m7",
+                                                     "alif-e3-hp": "cortex-m55"}[r.target.name]),
+                  key=lambda x: x.instructions_per_sample)
+        want = (run.instructions_per_sample + run.sample_logits_instructions
+                + run.frame_instructions_per_sample)
+        assert est.instructions_per_sample == pytest.approx(want)
+        assert b.c_export[1].source == "stored"
