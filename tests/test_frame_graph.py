@@ -32,14 +32,15 @@ CASES = {"conv-in": dict(upsampler="conv-in", upsample_scales=(4, 4), cin_pad=1)
                           freq_axis_kernel_size=3)}
 
 
-def _model(case, seed=2):
-    cfg = WaveNetConfig(cin_channels=6, **CASES[case])
+def _model(case, seed=2, C=6):
+    cfg = WaveNetConfig(cin_channels=C, **CASES[case]) if case in CASES else case
     m = FloatWaveNet.initialize(cfg, seed=seed)
     rng = np.random.default_rng(seed)
     for k in m.weights:
         if k.startswith("upsample/") and k != "upsample/conv_in/w":
             m.weights[k] = rng.normal(size=m.weights[k].shape) * 0.3
-    clips = [rng.normal(-2, 1, (14 + 2 * cfg.cin_pad, 6)) for _ in range(3)]
+    C = cfg.cin_channels
+    clips = [rng.normal(-2, 1, (14 + 2 * cfg.cin_pad, C)) for _ in range(3)]
     return m, clips
 
 
@@ -63,6 +64,7 @@ def reference_blocks(m, plan, cond, profile):
     """The frame graph's arithmetic written out: (N·hop, cin) int8.  F > 1: per band c one FC
     on bands lo[c] … hi[c]−1 of the window (band-major), the interior's taps quantized once."""
     cfg = m.config
+    C = cfg.cin_channels
     if cfg.freq_axis_kernel_size == 1:
         taps, left = frame_fir(cfg, m.weights)
         hop, width = taps.shape
@@ -74,22 +76,22 @@ def reference_blocks(m, plan, cond, profile):
     fq = quantize_activation(cond, plan.features)
     if cfg.upsampler == "conv-in":
         K = 2 * p + 1
-        w = m.weights["upsample/conv_in/w"].transpose(2, 0, 1).reshape(6, K * 6)
+        w = m.weights["upsample/conv_in/w"].transpose(2, 0, 1).reshape(C, K * C)
         win = np.stack([fq[g:g + K].reshape(-1) for g in range(fq.shape[0] - K + 1)])
         stage, sqp, first = _fc_int8(win, plan.features, w, plan.stage, profile), plan.stage, 0
     else:
         stage, sqp, first = fq, plan.features, p
-    zp = np.full((width, 6), sqp.zero_point, np.int8)
+    zp = np.full((width, C), sqp.zero_point, np.int8)
     sp = np.concatenate([zp, stage, zp])
     n_out = cond.shape[0] - 2 * p
-    out = np.empty((n_out * hop, 6), np.int8)
+    out = np.empty((n_out * hop, C), np.int8)
     for f in range(n_out):
         s = f + first                                   # the stage frame the block belongs to
         window = sp[s - left + width:s - left + 2 * width]          # (width, C)
         if bf is None:
             out[f * hop:(f + 1) * hop] = _fc_int8(window.T, sqp, taps, plan.block, profile).T
             continue
-        for c in range(6):
+        for c in range(C):
             row = window.T[bf.lo[c]:bf.hi[c]].reshape(1, -1)
             out[f * hop:(f + 1) * hop, c] = _fc_int8(row, sqp, bf.taps[c], plan.block,
                                                      profile)[0]
@@ -148,6 +150,27 @@ def test_frame_graph_F3_structure():
     assert fcs == {"stage": [6, 18], "band0/block": [8, 15], "band1/block": [8, 20],
                    "interior/block": [8, 25], "band4/block": [8, 20], "band5/block": [8, 15]}
     assert sum(op.opcode == "SLICE" for op in t.operators) == 4 + 5
+
+
+def test_frame_graph_F3_concatenation_trees():
+    """Five F = 3 scales: R = 5, so 11 interior shifts and 11 block parts, past TFLM's 10-input
+    CONCATENATION: both become trees; TFLM, LiteRT, the engine and the reference agree."""
+    from wavenet_edge.lowered.frames import lower_frames
+    from wavenet_edge.program import schedule
+    from test_engine_frames import _one_call
+    cfg = WaveNetConfig(cin_channels=13, upsampler="conv-in", upsample_scales=(2,) * 5,
+                        cin_pad=1, freq_axis_kernel_size=3)
+    m, clips = _model(cfg)
+    plan = frame_plan(m, clips)
+    fb = build_frame_graph(m, plan)
+    cats = [len(op.inputs) for op in read_tflite(fb).operators if op.opcode == "CONCATENATION"]
+    assert max(cats) <= 10 and len(cats) == 1 + 2 + 2
+    for rt in ("tflm", "litert"):
+        want = reference_blocks(m, plan, clips[0], rt)
+        np.testing.assert_array_equal(run_frame_graph(make_runner(fb, rt), m, plan, clips[0]),
+                                      want)
+        fp = lower_frames(fb, profile=rt, cin_pad=1, upsampler="conv-in")
+        np.testing.assert_array_equal(_one_call(fp, schedule(fp.program), cfg, clips[0]), want)
 
 
 def _r9y9_like(kind, pad, F=3, C=12):
