@@ -54,6 +54,19 @@ def info_text(engine) -> str:
     lines.append(f"initial      filter width {cfg.initial_filter_width}")
     gc = (f"{cfg.gc_cardinality} speakers × {cfg.gc_channels} channels" if cfg.has_gc else "none")
     lines.append(f"conditioning {gc}")
+    if cfg.has_cond:
+        up = cfg.upsampler
+        line = f"local cond   {cfg.cin_channels} bands, {up} upsampler"
+        frames = engine._shared.frames
+        if frames is not None:
+            fp = frames[0]
+            F = cfg.freq_axis_kernel_size
+            line += (f" (scales {list(cfg.upsample_scales)}, hop {fp.hop}, F {F}"
+                     + (f", reach {fp.contract.get('band_reach')} bands" if F > 1 else "")
+                     + f"); frame graph {fp.program.macs_per_sample:,} MACs/frame = "
+                     f"{fp.program.macs_per_sample / fp.hop:,.0f}/sample, look-ahead "
+                     f"{fp.lookahead_frames} frames")
+        lines.append(line)
     lines.append(f"receptive    {cfg.receptive_field} samples "
                  f"({1000.0 * cfg.receptive_field / engine.sr:.1f} ms)")
     lines.append(f"compute      {prog.macs_per_sample:,} MACs/sample "
