@@ -291,7 +291,8 @@ def program_of_config(cfg):
     if cfg.has_cond and cfg.upsampler != "none":
         # a vocoder's step graph does not depend on its upsampler (the frame graph, which runs
         # once per hop, is priced apart): build it with features at sample rate
-        cfg = cfg.replace(upsampler="none", upsample_scales=(), cin_pad=0, mel=None)
+        cfg = cfg.replace(upsampler="none", upsample_scales=(), cin_pad=0, mel=None,
+                          freq_axis_kernel_size=1)
     model = canonicalize(FloatWaveNet.initialize(cfg.replace(residual_scale=1.0, skip_scale=1.0),
                                                  seed=0))
     plan = activation_plan(model.config,

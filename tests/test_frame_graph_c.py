@@ -5,6 +5,8 @@ the engine (tflm) at every step across several frames and both edges."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from wavenet_edge.engine import Engine
 from wavenet_edge.lowered.kinds import OpKind
 
 
+@functools.lru_cache(maxsize=None)
 def _vocoder_F3() -> bytes:
     from converters.convert import convert
     cfg = WaveNetConfig(**NET, cin_channels=7, upsampler="conv-in", upsample_scales=(2, 4),
@@ -72,3 +75,16 @@ def test_qemu_teacher_forced_F3():
     for r in rep.runs:
         assert r.bitexact_steps == r.steps == n, (r.core, r.kernels)
         assert r.frame_calls == n // 8 + eng._shared.frames[0].block_delay
+
+
+def test_simulate_an_F3_vocoder():
+    """simulate prices the F = 3 frame graph per sample (its C-cost proxy step is built without
+    the upsampler, F reset with it: refused before as a config without an upsampler)."""
+    import json
+    from firmware_sim.simulate import simulate
+    data = _vocoder_F3()
+    fp = Engine(data, profile="tflm")._shared.frames[0]
+    rep = simulate(data, targets=["stm32h743"], check_bitexact=False, plan=False)
+    k = json.loads(rep.to_json())["conditioning"]
+    assert k["frame_macs_per_call"] == fp.program.macs_per_sample > 0
+    assert rep.results[0].latency.breakdown["frame_graph"] > 0
