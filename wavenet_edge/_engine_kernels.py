@@ -214,9 +214,9 @@ def run_ops(c, s, nb, codes):
         elif kind == OpKind.FC2:
             fc2_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile)
         elif kind == OpKind.GATE:
-            gate_batch(arena, nb, r, tables, pair_tables)
+            gate_batch(arena, nb, r, tables, iparams, fparams, pair_tables, profile)
         elif kind == OpKind.ADD or kind == OpKind.MUL:
-            pair_batch(arena, nb, r, pair_tables)
+            pair_batch(arena, nb, r, iparams, fparams, pair_tables, profile)
         else:
             _other_batch(arena, accs, speakers, nb, r, codes, wblob, tables, iparams, sm_exps,
                          sm_tables, sm_scales, profile, u16)

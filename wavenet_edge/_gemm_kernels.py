@@ -168,7 +168,7 @@ def gemm_plain(w, wo, x, xo, xstride, cols, r0, r1, nb, xshift, accs, ao, astrid
 # single-stream GEMV (wrapping int32 addition is associative).
 
 #: output rows per register tile of the lanes GEMM (independent accumulator chains)
-LANES_ROW_TILE = 8
+LANES_ROW_TILE = 16
 
 
 def _vec(i, n):
