@@ -1,6 +1,7 @@
-"""Batched streams: B=16 (and B=3) ≡ B single streams on every tensor at every step, in every FC
-mode (batched VNNI GEMM, row-major plain loop, blocked large matrices); streams of a batch ≡ the
-real interpreters; ``threads=T`` ≡ ``threads=1``."""
+"""Batched streams: B=16 (and B=3, B=20: lanes of 8, a partial group of 16) ≡ B single streams on
+every tensor at every step, in every FC mode (VNNI lanes GEMM on interleaved and row-major
+weights, the plain stream loop); streams of a batch ≡ the real interpreters; ``threads=T`` ≡
+``threads=1`` (each thread its own stream-minor state; one-stream ranges on the B=1 path)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def _fc_modes(eng):
 
 
 @pytest.mark.parametrize("profile", ["tflm", "litert", "xnnpack"])
-@pytest.mark.parametrize("name,B", [("odd", 16), ("skip68", 16), ("small", 16), ("gc", 3)])
+@pytest.mark.parametrize("name,B", [("odd", 16), ("skip68", 16), ("small", 16), ("gc", 3),
+                                    ("k3", 20)])
 def test_batch_equals_single_streams_on_every_tensor(name, B, profile):
     data = model_bytes(name)
     one = Engine.from_bytes(data, profile=profile)
