@@ -1,7 +1,7 @@
 """The C export of a vocoder (a locally conditioned model): the frame program as a second
 record list (``wn_frame``), the step with its cond row (``wn_step_cond`` / ``wn_set_cond``), the
 host quantizing the features.  Bit-exact with the engine (profile tflm) at every step — host gcc
-for the three upsampler cases, real QEMU firmware on Cortex-M4/M7/M55 in every kernel variant —
+for the conv-in (F = 1 and 3), plain and no-upsampler cases, real QEMU firmware on Cortex-M4/M7/M55 in every kernel variant —
 across several frames and both edges, teacher-forced and free-running; the conditioning
 changes the outputs; memory figures equal what gcc lays out; the CLI exports a vocoder."""
 
@@ -32,6 +32,9 @@ CASES = {
                      gc_cardinality=3, gc_channels=3, kernel_size=3),
     # features at sample rate: no frame program, the host quantizes each row
     "none": dict(cin_channels=6),
+    # freq_axis_kernel_size 3: the band-window frame graph (edge-band FCs, SLICE as COPY rows)
+    "conv-in-F3": dict(cin_channels=7, upsampler="conv-in", upsample_scales=(4, 4), cin_pad=1,
+                       freq_axis_kernel_size=3),
 }
 CLIP = 2400
 #: sizeof of the vocoder's state structs and of every const array of a plain-C build
