@@ -47,7 +47,7 @@ import numpy as np
 from wavenet_edge.errors import ConversionError
 from wavenet_edge.float_model import FloatWaveNet
 from wavenet_edge.graph_spec import concat_tree
-from wavenet_edge.upsample import band_fir, band_fir_blocks, frame_fir, stage_input
+from wavenet_edge.upsample import BandFIR, band_fir, band_fir_blocks, frame_fir, stage_input
 
 from .quantize import QParams, activation_qparams, quantize_activation, quantize_bias, \
     quantize_weights
@@ -93,13 +93,21 @@ def _geometry(model: FloatWaveNet):
     return bf.hop, bf.width, bf.left
 
 
-def float_blocks(model: FloatWaveNet, x) -> np.ndarray:
-    """The frame graph's float meaning on stage frames ``x`` (n, C), zero frames beyond the
-    ends: (n, hop, C) (F = 1: :func:`fir_blocks`; F > 1: :func:`band_fir_blocks`)."""
+def _form(model: FloatWaveNet):
+    """The composed upsampler: ``(taps, left)`` of :func:`frame_fir` (F = 1) or a
+    :class:`~wavenet_edge.upsample.BandFIR` (F > 1)."""
     cfg = _check(model)
-    if cfg.freq_axis_kernel_size == 1:
-        return fir_blocks(*_fir(model), x)
-    return band_fir_blocks(band_fir(cfg, model.weights), np.asarray(x, np.float64))
+    return _fir(model) if cfg.freq_axis_kernel_size == 1 else band_fir(cfg, model.weights)
+
+
+def float_blocks(model: FloatWaveNet, x, form=None) -> np.ndarray:
+    """The frame graph's float meaning on stage frames ``x`` (n, C), zero frames beyond the
+    ends: (n, hop, C) (F = 1: :func:`fir_blocks`; F > 1: :func:`band_fir_blocks`).  ``form``:
+    :func:`_form`'s result, computed here when None."""
+    form = _form(model) if form is None else form
+    if isinstance(form, BandFIR):
+        return band_fir_blocks(form, np.asarray(x, np.float64))
+    return fir_blocks(*form, x)
 
 
 def fir_blocks(taps, left: int, x) -> np.ndarray:
@@ -113,12 +121,12 @@ def fir_blocks(taps, left: int, x) -> np.ndarray:
 
 def frame_plan(model: FloatWaveNet, feature_clips) -> FramePlan:
     """Min/max ranges over the model-ready features of calibration clips (each (frames, cin))."""
-    _check(model)
+    form = _form(model)
     lo = hi = slo = shi = blo = bhi = 0.0
     for c in feature_clips:
         c = np.asarray(c, dtype=np.float64)
         x = stage_input(model.config, model.weights, c)
-        blk = float_blocks(model, x)
+        blk = float_blocks(model, x, form)
         lo, hi = min(lo, c.min()), max(hi, c.max())
         slo, shi = min(slo, x.min()), max(shi, x.max())
         blo, bhi = min(blo, blk.min()), max(bhi, blk.max())

@@ -4,8 +4,9 @@ A conditioned ``.tflite`` carries a second flatbuffer, the frame graph (its own 
 docs/step-graph.md "The frame graph"), in ``Model.metadata["wavenet_edge_frames"]``; that
 flatbuffer carries its own small contract under the same metadata name.  :func:`lower_frames`
 turns it into a :class:`FrameProgram`: the same op records as a step graph (FC — one record per
-row of the batched FIR —, COPY for the channel-major CONCATENATION, RESHAPE aliased) and the
-frame delay lines, plus the host semantics of the frame stream:
+row of the batched FIR —, COPY for the channel-major CONCATENATION and, F > 1, for the SLICEs of
+the band windows, RESHAPE aliased) and the frame delay lines, plus the host semantics of the
+frame stream:
 
 * the host quantizes the padded features (:meth:`FrameProgram.quantize_features`), and call g
   takes padded frames ``g … g+K−1`` flattened (zero point beyond the end);
