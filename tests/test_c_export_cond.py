@@ -125,12 +125,13 @@ def test_host_teacher_forced_and_free_running_bit_exact(case, tmp_path):
     eng.reset()
     eng.speaker = spk
     np.testing.assert_array_equal(eng.process(codes, cond=feats, logits=True), logits)
-    # other features: other logits, in C as in the engine (the cond path is live in both)
+    # other features: other logits (the cond path is live), in C as in the engine (conv-in)
     other = feats[::-1].copy()
-    out2 = _host(tmp_path, eng, codes, other, speaker=spk or 0)
     l2 = engine_reference(eng, codes, speaker=spk, cond=other)[1]
     assert np.mean(l2 != logits) > 0.3
-    np.testing.assert_array_equal(np.stack([out2.full["L"][j] for j in range(n)]), l2)
+    if case == "conv-in":
+        out2 = _host(tmp_path, eng, codes, other, speaker=spk or 0)
+        np.testing.assert_array_equal(np.stack([out2.full["L"][j] for j in range(n)]), l2)
     # free-running: the device's sampler gives Engine.generate's codes for the same seed
     eng.reset()
     eng.speaker = spk
@@ -230,9 +231,10 @@ def test_qemu_free_running_plain_upsampler_with_speaker():
 @needs_qemu
 def test_qemu_undefined_behaviour_vocoder():
     """Trapping UBSan builds of the vocoder (frame program included) run clean and bit-exact."""
-    runs = check_undefined_behaviour(vocoder("conv-in"), cores=("cortex-m55",), kernels="all",
-                                     steps=40)
-    assert len(runs) == 3
+    # plain C (wavenet_cond.c is plain C in every variant) and MVE (wn_fc on odd shapes)
+    runs = check_undefined_behaviour(vocoder("conv-in"), cores=("cortex-m55",),
+                                     kernels=("plain", "mve"), steps=40)
+    assert len(runs) == 2
     assert all(r.ok for r in runs), [(r.core, r.kernels, r.bitexact_steps) for r in runs]
 
 
