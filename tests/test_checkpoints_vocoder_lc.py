@@ -1,7 +1,8 @@
 """r9y9/wavenet_vocoder locally conditioned checkpoints (fixtures made with its own code at
 a35fff7, tests/data/peers/wavenet_vocoder/lc, see make_fixtures.md): all three upsampler cases
 reproduce its forward AND its incremental_forward on every row, the hparams JSON is the config,
-and out-of-scope variants are refused in one line naming the file."""
+and out-of-scope variants are refused in one line naming the file; the F = 3 conv-in checkpoint
+converted runs bit-exact in the engine against TFLM and LiteRT."""
 
 from __future__ import annotations
 
@@ -165,3 +166,27 @@ def test_import_cli_reports_conditioning_and_writes_the_model(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "cin_pad is not in the weights" in r.stderr and not (tmp_path / "y.npz").exists()
+
+
+def test_convin_F3_checkpoint_in_int8_engine_equals_the_interpreters():
+    """r9y9's ConvInUpsampleNetwork with F = 3 (5 bands, reach 2: every band but the middle one
+    an edge band), converted: the engine with cond= gives the real interpreters' logits and
+    probabilities at every step, TFLM and LiteRT each in its own rounding."""
+    from converters.convert import convert
+    from converters.host import ContractHost
+    from wavenet_edge.engine import Engine
+    d, meta, x, c = _fixture("convin_F3")
+    m = load_checkpoint(d / "state_dict.pth", config=d / "hparams.json")
+    cfg = m.config
+    rng = np.random.default_rng(4)
+    n = 1200 // cfg.hop * cfg.hop
+    audio = [0.4 * np.sin(2 * np.pi * np.arange(n) * f / cfg.sample_rate) for f in (180.0, 410.0)]
+    feats = [rng.normal(size=(cfg.frames_for(n), cfg.cin_channels)) for _ in audio]
+    data = convert(m, calibration=audio, features=feats, method="minmax", evaluate_quality=False,
+                   progress=False).tflite
+    for profile in ("tflm", "litert"):
+        want = ContractHost(data, profile).run(x, cond=c, outputs=("logits", "probs"))
+        eng = Engine(data, profile=profile)
+        got = eng.trace(x, ["logits", "probs"], cond=c)
+        for k in ("logits", "probs"):
+            np.testing.assert_array_equal(got[k], want[k].reshape(len(x), -1), err_msg=profile)
