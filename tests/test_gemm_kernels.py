@@ -23,7 +23,8 @@ def _lanes(w, wo, rs_hi, rs_lo, cs, r0, r1, nb, x, xo, cols, accs, astride, xt):
 
 @numba.njit
 def _minor_plain(w, wo, x, xo, nb, cols, r0, r1, xshift, accs, astride):
-    G.gemm_minor_plain(w, wo, x, xo, nb, cols, r0, r1, xshift, accs, astride)
+    xr = np.empty(nb * cols, np.int8)
+    G.gemm_minor_plain(w, wo, x, xo, nb, cols, r0, r1, xshift, accs, astride, xr)
 
 
 @numba.njit

@@ -205,64 +205,16 @@ def pair_one(arena, r, iparams, fparams, pair_tables, profile):
 
 
 @inline_kernel
-def _params13(a, p):
-    """``a[p:p+13]`` as a tuple of scalars (slots past the array's end read 0): ADD/MUL
-    parameters LLVM keeps in registers — read from the array inside the loop they are reloaded
-    after every int8 store (numba arrays may alias), which blocks vectorization."""
-    n = a.shape[0]
-    return (a[p] if p < n else a[0] * 0, a[p + 1] if p + 1 < n else a[0] * 0,
-            a[p + 2] if p + 2 < n else a[0] * 0, a[p + 3] if p + 3 < n else a[0] * 0,
-            a[p + 4] if p + 4 < n else a[0] * 0, a[p + 5] if p + 5 < n else a[0] * 0,
-            a[p + 6] if p + 6 < n else a[0] * 0, a[p + 7] if p + 7 < n else a[0] * 0,
-            a[p + 8] if p + 8 < n else a[0] * 0, a[p + 9] if p + 9 < n else a[0] * 0,
-            a[p + 10] if p + 10 < n else a[0] * 0, a[p + 11] if p + 11 < n else a[0] * 0,
-            a[p + 12] if p + 12 < n else a[0] * 0)
-
-
-@inline_kernel
-def _params4(a, f):
-    n = a.shape[0]
-    return (a[f] if f < n else a[0] * 0, a[f + 1] if f + 1 < n else a[0] * 0,
-            a[f + 2] if f + 2 < n else a[0] * 0, a[f + 3] if f + 3 < n else a[0] * 0)
-
-
-@inline_kernel
-def _pair_span(arena, ux, uy, uz, i0, i1, ip, fp, profile, simd, is_mul):
-    if is_mul:
-        for i in range(np.uint64(i0), np.uint64(i1)):
-            arena[uz + i] = np.int8(mul_int8(arena[ux + i], arena[uy + i], ip, fp, profile,
-                                             simd))
-    else:
-        for i in range(np.uint64(i0), np.uint64(i1)):
-            arena[uz + i] = np.int8(add_int8(arena[ux + i], arena[uy + i], ip, fp, profile,
-                                             simd))
-
-
-@inline_kernel
-def _pair_minor(arena, ux, uy, uz, m, blocked, iparams, p, fparams, f, profile, is_mul):
-    """ADD/MUL of ``m`` contiguous pairs with the int8 module's own kernels (profiles tflm and
-    litert; the batch path): parameters as scalars, the block/tail split (elements below
-    ``blocked``) and the profile literal per loop, so each loop is one straight path — and no
-    64 KiB pair table per op, which at 16 streams missed the caches on every step."""
-    ip = _params13(iparams, p)
-    fp = _params4(fparams, f)
-    if profile == 0:
-        _pair_span(arena, ux, uy, uz, 0, m, ip, fp, 0, False, is_mul)
-    else:
-        _pair_span(arena, ux, uy, uz, 0, blocked, ip, fp, 1, True, is_mul)
-        _pair_span(arena, ux, uy, uz, blocked, m, ip, fp, 1, False, is_mul)
-
-
-@inline_kernel
 def pair_batch(arena, nb, r, iparams, fparams, pair_tables, profile):
     """ADD or MUL row ``r`` for ``nb`` streams in the stream-minor arena (byte ``x`` of stream
     ``b`` at ``x·nb + b``): one pass over the ``n·nb`` contiguous pairs (element ``j`` is
     channel ``j // nb``, so LiteRT's block/tail split falls at ``blocked·nb``); profiles tflm
-    and litert compute (:func:`_pair_minor`), the others look the pair tables up."""
+    and litert compute (:func:`_pair_rows`, the one-stream kernels' vectorized loops), the
+    others look the pair tables up."""
     ux, uy, uz = np.uint64(r.in0 * nb), np.uint64(r.in1 * nb), np.uint64(r.out * nb)
     if profile <= 1:
-        _pair_minor(arena, ux, uy, uz, r.n * nb, r.blocked * nb, iparams, r.p, fparams, r.f,
-                    profile, r.kind == OpKind.MUL)
+        _pair_rows(arena, ux, uy, uz, r.n * nb, r.blocked * nb, iparams[r.p:], fparams[r.f:],
+                   profile, r.kind == OpKind.MUL)
         return
     _pair_lookup(arena, ux, uy, uz, r.n * nb, r.blocked * nb, r.t_blk, r.t_tail, pair_tables)
 
@@ -313,7 +265,7 @@ def gate_batch(arena, nb, r, tables, iparams, fparams, pair_tables, profile):
     lut_rows(arena, np.uint64(r.in0 * nb), uya, flat, r.lut_a * 256, m)
     lut_rows(arena, np.uint64(r.in1 * nb), uyb, flat, r.lut_b * 256, m)
     if profile <= 1:
-        _pair_minor(arena, uya, uyb, uz, m, r.blocked * nb, iparams, r.p, fparams, r.f, profile,
-                    r.pair == OpKind.MUL)
+        _pair_rows(arena, uya, uyb, uz, m, r.blocked * nb, iparams[r.p:], fparams[r.f:], profile,
+                   r.pair == OpKind.MUL)
         return
     _pair_lookup(arena, uya, uyb, uz, m, r.blocked * nb, r.t_blk, r.t_tail, pair_tables)

@@ -262,10 +262,10 @@ def _fc_streams(arena, accs, nb, in0, out1, out2, rows1, rows, cols, wo, q, p1, 
     """``nb`` ≥ 2 streams of an FC (``rows1 == rows``) or of an FC pair (output rows
     ``[rows1, rows)`` to ``out2 + o``, parameters at ``p2``) in the stream-minor arena (byte
     ``x`` of stream ``b`` at ``x·nb + b``): the int32 sums of every stream
-    (:mod:`wavenet_edge._gemm_kernels`: streams in vector lanes with VNNI, else one weight times
-    the ``nb`` contiguous inputs), per stream exactly :func:`dot_rows`' sums, at
+    (:mod:`wavenet_edge._gemm_kernels`: streams in vector lanes with VNNI, else per weight row
+    each stream's dot product), per stream exactly :func:`dot_rows`' sums, at
     ``accs[o·astride + b]``; then the requantization of each row for all streams.  The tail of
-    ``accs`` holds the transposed unsigned inputs (sized by
+    ``accs`` holds the transposed inputs (sized by
     :func:`wavenet_edge.program.new_state`)."""
     L = _gemm.lanes_of(nb)
     astride = (nb + L - 1) // L * L
@@ -279,8 +279,9 @@ def _fc_streams(arena, accs, nb, in0, out1, out2, rows1, rows, cols, wo, q, p1, 
             _gemm.gemm_lanes(wblob, wo, 16 * cols, cols, 4, 0, rows, nb, xt, cols, accs,
                              astride)
     else:
+        xr = accs.view(np.int8)[accs.shape[0] * 4 - nb * cols:]
         _gemm.gemm_minor_plain(wblob, wo, arena, in0 * nb, nb, cols, 0, rows,
-                               128 if mode == 1 else 0, accs, astride)
+                               128 if mode == 1 else 0, accs, astride, xr)
     _requant_minor(arena, out1 * nb, 0, rows1, nb, accs, astride, q, p1, bblob, mult, shift,
                    fmul, iparams, profile)
     if rows1 < rows:
