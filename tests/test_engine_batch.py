@@ -38,7 +38,9 @@ def _fc_modes(eng):
 @pytest.mark.parametrize("profile", ["tflm", "litert", "xnnpack"])
 @pytest.mark.parametrize("name,B", [("odd", 16), ("skip68", 16), ("small", 16), ("gc", 3),
                                     ("k3", 20)])
-def test_batch_equals_single_streams_on_every_tensor(name, B, profile):
+def test_batch_equals_single_streams_on_every_tensor(name, B, profile, monkeypatch):
+    # B=3 too as one stream-minor set (by default fewer than 6 streams run as single streams)
+    monkeypatch.setattr(Engine, "MIN_SET_STREAMS", 2)
     data = model_bytes(name)
     one = Engine.from_bytes(data, profile=profile)
     many = Engine.from_bytes(data, profile=profile, batch=B)
@@ -89,7 +91,8 @@ def test_streams_of_a_batch_match_the_interpreter(profile):
 
 
 @pytest.mark.parametrize("B,threads", [(3, 2), (16, 2), (5, 3), (2, 4)])
-def test_threads_give_the_same_streams(B, threads):
+def test_threads_give_the_same_streams(B, threads, monkeypatch):
+    monkeypatch.setattr(Engine, "MIN_SET_STREAMS", 2)   # sets of 2 streams too
     data = model_bytes("odd")
     one = Engine.from_bytes(data, batch=B)
     par = Engine.from_bytes(data, batch=B, threads=threads)
@@ -108,6 +111,50 @@ def test_threads_give_the_same_streams(B, threads):
     one.reset()
     par.reset()
     assert np.array_equal(one.generate(60, seed=1), par.generate(60, seed=1))
+
+
+def _as_set(monkeypatch, data, B, one_set, **kw):
+    """Engine of B streams as one stream-minor set (``one_set``) or as B single-stream states."""
+    monkeypatch.setattr(Engine, "MIN_SET_STREAMS", 2 if one_set else B + 1)
+    eng = Engine(data, batch=B, **kw)
+    assert len(eng._parts) == (1 if one_set else B)
+    return eng
+
+
+def test_small_batches_as_one_set_or_single_streams(monkeypatch):
+    """B=3 as one stream-minor set and as three single-stream states (the default below
+    ``MIN_SET_STREAMS``): the same tensors at every step, logits, state and generation."""
+    data = model_bytes("k2")
+    a, b = (_as_set(monkeypatch, data, 3, s) for s in (True, False))
+    codes = _batch_codes(a.config, 3, 150)
+    names = sorted(a.program.tensor_offsets)
+    ta, tb = a.trace(codes[:, :100], names), b.trace(codes[:, :100], names)
+    for n in names:
+        assert np.array_equal(ta[n], tb[n]), n
+        assert np.array_equal(a.tensor(n), b.tensor(n)), n
+    assert np.array_equal(a.process(codes[:, 100:], logits=True),
+                          b.process(codes[:, 100:], logits=True))
+    assert np.array_equal(a.generate(60, seed=3, temperature=0.8),
+                          b.generate(60, seed=3, temperature=0.8))
+
+
+def test_vocoder_batch_as_one_set_equals_single_streams(monkeypatch):
+    """Conditioned steps (cond rows written into the stream-minor arena, the sampler reading
+    gathered logits): one set of 2 streams ≡ two single-stream states, ≡ B=1 engines."""
+    from test_engine_cond import _codes, _inputs, vocoder_bytes
+
+    data = vocoder_bytes()
+    one = Engine(data)
+    y1, c1 = _inputs(one.config, frames=4, which="c")
+    y2, c2 = _inputs(one.config, frames=4, which="d")
+    codes = np.stack([_codes(one, y1), _codes(one, y2)])
+    cond = np.stack([c1, c2])
+    got = _as_set(monkeypatch, data, 2, True).process(codes, cond=cond)
+    for b, cc in enumerate((c1, c2)):
+        np.testing.assert_array_equal(got[b], Engine(data).process(codes[b], cond=cc))
+    gen = [_as_set(monkeypatch, data, 2, s).generate(512, cond=cond, seed=5)
+           for s in (True, False)]
+    np.testing.assert_array_equal(gen[0], gen[1])
 
 
 def test_threads_argument_is_checked():

@@ -147,9 +147,16 @@ class Engine:
         self._threads = StreamThreads(self.batch, threads)
         self.threads = len(self._threads.parts)
         self._speakers = np.zeros(self.batch, np.int32)
-        self._parts = [new_state(self._shared.consts, b1 - b0)._replace(
-            speakers=self._speakers[b0:b1]) for b0, b1 in self._threads.parts]
-        self._state = self._parts[0] if self.threads == 1 else None
+        # per thread its states: the range as one set, or, below MIN_SET_STREAMS streams (where
+        # the batched kernels' vector lanes would stay mostly empty), one state per stream
+        self._sets = []
+        for b0, b1 in self._threads.parts:
+            cuts = ([(b0, b1)] if b1 - b0 >= self.MIN_SET_STREAMS
+                    else [(b, b + 1) for b in range(b0, b1)])
+            self._sets.append([(new_state(self._shared.consts, c1 - c0)._replace(
+                speakers=self._speakers[c0:c1]), c0, c1) for c0, c1 in cuts])
+        self._parts = [g for sets in self._sets for g in sets]
+        self._state = self._parts[0][0] if len(self._parts) == 1 else None
         self._A = int(self.program.arena_size)
         self._tail_stale = False
         self._guard = threading.RLock()
@@ -211,15 +218,23 @@ class Engine:
     #: the pool costs tens of microseconds, about one step of 16 small streams)
     THREAD_MIN_STEPS = 8
 
+    #: a set of fewer streams than this runs as single streams (small measured B=2: 0.43x
+    #: the B=1 aggregate as one stream-minor set, B=4 0.62x, B=8 1.42x)
+    MIN_SET_STREAMS = 6
+
     def _split(self, steps, run):
-        """``run(state, b0, b1)`` over the stream ranges, in parallel when ``threads > 1`` and
-        the call is long enough; every stream computes the same either way."""
-        parts = self._parts
+        """``run(state, b0, b1)`` over the sets of streams, the threads' in parallel when
+        ``threads > 1`` and the call is long enough; every stream computes the same either way."""
         if self.threads == 1 or steps < self.THREAD_MIN_STEPS:
-            for st, (b0, b1) in zip(parts, self._threads.parts):
+            for st, b0, b1 in self._parts:
                 run(st, b0, b1)
             return
-        self._threads.run(lambda i, b0, b1: run(parts[i], b0, b1))
+        sets = self._sets
+
+        def work(i, b0, b1):
+            for st, c0, c1 in sets[i]:
+                run(st, c0, c1)
+        self._threads.run(work)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -242,7 +257,7 @@ class Engine:
         t0 = time.perf_counter()
         with self._exclusive():
             self._fresh_tail()
-            saved = ([(st.arena.copy(), st.ring.copy()) for st in self._parts], self.t)
+            saved = ([(st.arena.copy(), st.ring.copy()) for st, _, _ in self._parts], self.t)
             c = np.full((self.batch, 1), self.silence_code(), np.int32)
             mode, table = _s.sampling_mode(1.0, self.program.logits_scale)
             args = (np.int64(self.program.probs_off), np.int64(self.program.logits_off),
@@ -262,7 +277,7 @@ class Engine:
                     np.int64(sh.cond_off), np.empty((b1 - b0, 1), np.int32), *args[:4],
                     args[4][b0:b1]))
                 # (the frame graph runs on process_cond too: nothing more to compile)
-            for st, (a, r) in zip(self._parts, saved[0]):
+            for (st, _, _), (a, r) in zip(self._parts, saved[0]):
                 st.arena[:], st.ring[:] = a, r
             self.t = saved[1]
             self._fresh_tail()
@@ -272,7 +287,7 @@ class Engine:
     def reset(self) -> None:
         """Back to silence: step counter 0, every delay line empty (reads at their zero point)."""
         with self._exclusive():
-            for st in self._parts:
+            for st, _, _ in self._parts:
                 st.arena[:] = 0
                 st.ring[:] = 0
             self._tail_stale = False
@@ -508,7 +523,7 @@ class Engine:
         with self._exclusive():
             self._fresh_tail()
             return np.concatenate([_stream_rows(st.arena, b1 - b0, self._A)[:, off:off + size]
-                                   for st, (b0, b1) in zip(self._parts, self._threads.parts)])
+                                   for st, b0, b1 in self._parts])
 
     def _fresh_tail(self) -> None:
         """Recompute the SOFTMAX a logits-only run skipped, from the logits in the arena: the
@@ -517,7 +532,7 @@ class Engine:
         if not self._tail_stale:
             return
         self._tail_stale = False
-        for st, (b0, b1) in zip(self._parts, self._threads.parts):
+        for st, b0, b1 in self._parts:
             _k.process(self._shared.tail, st, b1 - b0, np.int64(self.t),
                        np.zeros((b1 - b0, 1), np.int32), np.empty((b1 - b0, 1, 0), np.int8),
                        np.zeros(0, np.int64), np.zeros(0, np.int64))
