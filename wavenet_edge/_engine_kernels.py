@@ -30,9 +30,9 @@ import numpy as np
 
 from ._jit import kernel
 from ._kernel_util import borrow, borrow_all, copy_bytes, copy_streams, inline_kernel, ring_slot
-from ._kernels_elementwise import (HAS_VBMI, gate_batch, gate_one, lut_batch, lut_op,
+from ._kernels_elementwise import (HAS_VBMI, gate_luts_batch, gate_one, lut_batch, lut_op,
                                    lut_rows, pair_batch, pair_one)
-from ._kernels_fc import (HAS_VNNI, VNNI_MIN_COLS, dot_rows, fc2_batch, fc2_one, fc_batch,
+from ._kernels_fc import (HAS_VNNI, VNNI_MIN_COLS, dot_rows, fc2_one, fc_batch,
                           fc_one, interleave16, vnni_mode)
 from .int8.softmax import softmax_from_exps, softmax_int8
 from .int8.softmax_arm64 import softmax_uint16_lut
@@ -210,14 +210,16 @@ def run_ops(c, s, nb, codes):
     for k in range(ops.shape[0]):
         r = ops[k]
         kind = r.kind
-        if kind == OpKind.FC:
+        if kind == OpKind.FC or kind == OpKind.FC2:
             fc_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile)
-        elif kind == OpKind.FC2:
-            fc2_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile)
-        elif kind == OpKind.GATE:
-            gate_batch(arena, nb, r, tables, iparams, fparams, pair_tables, profile)
-        elif kind == OpKind.ADD or kind == OpKind.MUL:
-            pair_batch(arena, nb, r, iparams, fparams, pair_tables, profile)
+        elif kind == OpKind.GATE or kind == OpKind.ADD or kind == OpKind.MUL:
+            # one call site of the pair for ADD/MUL rows and the gates (compile time)
+            x0, x1, is_mul = r.in0, r.in1, kind == OpKind.MUL
+            if kind == OpKind.GATE:
+                gate_luts_batch(arena, nb, r, tables)
+                x0, x1, is_mul = r.ya, r.yb, r.pair == OpKind.MUL
+            pair_batch(arena, nb, x0, x1, r.out, r.n, r.blocked, r.t_blk, r.t_tail,
+                       iparams[r.p:], fparams[r.f:], is_mul, pair_tables, profile)
         else:
             _other_batch(arena, accs, speakers, nb, r, codes, wblob, tables, iparams, sm_exps,
                          sm_tables, sm_scales, profile, u16)

@@ -26,7 +26,7 @@ from .int8.elementwise import (A_M1, A_M2, A_MAX, A_MIN, A_MO, A_S1, A_S2, A_SO,
 from .lowered.kinds import OpKind
 
 __all__ = ["HAS_VBMI", "lut_rows", "lut_op", "lut_batch", "pair_one", "pair_batch", "gate_one",
-           "gate_batch"]
+           "gate_luts_batch"]
 
 
 #: HAS_VBMI (numba's target, :mod:`._cpu`): 256-entry int8 tables (TANH/LOGISTIC) are looked up 32 inputs at a
@@ -205,18 +205,20 @@ def pair_one(arena, r, iparams, fparams, pair_tables, profile):
 
 
 @inline_kernel
-def pair_batch(arena, nb, r, iparams, fparams, pair_tables, profile):
-    """ADD or MUL row ``r`` for ``nb`` streams in the stream-minor arena (byte ``x`` of stream
-    ``b`` at ``x·nb + b``): one pass over the ``n·nb`` contiguous pairs (element ``j`` is
-    channel ``j // nb``, so LiteRT's block/tail split falls at ``blocked·nb``); profiles tflm
-    and litert compute (:func:`_pair_rows`, the one-stream kernels' vectorized loops), the
-    others look the pair tables up."""
-    ux, uy, uz = np.uint64(r.in0 * nb), np.uint64(r.in1 * nb), np.uint64(r.out * nb)
+def pair_batch(arena, nb, x0, x1, out, n, blocked, t_blk, t_tail, ip, fp, is_mul, pair_tables,
+               profile):
+    """ADD or MUL (parameters ``ip``/``fp``, pair tables ``t_blk``/``t_tail``) of ``nb`` streams
+    in the stream-minor arena (byte ``x`` of stream ``b`` at ``x·nb + b``): one pass over the
+    ``n·nb`` contiguous pairs at ``x0``, ``x1`` into ``out`` (element ``j`` is channel
+    ``j // nb``, so LiteRT's block/tail split falls at ``blocked·nb``).  Profiles tflm and
+    litert compute (:func:`_pair_rows`, the one-stream kernels' vectorized loops), the others
+    look the pair tables up.  The ADD/MUL rows and the gates' pairs share this one call site
+    in the engine's batch loop (compiled once)."""
+    ux, uy, uz = np.uint64(x0 * nb), np.uint64(x1 * nb), np.uint64(out * nb)
     if profile <= 1:
-        _pair_rows(arena, ux, uy, uz, r.n * nb, r.blocked * nb, iparams[r.p:], fparams[r.f:],
-                   profile, r.kind == OpKind.MUL)
+        _pair_rows(arena, ux, uy, uz, n * nb, blocked * nb, ip, fp, profile, is_mul)
         return
-    _pair_lookup(arena, ux, uy, uz, r.n * nb, r.blocked * nb, r.t_blk, r.t_tail, pair_tables)
+    _pair_lookup(arena, ux, uy, uz, n * nb, blocked * nb, t_blk, t_tail, pair_tables)
 
 
 @inline_kernel
@@ -255,17 +257,11 @@ def gate_one(arena, r, flat, iparams, fparams, pair_tables, profile):
 
 
 @inline_kernel
-def gate_batch(arena, nb, r, tables, iparams, fparams, pair_tables, profile):
-    """:func:`gate_one` for ``nb`` streams in the stream-minor arena: each table lookup and the
-    pair run once over the ``n·nb`` contiguous values (the LUTs 32 at a time with VBMI; the
-    pair as in :func:`pair_batch`)."""
+def gate_luts_batch(arena, nb, r, tables):
+    """The two table lookups of GATE row ``r`` (:func:`gate_one`) for ``nb`` streams in the
+    stream-minor arena, each one pass over ``n·nb`` contiguous values (32 at a time with VBMI);
+    the engine then runs the gate's pair with :func:`pair_batch`."""
     flat = tables.reshape(-1)
     m = r.n * nb
-    uya, uyb, uz = np.uint64(r.ya * nb), np.uint64(r.yb * nb), np.uint64(r.out * nb)
-    lut_rows(arena, np.uint64(r.in0 * nb), uya, flat, r.lut_a * 256, m)
-    lut_rows(arena, np.uint64(r.in1 * nb), uyb, flat, r.lut_b * 256, m)
-    if profile <= 1:
-        _pair_rows(arena, uya, uyb, uz, m, r.blocked * nb, iparams[r.p:], fparams[r.f:], profile,
-                   r.pair == OpKind.MUL)
-        return
-    _pair_lookup(arena, uya, uyb, uz, m, r.blocked * nb, r.t_blk, r.t_tail, pair_tables)
+    lut_rows(arena, np.uint64(r.in0 * nb), np.uint64(r.ya * nb), flat, r.lut_a * 256, m)
+    lut_rows(arena, np.uint64(r.in1 * nb), np.uint64(r.yb * nb), flat, r.lut_b * 256, m)

@@ -21,10 +21,10 @@ from . import _gemm_kernels as _gemm
 from ._cpu import HAS_VNNI
 from ._kernel_util import inline_kernel
 from .int8.requant import requantize_int8, requantize_single_shift
-from .lowered.kinds import FC_MAX, FC_MIN, FC_ZP
+from .lowered.kinds import FC_MAX, FC_MIN, FC_ZP, OpKind
 
 __all__ = ["HAS_VNNI", "VNNI_MIN_COLS", "vnni_mode", "interleave16", "dot_rows", "fc_one",
-           "fc_batch", "fc2_one", "fc2_batch"]
+           "fc_batch", "fc2_one"]
 
 
 #: HAS_VNNI (numba's target, :mod:`._cpu`): FCs with at least :data:`VNNI_MIN_COLS` inputs then use
@@ -307,11 +307,15 @@ def fc_one(arena, accs, r, wblob, bblob, mult, shift, fmul, iparams, profile):
 
 @inline_kernel
 def fc_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile):
-    """:func:`fc_one` for ``nb`` ≥ 2 streams in the stream-minor arena: every weight load
-    serves several streams (:func:`_fc_streams`)."""
-    rows = r.n
-    _fc_streams(arena, accs, nb, r.in0, r.out, r.out, rows, rows, r.cols, r.w, r.q, r.p, r.p,
-                vnni_mode(rows, r.cols), wblob, bblob, mult, shift, fmul, iparams, profile)
+    """:func:`fc_one` and :func:`fc2_one` (row kinds FC and FC2) for ``nb`` ≥ 2 streams in the
+    stream-minor arena: every weight load serves several streams (:func:`_fc_streams`).  One
+    call site for both kinds: the batched FC code is compiled once (cold-cache time)."""
+    rows1 = r.n
+    two = r.kind == OpKind.FC2
+    rows = rows1 + (r.n2 if two else 0)
+    _fc_streams(arena, accs, nb, r.in0, r.out, r.out2 if two else r.out, rows1, rows, r.cols,
+                r.w, r.q, r.p, r.p2 if two else r.p, vnni_mode(rows, r.cols), wblob, bblob, mult,
+                shift, fmul, iparams, profile)
 
 
 @inline_kernel
@@ -329,13 +333,3 @@ def fc2_one(arena, accs, r, wblob, bblob, mult, shift, fmul, iparams, profile):
     # rows1 … rows1+n2-1 of the fused block are rows 0 … n2-1 of the second output
     _requant_rows(arena, np.uint64(r.out2 - rows1), rows1, rows, accs, r.q, r.p2, bblob, mult,
                   shift, fmul, iparams, profile)
-
-
-@inline_kernel
-def fc2_batch(arena, accs, nb, r, wblob, bblob, mult, shift, fmul, iparams, profile):
-    """:func:`fc2_one` for ``nb`` ≥ 2 streams (:func:`_fc_streams`)."""
-    rows1 = r.n
-    rows = r.n + r.n2
-    _fc_streams(arena, accs, nb, r.in0, r.out, r.out2, rows1, rows, r.cols, r.w,
-                r.q, r.p, r.p2, vnni_mode(rows, r.cols), wblob, bblob, mult, shift, fmul,
-                iparams, profile)
