@@ -641,7 +641,7 @@ Who does what:
 
 - **host** (float): the model-ready features, frames x {c['channels']} (with {c['cin_pad']}
   padding frames at each end, as `Engine.process(codes, cond=...)` takes them), quantized to int8:
-  `q = clamp(round_half_even(x / {c['feature_scale']!r}) + {c['feature_zero_point']}, -128, 127)`
+  `q = clamp(round_half_even(x / {c['feature_scale']!r}) {'-' if c['feature_zero_point'] < 0 else '+'} {abs(c['feature_zero_point'])}, -128, 127)`
   (`WN_FEATURE_SCALE`, `WN_FEATURE_ZERO_POINT`; `firmware_sim.c_export.quantize_features`).
   That is the only float step.
 - **device** (int8 only):"""

@@ -285,3 +285,18 @@ def test_simulate_with_emulation_adds_the_measured_frame_work(teacher):
                 + run.frame_instructions_per_sample)
         assert est.instructions_per_sample == pytest.approx(want)
         assert b.c_export[1].source == "stored"
+
+
+def test_a_frame_row_the_c_cannot_run_is_a_one_line_error(tmp_path, monkeypatch):
+    """What the frame interpreter does not know (here: COPY, by narrowing its kinds) is refused
+    with one line naming the file and the row kind, and no output directory."""
+    import firmware_sim.c_export as cx
+    from wavenet_edge.errors import ModelFileError
+    from wavenet_edge.lowered import OpKind
+    (tmp_path / "voc.tflite").write_bytes(vocoder("conv-in"))
+    monkeypatch.setattr(cx, "FRAME_KINDS", (OpKind.FC,))
+    with pytest.raises(ModelFileError) as e:
+        export_c(tmp_path / "voc.tflite", tmp_path / "out")
+    msg = str(e.value)
+    assert "voc.tflite" in msg and "COPY" in msg and "\n" not in msg
+    assert not (tmp_path / "out").exists()
