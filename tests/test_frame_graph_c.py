@@ -5,37 +5,19 @@ the engine (tflm) at every step across several frames and both edges."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 
 from firmware_sim.emulate import default_features, emulate, engine_reference
 from firmware_sim.qemu import toolchain_status
-from test_c_export_cond import NET, _codes, _host, _steps
-from wavenet_edge import FloatWaveNet, WaveNetConfig
+from test_c_export_cond import _codes, _host, _steps, vocoder
 from wavenet_edge.engine import Engine
 from wavenet_edge.lowered.kinds import OpKind
 
 
-@functools.lru_cache(maxsize=None)
 def _vocoder_F3() -> bytes:
-    from converters.convert import convert
-    cfg = WaveNetConfig(**NET, cin_channels=7, upsampler="conv-in", upsample_scales=(2, 4),
-                        cin_pad=1, freq_axis_kernel_size=3)
-    m = FloatWaveNet.initialize(cfg, seed=3)
-    rng = np.random.default_rng(3)
-    for k in m.weights:
-        if k.startswith("upsample/") and k != "upsample/conv_in/w":
-            m.weights[k] = rng.normal(size=m.weights[k].shape) * 0.4
-        if "/cond_" in k:
-            m.weights[k] = m.weights[k] * 2.0
-    n = 1200
-    feats = [np.cumsum(np.random.default_rng(10 + s).normal(0, 0.4, (cfg.frames_for(n), 7)),
-                       axis=0) * 0.5 for s in range(2)]
-    clips = [0.5 * np.sin(np.arange(n) / (5.0 + s)) for s in range(2)]
-    return convert(m, calibration=clips, features=feats, method="minmax", progress=False,
-                   evaluate_quality=False).tflite
+    """test_c_export_cond's conv-in F = 3 vocoder (7 bands, scales (4, 4): band reach 2)."""
+    return vocoder("conv-in-F3")
 
 
 def test_host_c_bit_exact_with_the_engine_F3(tmp_path):
@@ -74,7 +56,8 @@ def test_qemu_teacher_forced_F3():
     assert len(rep.runs) == 2 and rep.ok
     for r in rep.runs:
         assert r.bitexact_steps == r.steps == n, (r.core, r.kernels)
-        assert r.frame_calls == n // 8 + eng._shared.frames[0].block_delay
+        fp = eng._shared.frames[0]
+        assert r.frame_calls == n // fp.hop + fp.block_delay
 
 
 def test_simulate_an_F3_vocoder():
