@@ -141,14 +141,11 @@ def test_small_batches_as_one_set_or_single_streams(monkeypatch):
 def test_vocoder_batch_as_one_set_equals_single_streams(monkeypatch):
     """Conditioned steps (cond rows written into the stream-minor arena, the sampler reading
     gathered logits): one set of 2 streams ≡ two single-stream states, ≡ B=1 engines."""
-    from test_engine_cond import _codes, _inputs, vocoder_bytes
+    from test_engine_cond import two_streams, vocoder_bytes
 
     data = vocoder_bytes()
-    one = Engine(data)
-    y1, c1 = _inputs(one.config, frames=4, which="c")
-    y2, c2 = _inputs(one.config, frames=4, which="d")
-    codes = np.stack([_codes(one, y1), _codes(one, y2)])
-    cond = np.stack([c1, c2])
+    codes, cond = two_streams(data)
+    c1, c2 = cond
     got = _as_set(monkeypatch, data, 2, True).process(codes, cond=cond)
     for b, cc in enumerate((c1, c2)):
         np.testing.assert_array_equal(got[b], Engine(data).process(codes[b], cond=cc))

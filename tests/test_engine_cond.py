@@ -181,13 +181,18 @@ def test_lookahead_and_release():
     assert eng.end_frames() == (cond.shape[0] - 2 * p) * 128
 
 
-def test_batch_with_cond_equals_single_streams():
-    data = vocoder_bytes()
+def two_streams(data):
+    """Codes (2, n) and features (2, frames, cin) of clips c and d for a batch of two."""
     one = Engine(data)
     y1, c1 = _inputs(one.config, frames=4, which="c")
     y2, c2 = _inputs(one.config, frames=4, which="d")
-    codes = np.stack([_codes(one, y1), _codes(one, y2)])
-    cond = np.stack([c1, c2])
+    return np.stack([_codes(one, y1), _codes(one, y2)]), np.stack([c1, c2])
+
+
+def test_batch_with_cond_equals_single_streams():
+    data = vocoder_bytes()
+    codes, cond = two_streams(data)
+    c1, c2 = cond
     eng = Engine(data, batch=2)
     got = eng.process(codes, cond=cond)
     for b, (cd, cc) in enumerate(((codes[0], c1), (codes[1], c2))):
