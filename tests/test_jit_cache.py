@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import numba
+import numpy as np
 import pytest
 
 import wavenet_edge
@@ -51,21 +52,27 @@ def requantize_single_shift(acc, multiplier, shift, ties_away):
 """
 
 
-def _copy_package(tmp):
-    """wavenet_edge's sources (no caches) copied to ``tmp/pkg/wavenet_edge``."""
+def _copy_package(tmp, *, with_cache=False):
+    """wavenet_edge's sources copied to ``tmp/pkg/wavenet_edge`` (numba's cache files too with
+    ``with_cache``: the copy then starts warm wherever this process has compiled)."""
+    skip = ["*.pyc"] if with_cache else ["__pycache__", "*.pyc"]
     shutil.copytree(os.path.dirname(wavenet_edge.__file__), tmp / "pkg" / "wavenet_edge",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    ignore=shutil.ignore_patterns(*skip))
 
 
 @pytest.fixture(scope="module")
 def copy_and_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jitcache")
-    _copy_package(tmp)
     cfg = WaveNetConfig(dilations=(1, 2, 4), residual_channels=8, dilation_channels=8,
                         skip_channels=8, end_channels=8)
     model = tmp / "m.tflite"
     convert(FloatWaveNet.initialize(cfg, seed=1), out=model, progress=False,
             evaluate_quality=False, method="minmax")
+    # compile (or load) the engine here first and copy its cache entries with the sources: the
+    # test then pays one cold compile of the engine (after the edit), not two (~75 s each)
+    from wavenet_edge import Engine
+    Engine.from_file(model, profile="tflm").process(np.arange(40) * 7 % 256, logits=True)
+    _copy_package(tmp, with_cache=True)
     return tmp, model
 
 
@@ -82,8 +89,8 @@ def _run(tmp, model):
 
 def test_editing_an_inlined_callee_in_another_file_recompiles_the_engine(copy_and_model):
     tmp, model = copy_and_model
-    first = _run(tmp, model)
-    assert first["misses"] > 0 and first["distinct"] > 1
+    first = _run(tmp, model)   # warm where this process compiled the same kernels (copied)
+    assert first["distinct"] > 1
     second = _run(tmp, model)  # warm: every engine kernel comes from the cache
     assert second["logits"] == first["logits"]
     assert second["hits"] > 0 and second["misses"] == 0
